@@ -1,0 +1,73 @@
+"""result.json: what grading one submission produced (schema in docs/ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from grader.atomic import atomic_write_text
+
+
+class CriterionResult(BaseModel):
+    id: str
+    description: str = ""
+    score: float | None = Field(description="points earned; None while a manual criterion awaits the TA")
+    max_score: float
+    value: float | None = Field(None, description="the measured value the points were derived from")
+    threshold: str = Field("", description="how value maps to points, in words")
+    manual: bool = False
+    message: str = ""
+
+
+class QuestionResult(BaseModel):
+    id: str
+    title: str
+    score: float
+    max_score: float
+    criteria: list[CriterionResult]
+
+    @property
+    def pending_manual(self) -> bool:
+        return any(c.manual and c.score is None for c in self.criteria)
+
+
+class StageError(BaseModel):
+    stage: str
+    message: str
+
+
+class Result(BaseModel):
+    """One student's graded submission; written as result.json in the student's output folder."""
+
+    student_id: str
+    name: str = ""
+    folder: str = Field("", description="the submission folder's name")
+    status: Literal["graded", "failed"]
+    score: float = 0.0
+    max_score: float = 0.0
+    questions: list[QuestionResult] = []
+    errors: list[StageError] = []
+    accuracy: float | None = None
+    per_class_recall: list[float] | None = None
+    confusion_matrix: list[list[float]] | None = Field(None, description="rows = true class, row-normalized")
+    profile: dict = {}
+    timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
+    tool_version: str
+    submission_sha256: str = ""
+    data_source: str = ""
+
+    @property
+    def pending_manual(self) -> bool:
+        return any(q.pending_manual for q in self.questions)
+
+    def question(self, question_id: str) -> QuestionResult | None:
+        return next((q for q in self.questions if q.id == question_id), None)
+
+    def write(self, path: str | Path) -> None:
+        atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: str | Path) -> Result:
+        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,1 @@
+"""rubric.yaml, the metric registry and turning measured values into points."""

@@ -1,0 +1,105 @@
+"""The schema of rubric.yaml: questions, each split into automatic and manual criteria."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from grader.yamlfile import load_yaml_model
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Band(_Strict):
+    """`points` when the metric's value is at least `min` (or at most `max`)."""
+
+    min: float | None = None
+    max: float | None = None
+    points: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Band:
+        if (self.min is None) == (self.max is None):
+            raise ValueError("a band needs exactly one of min (value >= min) or max (value <= max)")
+        return self
+
+    def admits(self, value: float) -> bool:
+        return value >= self.min if self.min is not None else value <= self.max  # type: ignore[operator]
+
+    def describe(self) -> str:
+        return f">= {self.min:g}" if self.min is not None else f"<= {self.max:g}"
+
+
+class Criterion(_Strict):
+    """One scored property. Automatic criteria name a metric and bands; manual ones await the TA."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    points: float = Field(gt=0)
+    manual: bool = False
+    metric: str | None = None
+    bands: list[Band] = []
+
+    @model_validator(mode="after")
+    def _metric_or_manual(self) -> Criterion:
+        if self.manual:
+            if self.metric or self.bands:
+                raise ValueError("a manual criterion is scored by the TA: remove metric and bands")
+            return self
+        if not self.metric or not self.bands:
+            raise ValueError("an automatic criterion needs a metric and at least one band (or set manual: true)")
+        from grader.scoring.metrics import METRICS
+
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric '{self.metric}': choose one of {', '.join(sorted(METRICS))}")
+        too_many = [b.points for b in self.bands if b.points > self.points]
+        if too_many:
+            raise ValueError(f"a band gives {max(too_many):g} points but the criterion is worth {self.points:g}")
+        return self
+
+    def points_for(self, value: float) -> float:
+        """The best band the value reaches; 0 when it reaches none."""
+        return max((band.points for band in self.bands if band.admits(value)), default=0.0)
+
+    def describe_bands(self) -> str:
+        return "; ".join(f"{band.describe()}: {band.points:g} pt" for band in self.bands)
+
+
+class Question(_Strict):
+    id: str = Field(pattern=r"^q[1-9][0-9]*$")
+    title: str
+    points: float = Field(gt=0)
+    criteria: list[Criterion] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _points_add_up(self) -> Question:
+        total = sum(c.points for c in self.criteria)
+        if abs(total - self.points) > 1e-9:
+            raise ValueError(f"its criteria add up to {total:g} points but the question is worth {self.points:g}")
+        return self
+
+
+class Rubric(_Strict):
+    questions: list[Question] = Field(min_length=1)
+
+    @field_validator("questions")
+    @classmethod
+    def _unique_ids(cls, questions: list[Question]) -> list[Question]:
+        seen: set[str] = set()
+        for item in [q.id for q in questions] + [c.id for q in questions for c in q.criteria]:
+            if item in seen:
+                raise ValueError(f"the id '{item}' is used twice; question and criterion ids must be unique")
+            seen.add(item)
+        return questions
+
+    @property
+    def max_score(self) -> float:
+        return sum(q.points for q in self.questions)
+
+
+def load_rubric(path: str | Path) -> Rubric:
+    """Read and validate rubric.yaml; raises ConfigError naming the line and field of every problem."""
+    return load_yaml_model(path, Rubric)

@@ -1,0 +1,1 @@
+"""A student's submission: its submission.yaml, the model it builds, and the LightningModule around it."""

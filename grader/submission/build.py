@@ -1,0 +1,172 @@
+"""Building the student's nn.Module from model.py + a state_dict, a Lightning checkpoint or TorchScript.
+
+Weights are read with torch.load(weights_only=True) only: a pickle that carries Python objects
+beyond tensors and plain containers is refused, never executed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+import sys
+import traceback
+import uuid
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+
+import torch
+from torch import nn
+
+from grader.submission.errors import SubmissionError
+from grader.submission.spec import SubmissionSpec, WeightsFormat
+
+
+def build_model(folder: str | Path, spec: SubmissionSpec) -> nn.Module:
+    """The student's model in eval mode with its weights loaded, or a SubmissionError saying why not."""
+    folder = Path(folder)
+    weights = folder / spec.model.weights
+    if not weights.is_file():
+        raise SubmissionError("load", f"weights file '{spec.model.weights}' not found in the submission folder "
+                                      f"(model.weights in submission.yaml)")
+    fmt = sniff_format(weights, spec.model.format)
+    if fmt == "torchscript":
+        model = _load_torchscript(weights)
+    else:
+        model = instantiate(folder, spec)
+        state = _read_state_dict(weights, fmt)
+        _load_into(model, state, spec.model.weights)
+    return model.eval()
+
+
+def sniff_format(weights: Path, declared: WeightsFormat | None) -> WeightsFormat:
+    """The declared format, or the one the file itself shows: TorchScript archives hold a code/ folder."""
+    if declared is not None:
+        return declared
+    if weights.suffix == ".ckpt":
+        return "lightning_ckpt"
+    if zipfile.is_zipfile(weights):
+        with zipfile.ZipFile(weights) as archive:
+            if any("/code/" in name for name in archive.namelist()):
+                return "torchscript"
+    return "state_dict"
+
+
+def _load_torchscript(weights: Path) -> nn.Module:
+    try:
+        return torch.jit.load(str(weights), map_location="cpu")
+    except Exception as error:  # torch raises RuntimeError or ValueError, with C++ context
+        raise SubmissionError("load", f"'{weights.name}' is not a loadable TorchScript file: "
+                                      f"{_first_line(error)}. Save it with torch.jit.script(model).save(...)") from None
+
+
+def instantiate(folder: Path, spec: SubmissionSpec) -> nn.Module:
+    assert spec.model.source is not None and spec.model.entry is not None
+    source = folder / spec.model.source
+    if not source.is_file():
+        raise SubmissionError("load", f"model.source '{spec.model.source}' not found in the submission folder")
+    module = _import_source(source, folder)
+    entry = getattr(module, spec.model.entry, None)
+    if entry is None:
+        names = sorted(n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, nn.Module))
+        hint = f" It defines: {', '.join(names)}." if names else ""
+        raise SubmissionError("load", f"{spec.model.source} has no '{spec.model.entry}' (model.entry in "
+                                      f"submission.yaml).{hint}")
+    try:
+        model = entry()
+    except Exception as error:
+        raise SubmissionError("load", f"calling {spec.model.entry}() failed: {_student_trace(error, source)}") from None
+    if not isinstance(model, nn.Module):
+        raise SubmissionError("load", f"{spec.model.entry}() returned {type(model).__name__}, expected a "
+                                      "torch.nn.Module (a class or a zero-argument function that builds one)")
+    return model
+
+
+def _import_source(source: Path, folder: Path) -> ModuleType:
+    """Import the student's file under a fresh name, with its folder first on sys.path for its helpers."""
+    name = f"submission_{uuid.uuid4().hex}"
+    spec = importlib.util.spec_from_file_location(name, source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(folder))
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as error:
+        raise SubmissionError("load", f"syntax error in {source.name} line {error.lineno}: {error.msg}") from None
+    except Exception as error:
+        raise SubmissionError("load", f"importing {source.name} failed: {_student_trace(error, source)}") from None
+    finally:
+        sys.path.remove(str(folder))
+    return module
+
+
+def _read_state_dict(weights: Path, fmt: WeightsFormat) -> Mapping[str, torch.Tensor]:
+    try:
+        loaded = torch.load(weights, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise SubmissionError("load", f"'{weights.name}' is not plain tensors, so it is not loaded "
+                                      f"({_first_line(error)}). Save only the weights: "
+                                      f"torch.save(model.state_dict(), '{weights.name}')") from None
+    except Exception as error:
+        raise SubmissionError("load", f"'{weights.name}' could not be read as PyTorch weights: "
+                                      f"{_first_line(error)}") from None
+    if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
+        loaded = loaded["state_dict"]  # a Lightning (or hand-made) checkpoint
+    elif fmt == "lightning_ckpt":
+        raise SubmissionError("load", f"'{weights.name}' has no 'state_dict' entry, so it is not a Lightning "
+                                      "checkpoint; save it with trainer.save_checkpoint(...)")
+    if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise SubmissionError("load", f"'{weights.name}' holds {type(loaded).__name__}, expected a state_dict "
+                                      "(a mapping of parameter names to tensors)")
+    return loaded
+
+
+def _load_into(model: nn.Module, state: Mapping[str, torch.Tensor], file_name: str) -> None:
+    state = _strip_wrapper_prefix(state, set(model.state_dict()))
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shape = [f"{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+                   for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    problems = []
+    if missing:
+        problems.append(f"missing {_some(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {_some(unexpected)}")
+    if wrong_shape:
+        problems.append(f"wrong shape {_some(wrong_shape)}")
+    if problems:
+        raise SubmissionError("load", f"the weights in '{file_name}' do not fit the model: {'; '.join(problems)}. "
+                                      "Check that model.py builds the same architecture you trained")
+    model.load_state_dict(state, strict=True)
+
+
+def _strip_wrapper_prefix(state: Mapping[str, torch.Tensor], wanted: set[str]) -> Mapping[str, torch.Tensor]:
+    """Lightning saves `self.model.conv1.weight` as 'model.conv1.weight': drop a leading component
+    (or two) that every key shares when that is what makes the keys match the model's."""
+    current = dict(state)
+    for _ in range(2):
+        if set(current) & wanted or not current:
+            break
+        heads = {key.split(".", 1)[0] for key in current}
+        if len(heads) != 1 or any("." not in key for key in current):
+            break
+        current = {key.split(".", 1)[1]: value for key, value in current.items()}
+    return current
+
+
+def _some(items: list[str], limit: int = 4) -> str:
+    shown = ", ".join(items[:limit])
+    return f"{shown} and {len(items) - limit} more" if len(items) > limit else shown
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _student_trace(error: BaseException, source: Path) -> str:
+    """The error with the last line of the student's own file that led to it."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).name == source.name]
+    where = f" (at {source.name} line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
+    return f"{type(error).__name__}: {error}{where}"

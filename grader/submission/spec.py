@@ -1,0 +1,113 @@
+"""The schema of submission.yaml (see docs/ARCHITECTURE.md, "A submission folder")."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from grader.yamlfile import load_yaml_model
+
+SPEC_FILE = "submission.yaml"
+STUDENT_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+WeightsFormat = Literal["state_dict", "lightning_ckpt", "torchscript"]
+Freeform = Literal["class_model", "gradcam", "integrated_gradients", "smoothgrad"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """Where the model comes from: Python source plus weights, or a TorchScript file."""
+
+    format: WeightsFormat | None = Field(None, description="inferred from the weights file when omitted")
+    source: str | None = Field(None, description="the Python file that defines the model")
+    entry: str | None = Field(None, description="class or zero-argument function in source returning the nn.Module")
+    weights: str = Field(description="the weights file inside the submission folder")
+
+    @field_validator("source", "weights")
+    @classmethod
+    def _inside_folder(cls, value: str | None) -> str | None:
+        if value is not None and (Path(value).is_absolute() or ".." in Path(value).parts):
+            raise ValueError(f"'{value}' must be a file name inside the submission folder")
+        return value
+
+    @field_validator("entry")
+    @classmethod
+    def _identifier(cls, value: str | None) -> str | None:
+        if value is not None and not value.isidentifier():
+            raise ValueError(f"'{value}' is not a Python name (expected a class or function name such as Net)")
+        return value
+
+    @model_validator(mode="after")
+    def _source_matches_format(self) -> ModelSpec:
+        # A .pt/.pth without a format may be TorchScript; that is decided when the file is opened.
+        if self.format in ("state_dict", "lightning_ckpt") or self.weights.endswith(".ckpt"):
+            missing = [f"model.{f}" for f in ("source", "entry") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(
+                    f"{' and '.join(missing)} required for format {self.weights_format}: name the Python file "
+                    "and the class (or function) that builds your model, e.g. source: model.py, entry: Net")
+        return self
+
+    @property
+    def weights_format(self) -> WeightsFormat:
+        return self.format or infer_format(self.weights)
+
+
+class InputSpec(_Strict):
+    """How the model wants its pixels: model input = (pixel / scale - mean) / std."""
+
+    size: int = Field(48, ge=8, le=48, description="side length; smaller sizes get a center crop")
+    channels: Literal[1, 3] = 1
+    scale: float = Field(255.0, gt=0)
+    mean: float = 0.0
+    std: float = Field(1.0, gt=0)
+
+
+class VisualizeSpec(_Strict):
+    """The student's choices for the report's figures."""
+
+    filter_layer: str | None = Field(None, description="module name from named_modules(); default the first Conv2d")
+    freeform: Freeform = "class_model"
+
+
+class SubmissionSpec(_Strict):
+    student_id: str = Field(description="letters, digits, _ and -")
+    name: str = ""
+    model: ModelSpec
+    input: InputSpec = InputSpec()
+    visualize: VisualizeSpec = VisualizeSpec()
+
+    @field_validator("student_id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: object) -> object:
+        # A numeric id such as 410512345 arrives from YAML as an int; it is still an id.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("student_id")
+    @classmethod
+    def _id_is_a_file_name(cls, value: str) -> str:
+        # The id names the student's output folder, so it must be safe as a file name.
+        if not STUDENT_ID.fullmatch(value):
+            raise ValueError(f"'{value}' may use only letters, digits, _ and - (it names your output folder)")
+        return value
+
+    @property
+    def weights_format(self) -> WeightsFormat:
+        return self.model.weights_format
+
+
+def infer_format(weights: str) -> WeightsFormat:
+    """The format a weights file name suggests: .ckpt is Lightning; .pt/.pth is a state_dict unless
+    the file turns out to be TorchScript (see grader.submission.build.sniff_format)."""
+    return "lightning_ckpt" if weights.endswith(".ckpt") else "state_dict"
+
+
+def load_spec(folder: str | Path) -> SubmissionSpec:
+    """Read and validate `<folder>/submission.yaml`; raises ConfigError naming each bad field and its line."""
+    return load_yaml_model(Path(folder) / SPEC_FILE, SubmissionSpec)
