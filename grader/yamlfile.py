@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+import re
 from typing import TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 Model = TypeVar("Model", bound=BaseModel)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2's integers: `0412345` and `410_512` stay text, so a student id
+    with a leading zero is not read as an octal number."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:int"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"),
+                              list("-+0123456789"))
 
 
 class ConfigError(ValueError):
@@ -33,13 +47,15 @@ def load_yaml_model(path: str | Path, model: type[Model]) -> Model:
     except UnicodeDecodeError as error:
         raise ConfigError(path, [f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"]) from None
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         reason = getattr(error, "problem", None) or str(error)
         raise ConfigError(path, [f"{where}: not valid YAML: {reason}"]) from None
+    if data is None:
+        raise ConfigError(path, [f"{path}:1: the file is empty; it needs the fields described in the README"])
     if not isinstance(data, dict):
         raise ConfigError(path, [f"{path}:1: expected a mapping of fields (key: value), got {type(data).__name__}"])
     try:

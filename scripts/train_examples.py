@@ -68,6 +68,18 @@ class TrainingModule(SubmissionModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
+class EpochLog(pl.Callback):
+    """One line per epoch: progress bars do not show in logs."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.started = name, time.time()
+
+    def on_validation_epoch_end(self, trainer, module):
+        accuracy = float(trainer.callback_metrics.get("val_acc", float("nan")))
+        print(f"  {self.name} epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: val_acc {accuracy:.3f}, "
+              f"{time.time() - self.started:.0f} s", flush=True)
+
+
 def augment(pixels: torch.Tensor) -> torch.Tensor:
     """Mirror half the batch and shift it by up to 2 pixels: expressions are left-right symmetric."""
     flip = torch.rand(len(pixels), device=pixels.device) < 0.5
@@ -86,6 +98,7 @@ def train(folder: Path, recipe: Recipe, data: FaceDataModule) -> None:
     module = TrainingModule(net, spec.input, recipe.lr, recipe.epochs)
     trainer = pl.Trainer(max_epochs=recipe.epochs, accelerator="cpu", deterministic=True, logger=False,
                          enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         enable_progress_bar=False, callbacks=[EpochLog(folder.name)],
                          default_root_dir=str(ROOT / ".cache" / "train"))
     started = time.time()
     if recipe.epochs:

@@ -19,12 +19,14 @@ The same seed gives the same bytes: all randomness comes from one numpy Generato
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from grader.atomic import atomic_write_bytes, atomic_write_text
 from grader.classes import CLASS_NAMES, IMAGE_SIDE
 from grader.data.faceset import PART_NAMES, FaceSet
 
@@ -242,32 +244,39 @@ def _occlude(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def write_synthetic(out_dir: str | Path, seed: int = DEFAULT_SEED, train_size: int = DEFAULT_TRAIN_SIZE,
                     eval_size: int = DEFAULT_EVAL_SIZE) -> dict[str, Path]:
-    """Write the synthetic data in the course's layout.
+    """Write the synthetic data in the course's layout; returns the written paths by file name.
 
-    train.csv (label,feature) and train_masks.npz: what students train on.
+    train.csv (label,feature) and train_masks.npz: what students train on (skipped when train_size is 0).
     eval.csv (label,feature) and eval_masks.npz: the labeled evaluation set the grader uses.
     test.csv (id,feature): the evaluation faces without labels, as the course hands them out.
     meta.json: seed, generator version, sizes and class counts.
     """
-    from grader.atomic import atomic_write_bytes, atomic_write_text
-
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    train, evaluation = generate(train_size, seed, "train"), generate(eval_size, seed, "eval")
-    paths = {name: out / name for name in
-             ("train.csv", "train_masks.npz", "eval.csv", "eval_masks.npz", "test.csv", "meta.json")}
-    atomic_write_text(paths["train.csv"], _course_csv("label", train.labels, train.images))
-    atomic_write_text(paths["eval.csv"], _course_csv("label", evaluation.labels, evaluation.images))
+    splits = {"eval": generate(eval_size, seed, "eval")}
+    if train_size:
+        splits["train"] = generate(train_size, seed, "train")
+    paths: dict[str, Path] = {}
+    for name, faces in splits.items():
+        paths.update(write_split(out, name, faces))
+    evaluation = splits["eval"]
+    paths["test.csv"] = out / "test.csv"
     atomic_write_text(paths["test.csv"], _course_csv("id", evaluation.ids, evaluation.images))
-    for split, faces in (("train", train), ("eval", evaluation)):
-        atomic_write_bytes(paths[f"{split}_masks.npz"], _masks_npz(faces.masks))
     meta = {
         "generator_version": GENERATOR_VERSION, "seed": seed, "parts": list(PART_NAMES),
         "classes": list(CLASS_NAMES["en"]),
-        "train_counts": train.class_counts().tolist(), "eval_counts": evaluation.class_counts().tolist(),
+        **{f"{name}_counts": faces.class_counts().tolist() for name, faces in splits.items()},
     }
+    paths["meta.json"] = out / "meta.json"
     atomic_write_text(paths["meta.json"], json.dumps(meta, indent=2) + "\n")
     return paths
+
+
+def write_split(out_dir: Path, name: str, faces: FaceSet) -> dict[str, Path]:
+    """`<name>.csv` (label,feature) and `<name>_masks.npz` (masks, parts), which read_course_csv reads back."""
+    csv_path, masks_path = out_dir / f"{name}.csv", out_dir / f"{name}_masks.npz"
+    atomic_write_text(csv_path, _course_csv("label", faces.labels, faces.images))
+    atomic_write_bytes(masks_path, _masks_npz(faces.masks))
+    return {csv_path.name: csv_path, masks_path.name: masks_path}
 
 
 _PIXEL_TEXT = np.array([str(i) for i in range(256)])
@@ -280,8 +289,6 @@ def _course_csv(first_column: str, keys: np.ndarray, images: np.ndarray) -> str:
 
 
 def _masks_npz(masks: np.ndarray) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     np.savez_compressed(buffer, masks=masks, parts=np.array(PART_NAMES))
     return buffer.getvalue()

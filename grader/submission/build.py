@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import pickle
+import re
 import sys
 import traceback
 import uuid
@@ -62,14 +63,20 @@ def _load_torchscript(weights: Path) -> nn.Module:
 
 
 def instantiate(folder: Path, spec: SubmissionSpec) -> nn.Module:
-    assert spec.model.source is not None and spec.model.entry is not None
+    if spec.model.source is None or spec.model.entry is None:
+        # The spec allows a .pt/.pth without source in case it is TorchScript; this one is not.
+        missing = " and ".join(f"model.{f}" for f in ("source", "entry") if getattr(spec.model, f) is None)
+        raise SubmissionError("load", f"{missing} required: '{spec.model.weights}' is not TorchScript but a "
+                                      "state_dict, so name the Python file and the class (or function) that "
+                                      "builds your model, e.g. source: model.py, entry: Net")
     source = folder / spec.model.source
     if not source.is_file():
         raise SubmissionError("load", f"model.source '{spec.model.source}' not found in the submission folder")
     module = _import_source(source, folder)
     entry = getattr(module, spec.model.entry, None)
     if entry is None:
-        names = sorted(n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, nn.Module))
+        names = sorted(n for n, v in vars(module).items()
+                       if isinstance(v, type) and issubclass(v, nn.Module) and v.__module__ == module.__name__)
         hint = f" It defines: {', '.join(names)}." if names else ""
         raise SubmissionError("load", f"{spec.model.source} has no '{spec.model.entry}' (model.entry in "
                                       f"submission.yaml).{hint}")
@@ -89,24 +96,43 @@ def _import_source(source: Path, folder: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, source)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    before = set(sys.modules)
     sys.path.insert(0, str(folder))
     try:
         spec.loader.exec_module(module)
     except SyntaxError as error:
-        raise SubmissionError("load", f"syntax error in {source.name} line {error.lineno}: {error.msg}") from None
+        where = Path(error.filename).name if error.filename else source.name  # model.py or a helper it imports
+        raise SubmissionError("load", f"syntax error in {where} line {error.lineno}: {error.msg}") from None
     except Exception as error:
         raise SubmissionError("load", f"importing {source.name} failed: {_student_trace(error, source)}") from None
     finally:
         sys.path.remove(str(folder))
+        _forget_helpers(folder, before)
     return module
+
+
+def _forget_helpers(folder: Path, before: set[str]) -> None:
+    """Drop from sys.modules what the student's file imported from its own folder, so that the next
+    submission's helpers.py is imported afresh instead of reusing this one's."""
+    root = folder.resolve()
+    for name in set(sys.modules) - before:
+        module = sys.modules[name]
+        places = [getattr(module, "__file__", None), *(getattr(module, "__path__", None) or [])]
+        if any(place and Path(place).resolve().is_relative_to(root) for place in places):
+            del sys.modules[name]
 
 
 def _read_state_dict(weights: Path, fmt: WeightsFormat) -> Mapping[str, torch.Tensor]:
     try:
         loaded = torch.load(weights, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        # torch names a refused Python object as 'GLOBAL module.name'; without one the bytes are no torch file.
+        refused = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if refused is None:
+            raise SubmissionError("load", f"'{weights.name}' could not be read as PyTorch weights: "
+                                          f"{_first_line(error.__context__ or error)}") from None
         raise SubmissionError("load", f"'{weights.name}' is not plain tensors, so it is not loaded "
-                                      f"({_first_line(error)}). Save only the weights: "
+                                      f"(it holds the Python object {refused.group(1)}). Save only the weights: "
                                       f"torch.save(model.state_dict(), '{weights.name}')") from None
     except Exception as error:
         raise SubmissionError("load", f"'{weights.name}' could not be read as PyTorch weights: "
@@ -143,17 +169,23 @@ def _load_into(model: nn.Module, state: Mapping[str, torch.Tensor], file_name: s
 
 
 def _strip_wrapper_prefix(state: Mapping[str, torch.Tensor], wanted: set[str]) -> Mapping[str, torch.Tensor]:
-    """Lightning saves `self.model.conv1.weight` as 'model.conv1.weight': drop a leading component
-    (or two) that every key shares when that is what makes the keys match the model's."""
-    current = dict(state)
-    for _ in range(2):
-        if set(current) & wanted or not current:
-            break
-        heads = {key.split(".", 1)[0] for key in current}
-        if len(heads) != 1 or any("." not in key for key in current):
-            break
-        current = {key.split(".", 1)[1]: value for key, value in current.items()}
-    return current
+    """Lightning saves `self.model.conv1.weight` as 'model.conv1.weight'. When the keys do not match
+    the model's as they are, take the keys under one leading component (or two, for a wrapper in a
+    wrapper) that give exactly the model's keys; entries outside it (a loss's class weights, say)
+    belong to the LightningModule, not the model. Otherwise return the state unchanged, so that
+    the mismatch is reported against the keys the student saved."""
+    if set(state) == wanted:
+        return state
+    for depth in (1, 2):
+        groups: dict[str, dict[str, torch.Tensor]] = {}
+        for key, value in state.items():
+            parts = key.split(".", depth)
+            if len(parts) > depth:
+                groups.setdefault(".".join(parts[:depth]), {})[parts[depth]] = value
+        for group in groups.values():
+            if set(group) == wanted:
+                return group
+    return state
 
 
 def _some(items: list[str], limit: int = 4) -> str:

@@ -46,7 +46,7 @@ class ModelSpec(_Strict):
     @model_validator(mode="after")
     def _source_matches_format(self) -> ModelSpec:
         # A .pt/.pth without a format may be TorchScript; that is decided when the file is opened.
-        if self.format in ("state_dict", "lightning_ckpt") or self.weights.endswith(".ckpt"):
+        if self.format in ("state_dict", "lightning_ckpt") or (self.format is None and self.weights.endswith(".ckpt")):
             missing = [f"model.{f}" for f in ("source", "entry") if getattr(self, f) is None]
             if missing:
                 raise ValueError(

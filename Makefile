@@ -1,0 +1,34 @@
+# Two commands on a fresh Linux machine:
+#   make grade   set everything up, then grade the example submissions on the bundled data into out/
+#   make test    set everything up, then run the whole test suite
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system-deps grade test examples clean
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+# torch is pinned to the CPU build (constraints.txt); an unpinned torch pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+grade: setup
+	$(BIN)/grader grade submissions --rubric rubric.yaml --out out
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+# Retrain the example submissions (minutes on 2 CPU cores; the trained weights are committed).
+examples: setup
+	$(BIN)/python scripts/train_examples.py
+
+clean:
+	rm -rf out check-out .pytest_cache

@@ -1,0 +1,206 @@
+"""Grading submissions: one folder at a time into result.json, figures, arrays and a PDF;
+a whole class into those plus gradebook.csv. A failing submission never stops the batch."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from grader import __version__
+from grader.atomic import atomic_write_bytes, replace_directory
+from grader.classes import Language
+from grader.data.datamodule import FaceDataModule
+from grader.data.faceset import FaceSet
+from grader.evaluate import Evaluation, evaluate, predict_logits
+from grader.profile import HardwareProfile
+from grader.report.figures import confusion_matrix_figure, png_bytes
+from grader.report.gradebook import write_gradebook
+from grader.report.pdf import render_html, write_pdf
+from grader.result import Result, StageError
+from grader.scoring.metrics import Measurements
+from grader.scoring.rubric import Rubric
+from grader.scoring.score import score
+from grader.submission.build import build_model
+from grader.submission.checks import check_outputs
+from grader.submission.errors import SubmissionError
+from grader.submission.module import SubmissionModule
+from grader.submission.spec import SPEC_FILE, SubmissionSpec, load_spec
+from grader.yamlfile import ConfigError
+
+CHECK_BATCH = 8  # faces used for the output checks: enough to catch batch dependence, cheap to run one by one
+
+
+@dataclass(frozen=True)
+class GradingSetup:
+    """What stays the same for every submission of a batch."""
+
+    evaluation: FaceSet
+    rubric: Rubric
+    profile: HardwareProfile
+    out_dir: Path
+    language: Language = "en"
+    write_pdf: bool = True
+
+
+@dataclass
+class _Attempt:
+    """What grading one submission has produced so far; failed stages leave their fields None."""
+
+    folder: Path
+    student_id: str
+    name: str = ""
+    spec: SubmissionSpec | None = None
+    evaluation: Evaluation | None = None
+    errors: list[StageError] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a stage; turn any exception into the stage's error so later stages can see it failed."""
+        started = time.perf_counter()
+        try:
+            yield
+        except SubmissionError as error:
+            self.errors.append(StageError(stage=error.stage, message=error.message))
+        except ConfigError as error:
+            self.errors.append(StageError(stage=name, message="; ".join(error.problems)))
+        except Exception as error:  # student code can raise anything; the batch must go on
+            self.errors.append(StageError(stage=name, message=_describe_unexpected(error)))
+        finally:
+            self.timings[name] = round(time.perf_counter() - started, 4)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors)
+
+
+def grade_submission(folder: Path, setup: GradingSetup, taken_ids: dict[str, str] | None = None) -> Result:
+    """Grade one submission folder and write its output folder; never raises for the student's faults."""
+    setup.profile.apply()
+    attempt = _Attempt(folder=folder, student_id=folder_student_id(folder))
+    taken_ids = taken_ids if taken_ids is not None else {}
+    module: SubmissionModule | None = None
+    with attempt.stage("spec"):
+        _read_spec(attempt, taken_ids)
+    if not attempt.failed:
+        with attempt.stage("load"):
+            module = SubmissionModule(build_model(folder, attempt.spec), attempt.spec.input)
+    if module is not None and not attempt.failed:
+        with attempt.stage("checks"):
+            check_outputs(module, torch.from_numpy(setup.evaluation.images[:CHECK_BATCH].astype(np.float32)))
+    if module is not None and not attempt.failed:
+        with attempt.stage("evaluate"):
+            logits = predict_logits(module, FaceDataModule(setup.evaluation), setup.profile)
+            attempt.evaluation = evaluate(logits, setup.evaluation.labels)
+    taken_ids.setdefault(attempt.student_id, folder.name)
+    result = _result(attempt, setup)
+    _write_outputs(result, attempt, setup)
+    return result
+
+
+def _read_spec(attempt: _Attempt, taken_ids: dict[str, str]) -> None:
+    if not (attempt.folder / SPEC_FILE).is_file():
+        raise SubmissionError("spec", f"no {SPEC_FILE} in the submission folder '{attempt.folder.name}': add one "
+                                      "(see the README for its fields)")
+    spec = load_spec(attempt.folder)
+    owner = taken_ids.get(spec.student_id)
+    if owner is not None and owner != attempt.folder.name:
+        raise SubmissionError("spec", f"student_id {spec.student_id} is already used by the submission folder "
+                                      f"'{owner}'; each student needs their own id")
+    attempt.spec, attempt.student_id, attempt.name = spec, spec.student_id, spec.name
+
+
+def folder_student_id(folder: Path) -> str:
+    """An id for a folder whose submission.yaml cannot be read: its name, made safe as a file name."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", folder.name) or "unnamed"
+
+
+def _result(attempt: _Attempt, setup: GradingSetup) -> Result:
+    questions = score(setup.rubric, Measurements(evaluation=attempt.evaluation))
+    evaluation = attempt.evaluation
+    return Result(
+        student_id=attempt.student_id, name=attempt.name, folder=attempt.folder.name,
+        status="failed" if attempt.failed else "graded",
+        score=sum(q.score for q in questions), max_score=setup.rubric.max_score, questions=questions,
+        errors=attempt.errors,
+        accuracy=evaluation.accuracy if evaluation else None,
+        per_class_recall=evaluation.per_class_recall.round(6).tolist() if evaluation else None,
+        confusion_matrix=evaluation.confusion.round(6).tolist() if evaluation else None,
+        profile=setup.profile.model_dump(), timings=attempt.timings, tool_version=__version__,
+        submission_sha256=submission_sha256(attempt.folder), data_source=setup.evaluation.source,
+    )
+
+
+def _write_outputs(result: Result, attempt: _Attempt, setup: GradingSetup) -> None:
+    """Write everything into a staging folder, then swap it in: a crash never leaves half a report."""
+    setup.out_dir.mkdir(parents=True, exist_ok=True)
+    staging = setup.out_dir / f".staging-{result.student_id}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    confusion_png = None
+    if attempt.evaluation is not None:
+        evaluation = attempt.evaluation
+        confusion_png = "figures/confusion_matrix.png"
+        atomic_write_bytes(staging / confusion_png, png_bytes(confusion_matrix_figure(evaluation.confusion,
+                                                                                     setup.language)))
+        atomic_write_bytes(staging / "arrays" / "confusion.npz", _npz(
+            counts=evaluation.counts, confusion=evaluation.confusion.astype(np.float32),
+            labels=evaluation.labels, predictions=evaluation.predictions))
+    if setup.write_pdf:
+        started = time.perf_counter()
+        html = render_html(result, setup.language, confusion_figure=confusion_png)
+        write_pdf(html, staging, staging / "report.pdf")
+        result.timings["report"] = round(time.perf_counter() - started, 4)
+    result.write(staging / "result.json")
+    replace_directory(staging, setup.out_dir / result.student_id)
+
+
+def _npz(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def submission_sha256(folder: Path) -> str:
+    """A hash over every file's relative path and bytes, so any change to a submission changes it."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _describe_unexpected(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name} line {frames[-1].lineno})" if frames else ""
+    return f"{type(error).__name__}: {error}{where}"
+
+
+def submission_folders(root: Path) -> list[Path]:
+    """Every non-hidden folder directly under `root`, in name order."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+
+
+def grade_all(root: Path, setup: GradingSetup,
+              on_result: Callable[[Path, Result], None] | None = None) -> list[Result]:
+    """Grade every submission folder under `root`, then write gradebook.csv."""
+    results = []
+    taken_ids: dict[str, str] = {}
+    for folder in submission_folders(root):
+        result = grade_submission(folder, setup, taken_ids)
+        results.append(result)
+        if on_result is not None:
+            on_result(folder, result)
+    write_gradebook(results, setup.out_dir / "gradebook.csv")
+    return results

@@ -1,0 +1,168 @@
+"""The `grader` command: grade a class, check one submission, make the synthetic data."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from grader.classes import Language
+from grader.data.faceset import DataFormatError, FaceSet
+from grader.result import Result
+from grader.yamlfile import ConfigError
+
+app = typer.Typer(help="Grade 'explain your CNN' assignments and write each student a report.",
+                  no_args_is_help=True, add_completion=False)
+data_app = typer.Typer(help="Evaluation data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+
+DEFAULT_SUBMISSIONS = Path("submissions")
+DataOption = Annotated[Optional[Path], typer.Option(
+    "--data", help="labeled evaluation set: the course's label,feature CSV, an image folder or fer2013.csv "
+                   "(default: the bundled synthetic evaluation split)")]
+UsageOption = Annotated[str, typer.Option("--usage", help="fer2013.csv rows to evaluate on (its Usage column)")]
+RubricOption = Annotated[Path, typer.Option("--rubric", help="the rubric to score against")]
+OutOption = Annotated[Path, typer.Option("--out", help="output folder")]
+LanguageOption = Annotated[str, typer.Option("--lang", help="report language: en or zh-TW")]
+ProfileOption = Annotated[str, typer.Option("--profile", help="hardware profile (cpu)")]
+
+
+def _quiet_libraries() -> None:
+    # Lightning prints banners and tips for every predict call; a TA wants one line per student.
+    import pytorch_lightning  # noqa: F401  (it sets its loggers' levels on import; ours must come after)
+
+    warnings.filterwarnings("ignore")
+    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric", "fontTools"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def _setup(data: Path | None, usage: str, rubric: Path, out: Path, language: str, profile: str):
+    """Everything a batch needs, or a clear error and exit code 2 when the grader itself cannot run."""
+    from grader.batch import GradingSetup
+    from grader.profile import get_profile
+    from grader.scoring.rubric import load_rubric
+
+    if language not in ("en", "zh-TW"):
+        raise _fail(f"--lang must be en or zh-TW, not '{language}'")
+    try:
+        rubric_model = load_rubric(rubric)
+    except ConfigError as error:
+        raise _fail(f"the rubric cannot be used:\n{error}") from None
+    try:
+        evaluation = _evaluation_set(data, usage)
+        hardware = get_profile(profile)
+    except (DataFormatError, ValueError) as error:
+        raise _fail(str(error)) from None
+    return GradingSetup(evaluation=evaluation, rubric=rubric_model, profile=hardware, out_dir=out,
+                        language=language)  # type: ignore[arg-type]
+
+
+def _evaluation_set(data: Path | None, usage: str) -> FaceSet:
+    from grader.data.bundled import bundled_evaluation
+    from grader.data.readers import read_faces
+
+    faces = bundled_evaluation() if data is None else read_faces(data, usage=usage)
+    if not faces.has_labels:
+        raise ValueError(f"{data}: this file has no labels (an id,feature test file?); grading needs the "
+                         "labeled evaluation set (label,feature)")
+    return faces
+
+
+@app.command()
+def grade(
+    submissions: Annotated[Path, typer.Argument(help="folder holding one folder per submission")] = DEFAULT_SUBMISSIONS,
+    data: DataOption = None, usage: UsageOption = "PrivateTest",
+    rubric: RubricOption = Path("rubric.yaml"), out: OutOption = Path("out"),
+    lang: LanguageOption = "en", profile: ProfileOption = "cpu",
+) -> None:
+    """Grade every submission folder under SUBMISSIONS; a failing submission never stops the batch."""
+    _quiet_libraries()
+    if not submissions.is_dir():
+        raise _fail(f"{submissions} is not a folder of submissions")
+    from grader.batch import grade_all, submission_folders
+
+    setup = _setup(data, usage, rubric, out, lang, profile)
+    count = len(submission_folders(submissions))
+    console.print(f"Grading {count} submission(s) from {submissions} on {setup.evaluation.source}, "
+                  f"profile {setup.profile.describe()}", highlight=False)
+
+    def log(folder: Path, result: Result) -> None:
+        console.print(_result_line(folder, result), highlight=False)
+
+    results = grade_all(submissions, setup, on_result=log)
+    failed = sum(r.status == "failed" for r in results)
+    console.print(f"{len(results) - failed} graded, {failed} failed; gradebook: {out / 'gradebook.csv'}",
+                  highlight=False)
+
+
+def _result_line(folder: Path, result: Result) -> str:
+    if result.status == "failed":
+        return f"[red]failed[/]  {folder.name} ({result.student_id}): {result.errors[0].message}"
+    accuracy = f", accuracy {result.accuracy:.1%}" if result.accuracy is not None else ""
+    return f"[green]graded[/]  {folder.name} ({result.student_id}): {result.score:g}/{result.max_score:g}{accuracy}"
+
+
+@app.command()
+def check(
+    submission: Annotated[Path, typer.Argument(help="your submission folder")],
+    data: DataOption = None, usage: UsageOption = "PrivateTest",
+    rubric: RubricOption = Path("rubric.yaml"), out: OutOption = Path("check-out"),
+    lang: LanguageOption = "en", profile: ProfileOption = "cpu",
+) -> None:
+    """Grade one submission as the TA will and show the scores; exits 1 when it would fail to grade."""
+    _quiet_libraries()
+    if not submission.is_dir():
+        raise _fail(f"{submission} is not a folder")
+    from grader.batch import grade_submission
+
+    setup = _setup(data, usage, rubric, out, lang, profile)
+    result = grade_submission(submission, setup)
+    console.print(_score_table(result))
+    for error in result.errors:
+        console.print(f"[red]fix ({error.stage}):[/] {error.message}", highlight=False)
+    console.print(f"report: {out / result.student_id / 'report.pdf'}", highlight=False)
+    if result.status == "failed":
+        raise typer.Exit(code=1)
+
+
+def _score_table(result: Result) -> Table:
+    table = Table(title=f"{result.student_id} {result.name}: {result.status}, "
+                        f"{result.score:g}/{result.max_score:g}")
+    for column in ("criterion", "measured", "points", "max"):
+        table.add_column(column)
+    for question in result.questions:
+        for criterion in question.criteria:
+            points = "TA" if criterion.score is None else f"{criterion.score:g}"
+            value = "" if criterion.value is None else f"{criterion.value:.3f}"
+            table.add_row(f"{question.id} {criterion.description or criterion.id}", value, points,
+                          f"{criterion.max_score:g}")
+    return table
+
+
+@data_app.command("synth")
+def synth(
+    out: Annotated[Path, typer.Option("--out", help="folder to write train.csv, eval.csv, test.csv and masks into")],
+    seed: Annotated[int, typer.Option(help="generator seed; the same seed gives the same bytes")] = 2013,
+    train_size: Annotated[int, typer.Option(help="training faces")] = 12000,
+    eval_size: Annotated[int, typer.Option(help="evaluation faces")] = 3589,
+) -> None:
+    """Write the synthetic FER data in the course's CSV layout, with part masks."""
+    from grader.data.synth import write_synthetic
+
+    for path in write_synthetic(out, seed=seed, train_size=train_size, eval_size=eval_size).values():
+        console.print(f"wrote {path}", highlight=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""What people read: figures, the per-student PDF and the gradebook."""

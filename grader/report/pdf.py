@@ -1,0 +1,58 @@
+"""The per-student PDF: Jinja2 renders HTML from templates/, WeasyPrint lays it out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from grader.atomic import atomic_write_bytes
+from grader.classes import Language, class_names
+from grader.report.words import words
+from grader.result import CriterionResult, Result
+
+
+@dataclass(frozen=True)
+class FigureRef:
+    """A figure file relative to the student's output folder, with its caption."""
+
+    path: str
+    caption: str
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    loader = jinja2.FileSystemLoader(str(resources.files("grader") / "templates"))
+    return jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+def render_html(result: Result, language: Language = "en", confusion_figure: str | None = None,
+                question_figures: dict[str, list[FigureRef]] | None = None) -> str:
+    """The report as HTML; figure paths are relative to the student's output folder."""
+    w = words(language)
+    css = (resources.files("grader") / "templates" / "report.css").read_text(encoding="utf-8")
+    profile = result.profile
+    profile_text = ", ".join(f"{k} {v}" for k, v in profile.items() if k != "limits") if profile else "—"
+    return _environment().get_template("report.html.j2").render(
+        result=result, w=w, css=css, language=language, class_names=class_names(language),
+        confusion_figure=confusion_figure, question_figures=question_figures or {},
+        profile_text=profile_text, verdict=lambda c: _verdict(c, w))
+
+
+def _verdict(criterion: CriterionResult, w: dict[str, str]) -> str:
+    if criterion.score is None:
+        return w["pending"]
+    if criterion.score >= criterion.max_score:
+        return w["pass"]
+    return w["partial"] if criterion.score > 0 else w["fail"]
+
+
+def write_pdf(html: str, student_dir: Path, target: Path) -> None:
+    """Lay out `html` (relative links resolved in `student_dir`) and write the PDF atomically."""
+    import weasyprint  # imported here: it takes a second to load, and only reports need it
+
+    pdf = weasyprint.HTML(string=html, base_url=str(student_dir)).write_pdf()
+    atomic_write_bytes(target, pdf)

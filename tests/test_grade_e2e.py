@@ -1,0 +1,176 @@
+"""`grader grade` and `grader check` end to end on the example submissions, as a TA runs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from grader.cli import app
+from tests.conftest import EXAMPLES, ROOT
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+EXAMPLE_IDS = {"vgg": "b09902011", "small_cnn": "b09902022", "lightning_ckpt": "b09902033",
+               "torchscript": "b09902044", "residual_zh": "r11922055", "broken_six_classes": "b09902066"}
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, small_eval_csv) -> Path:
+    out = tmp_path_factory.mktemp("out")
+    result = invoke("grade", EXAMPLES, "--data", small_eval_csv, "--rubric", ROOT / "rubric.yaml", "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def read_result(out: Path, folder: str) -> dict:
+    return json.loads((out / EXAMPLE_IDS[folder] / "result.json").read_text(encoding="utf-8"))
+
+
+def pdf_text(path: Path) -> str:
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def test_every_example_gets_a_result_and_a_pdf(graded):
+    for student_id in EXAMPLE_IDS.values():
+        assert (graded / student_id / "result.json").is_file()
+        assert (graded / student_id / "report.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_working_examples_are_graded_and_the_broken_one_failed(graded):
+    statuses = {folder: read_result(graded, folder)["status"] for folder in EXAMPLE_IDS}
+    assert statuses == {**{folder: "graded" for folder in EXAMPLE_IDS}, "broken_six_classes": "failed"}
+
+
+def test_the_broken_example_is_told_what_to_fix(graded):
+    result = read_result(graded, "broken_six_classes")
+    assert result["errors"][0]["stage"] == "checks"
+    assert "returned shape (8, 6) for 8 faces, expected (8, 7)" in result["errors"][0]["message"]
+    assert result["accuracy"] is None and result["score"] == 0
+    assert "expected (8, 7)" in pdf_text(graded / "b09902066" / "report.pdf")
+
+
+def test_result_json_holds_the_contract_fields(graded):
+    result = read_result(graded, "vgg")
+    for key in ("student_id", "name", "status", "score", "max_score", "questions", "errors", "accuracy",
+                "confusion_matrix", "profile", "timings", "tool_version", "submission_sha256"):
+        assert key in result, key
+    criterion = result["questions"][0]["criteria"][0]
+    assert set(criterion) >= {"id", "score", "max_score", "value", "manual", "message"}
+    assert result["max_score"] == 10 and len(result["submission_sha256"]) == 64
+    assert result["profile"]["name"] == "cpu" and result["profile"]["threads"] == 1
+
+
+def test_confusion_matrix_rows_sum_to_one(graded):
+    matrix = read_result(graded, "vgg")["confusion_matrix"]
+    assert len(matrix) == 7 and all(len(row) == 7 for row in matrix)
+    assert all(abs(sum(row) - 1) < 1e-5 for row in matrix)
+
+
+def test_accuracy_in_result_matches_its_criterion(graded):
+    result = read_result(graded, "residual_zh")
+    q3 = next(q for q in result["questions"] if q["id"] == "q3")
+    assert q3["criteria"][0]["value"] == pytest.approx(result["accuracy"])
+
+
+def test_gradebook_has_one_row_a_student_with_the_contract_columns(graded):
+    book = pd.read_csv(graded / "gradebook.csv", dtype={"student_id": str})
+    assert list(book.columns[:9]) == ["student_id", "name", "status", "q1", "q2", "q3", "q4", "total", "max_total"]
+    assert sorted(book["student_id"]) == sorted(EXAMPLE_IDS.values())
+    assert book.set_index("student_id").loc["r11922055", "name"] == "林志皓"
+    assert (book["max_total"] == 10).all()
+
+
+def test_the_pdf_shows_the_student_and_the_scores(graded):
+    text = pdf_text(graded / "r11922055" / "report.pdf")
+    result = read_result(graded, "residual_zh")
+    assert "r11922055" in text and "林志皓" in text
+    assert f"{result['score']:g} / 10" in text
+    assert f"{100 * result['accuracy']:.1f}%" in text
+
+
+def test_no_staging_folders_are_left_behind(graded):
+    assert not [p.name for p in graded.iterdir() if p.name.startswith(".")]
+
+
+def test_arrays_and_figures_back_the_confusion_matrix(graded):
+    import numpy as np
+
+    arrays = np.load(graded / "b09902011" / "arrays" / "confusion.npz")
+    assert arrays["counts"].sum() == 400
+    assert (graded / "b09902011" / "figures" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_bad_submission_never_stops_the_batch(examples_copy, small_eval_csv, tmp_path):
+    for folder in ("vgg", "lightning_ckpt", "torchscript", "residual_zh", "broken_six_classes"):
+        shutil.rmtree(examples_copy / folder)
+    shutil.copytree(examples_copy / "small_cnn", examples_copy / "small_cnn_copy")
+    (examples_copy / "empty").mkdir()
+    (examples_copy / "syntax").mkdir()
+    shutil.copy(examples_copy / "small_cnn" / "submission.yaml", examples_copy / "syntax")
+    (examples_copy / "syntax" / "submission.yaml").write_text(
+        (examples_copy / "small_cnn" / "submission.yaml").read_text().replace("b09902022", "b0000001"))
+    (examples_copy / "syntax" / "model.py").write_text("def small_cnn(:\n    pass\n")
+    out = tmp_path / "out"
+
+    outcome = invoke("grade", examples_copy, "--data", small_eval_csv, "--out", out,
+                     "--rubric", ROOT / "rubric.yaml")
+
+    assert outcome.exit_code == 0, outcome.output
+    book = pd.read_csv(out / "gradebook.csv", dtype={"student_id": str}).set_index("student_id")
+    assert book.loc["b09902022", "status"] == "graded"
+    assert "no submission.yaml" in book.loc["empty", "error"]
+    assert "already used by the submission folder 'small_cnn'" in book.loc["small_cnn_copy", "error"]
+    assert "syntax error in model.py line 1" in book.loc["b0000001", "error"]
+
+
+def test_a_broken_rubric_stops_before_any_submission_runs(tmp_path, small_eval_csv):
+    rubric = tmp_path / "rubric.yaml"
+    rubric.write_text((ROOT / "rubric.yaml").read_text().replace("metric: accuracy", "metric: acc"))
+    outcome = invoke("grade", EXAMPLES, "--data", small_eval_csv, "--rubric", rubric, "--out", tmp_path / "out")
+    assert outcome.exit_code == 2
+    assert "unknown metric 'acc'" in outcome.output and "rubric.yaml:" in outcome.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_unlabeled_data_is_refused_with_a_reason(tmp_path, small_eval_csv):
+    outcome = invoke("grade", EXAMPLES, "--data", small_eval_csv.with_name("test.csv"), "--out", tmp_path / "o")
+    assert outcome.exit_code == 2 and "has no labels" in outcome.output
+
+
+def test_malformed_data_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "eval.csv"
+    bad.write_text("label,feature\n3,1 2 3\n")
+    outcome = invoke("grade", EXAMPLES, "--data", bad, "--out", tmp_path / "o")
+    assert outcome.exit_code == 2 and f"{bad}:2" in outcome.output.replace("\n", "")
+
+
+def test_check_passes_a_good_submission_and_prints_its_scores(tmp_path, small_eval_csv):
+    outcome = invoke("check", EXAMPLES / "vgg", "--data", small_eval_csv, "--out", tmp_path)
+    assert outcome.exit_code == 0, outcome.output
+    assert "b09902011" in outcome.output and "Model accuracy" in outcome.output
+    assert (tmp_path / "b09902011" / "report.pdf").is_file()
+
+
+def test_check_fails_a_broken_submission_and_says_what_to_fix(tmp_path, small_eval_csv):
+    outcome = invoke("check", EXAMPLES / "broken_six_classes", "--data", small_eval_csv, "--out", tmp_path)
+    assert outcome.exit_code == 1
+    assert "fix (checks)" in outcome.output and "expected (8, 7)" in outcome.output.replace("\n", "")
+
+
+def test_data_synth_writes_the_course_layout(tmp_path):
+    outcome = invoke("data", "synth", "--out", tmp_path, "--train-size", "14", "--eval-size", "7")
+    assert outcome.exit_code == 0, outcome.output
+    assert (tmp_path / "train.csv").read_text().splitlines()[0] == "label,feature"
+    assert (tmp_path / "test.csv").read_text().splitlines()[0] == "id,feature"
+    assert len((tmp_path / "eval.csv").read_text().splitlines()) == 8

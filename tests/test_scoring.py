@@ -1,0 +1,140 @@
+"""rubric.yaml validation (errors name line and field) and turning measured values into points."""
+
+import textwrap
+
+import numpy as np
+import pytest
+
+from grader.evaluate import evaluate
+from grader.scoring.metrics import METRICS, Measurements
+from grader.scoring.rubric import load_rubric
+from grader.scoring.score import score
+from grader.yamlfile import ConfigError
+
+VALID = """\
+questions:
+  - id: q1
+    title: Accuracy
+    points: 3
+    criteria:
+      - id: q1_accuracy
+        metric: accuracy
+        points: 2
+        bands:
+          - {min: 0.8, points: 2}
+          - {min: 0.6, points: 1}
+      - id: q1_answer
+        manual: true
+        points: 1
+"""
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "rubric.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def problems(tmp_path, text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_rubric(write(tmp_path, text))
+    return caught.value.problems
+
+
+def test_the_default_rubric_is_valid_and_worth_ten_points():
+    rubric = load_rubric("rubric.yaml")
+    assert [q.id for q in rubric.questions] == ["q1", "q2", "q3", "q4"]
+    assert [q.points for q in rubric.questions] == [2, 3, 3, 2]
+    assert rubric.max_score == 10
+
+
+def test_criteria_that_do_not_add_up_name_the_question_and_its_line(tmp_path):
+    found = problems(tmp_path, VALID.replace("points: 3", "points: 4"))
+    assert found == [f"{tmp_path / 'rubric.yaml'}:2: questions.0: its criteria add up to 3 points "
+                     "but the question is worth 4"]
+
+
+def test_an_unknown_metric_is_named_with_its_line(tmp_path):
+    found = problems(tmp_path, VALID.replace("metric: accuracy", "metric: acuracy"))
+    assert len(found) == 1
+    assert ":6: questions.0.criteria.0: unknown metric 'acuracy'" in found[0]
+    assert "accuracy" in found[0].split("choose one of")[1]
+
+
+def test_a_band_worth_more_than_its_criterion_is_refused(tmp_path):
+    found = problems(tmp_path, VALID.replace("{min: 0.8, points: 2}", "{min: 0.8, points: 5}"))
+    assert "a band gives 5 points but the criterion is worth 2" in found[0]
+
+
+def test_a_band_needs_exactly_one_bound(tmp_path):
+    found = problems(tmp_path, VALID.replace("{min: 0.6, points: 1}", "{min: 0.6, max: 0.9, points: 1}"))
+    assert ":11: questions.0.criteria.0.bands.1: a band needs exactly one of min" in found[0]
+
+
+def test_a_manual_criterion_with_a_metric_is_refused(tmp_path):
+    found = problems(tmp_path, VALID.replace("manual: true", "manual: true\n        metric: accuracy"))
+    assert "a manual criterion is scored by the TA" in found[0]
+
+
+def test_an_automatic_criterion_without_bands_is_refused(tmp_path):
+    text = VALID.replace("""        bands:
+          - {min: 0.8, points: 2}
+          - {min: 0.6, points: 1}
+""", "")
+    assert "needs a metric and at least one band" in problems(tmp_path, text)[0]
+
+
+def test_duplicate_ids_are_refused(tmp_path):
+    found = problems(tmp_path, VALID.replace("id: q1_answer", "id: q1_accuracy"))
+    assert "the id 'q1_accuracy' is used twice" in found[0]
+
+
+def test_a_misspelled_field_is_named(tmp_path):
+    found = problems(tmp_path, VALID.replace("    title: Accuracy", "    titel: Accuracy"))
+    assert any(":3: questions.0.titel: unknown field" in p for p in found)
+    assert any("questions.0.title: missing" in p for p in found)
+
+
+def test_broken_yaml_reports_its_line(tmp_path):
+    found = problems(tmp_path, VALID.replace("    points: 3", "    points: [3"))
+    assert len(found) == 1 and "not valid YAML" in found[0]
+
+
+def measured(accuracy_target: float) -> Measurements:
+    """An evaluation of 100 faces where the first `accuracy_target` share is right."""
+    labels = np.arange(100) % 7
+    predictions = labels.copy()
+    wrong = int(round(100 * (1 - accuracy_target)))
+    predictions[:wrong] = (labels[:wrong] + 1) % 7
+    logits = np.eye(7)[predictions]
+    return Measurements(evaluation=evaluate(logits, labels))
+
+
+@pytest.mark.parametrize(("accuracy", "points"), [(0.9, 2), (0.8, 2), (0.7, 1), (0.6, 1), (0.5, 0)])
+def test_the_best_band_reached_gives_the_points(tmp_path, accuracy, points):
+    rubric = load_rubric(write(tmp_path, VALID))
+    question = score(rubric, measured(accuracy))[0]
+    criterion = question.criteria[0]
+    assert criterion.value == pytest.approx(accuracy)
+    assert criterion.score == points
+    assert question.score == points
+
+
+def test_manual_criteria_wait_for_the_ta(tmp_path):
+    question = score(load_rubric(write(tmp_path, VALID)), measured(0.9))[0]
+    manual = question.criteria[1]
+    assert manual.manual and manual.score is None and question.pending_manual
+
+
+def test_a_metric_without_its_input_scores_zero_with_the_reason(tmp_path):
+    criterion = score(load_rubric(write(tmp_path, VALID)), Measurements())[0].criteria[0]
+    assert criterion.score == 0 and criterion.value is None
+    assert "could not be evaluated" in criterion.message
+
+
+def test_class_metrics_read_the_confusion_matrix():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    predictions = np.array([0, 0, 1, 0, 2, 2])
+    evaluation = Measurements(evaluation=evaluate(np.eye(7)[predictions], labels))
+    assert METRICS["min_class_recall"].compute(evaluation) == pytest.approx(0.5)
+    assert METRICS["balanced_accuracy"].compute(evaluation) == pytest.approx((1 + 0.5 + 1) / 3)
