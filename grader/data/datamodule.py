@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from grader.data.faceset import FaceSet
+from grader.data.readers import read_faces
 
 
 def _pixels(faces: FaceSet) -> torch.Tensor:
@@ -29,6 +32,13 @@ class FaceDataModule(pl.LightningDataModule):
         self.train = train
         self.batch_size = batch_size
         self.seed = seed
+
+    @classmethod
+    def from_paths(cls, evaluation: str | Path, train: str | Path | None = None, usage: str | None = "PrivateTest",
+                   **kwargs) -> FaceDataModule:
+        """Read any supported layout (course CSV, fer2013.csv, image folder) through `read_faces`."""
+        return cls(read_faces(evaluation, usage=usage),
+                   read_faces(train, usage="Training") if train is not None else None, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
         if self.train is None or self.train.labels is None:

@@ -1,0 +1,60 @@
+"""The example submissions: each format present, small, and trained to the accuracies the course
+expects on the synthetic evaluation split (not trivially separable; the small CNN visibly worse)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from grader.data.bundled import bundled_evaluation
+from grader.submission.build import build_model, sniff_format
+from grader.submission.module import SubmissionModule
+from grader.submission.spec import load_spec
+from tests.conftest import EXAMPLES
+
+FOLDERS = sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+@pytest.fixture(scope="module")
+def evaluation():
+    return bundled_evaluation()
+
+
+def accuracy_of(folder: str, evaluation) -> float:
+    spec = load_spec(EXAMPLES / folder)
+    module = SubmissionModule(build_model(EXAMPLES / folder, spec), spec.input).eval()
+    with torch.no_grad():
+        logits = torch.cat([module(torch.from_numpy(chunk.astype(np.float32)))
+                            for chunk in np.array_split(evaluation.images, 8)])
+    return float((logits.argmax(1).numpy() == evaluation.labels).mean())
+
+
+def test_there_are_at_least_five_students_and_each_folder_is_under_5_mb():
+    assert len(FOLDERS) >= 5
+    for folder in FOLDERS:
+        size = sum(p.stat().st_size for p in (EXAMPLES / folder).rglob("*") if p.is_file())
+        assert size < 5 * 2**20, folder
+
+
+def test_every_weights_format_is_represented():
+    formats = {sniff_format(EXAMPLES / f / load_spec(EXAMPLES / f).model.weights, load_spec(EXAMPLES / f).model.format)
+               for f in FOLDERS}
+    assert formats == {"state_dict", "lightning_ckpt", "torchscript"}
+
+
+def test_one_student_has_a_chinese_name_and_a_chinese_report():
+    chinese = [f for f in FOLDERS if any("\u4e00" <= ch <= "\u9fff" for ch in load_spec(EXAMPLES / f).name)]
+    assert chinese, "an example student with a Chinese name"
+    report = (EXAMPLES / chinese[0] / "report.md").read_text(encoding="utf-8")
+    assert all(f"## {n}" in report for n in range(1, 5)) and "混淆矩陣" in report
+
+
+@pytest.mark.slow
+def test_the_best_example_is_good_but_not_perfect(evaluation):
+    assert 0.80 <= accuracy_of("vgg", evaluation) <= 0.95
+
+
+@pytest.mark.slow
+def test_the_small_cnn_is_visibly_worse(evaluation):
+    assert accuracy_of("small_cnn", evaluation) <= accuracy_of("vgg", evaluation) - 0.15
