@@ -117,7 +117,7 @@ def test_a_bad_submission_never_stops_the_batch(examples_copy, small_eval_csv, t
     shutil.copytree(examples_copy / "small_cnn", examples_copy / "small_cnn_copy")
     (examples_copy / "empty").mkdir()
     (examples_copy / "syntax").mkdir()
-    shutil.copy(examples_copy / "small_cnn" / "submission.yaml", examples_copy / "syntax")
+    shutil.copy(examples_copy / "small_cnn" / "weights.pt", examples_copy / "syntax")
     (examples_copy / "syntax" / "submission.yaml").write_text(
         (examples_copy / "small_cnn" / "submission.yaml").read_text().replace("b09902022", "b0000001"))
     (examples_copy / "syntax" / "model.py").write_text("def small_cnn(:\n    pass\n")
