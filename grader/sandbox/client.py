@@ -1,0 +1,235 @@
+"""SandboxedModel: the model protocol, answered by a server process that holds the student's code.
+
+The grader never imports the submission: it sends pixel batches and reads back arrays, checks
+their shapes, and turns every way the server can misbehave (an error, a crash, a timeout, a
+flood of output, garbage on the channel) into a SubmissionError the student can act on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from grader.profile import HardwareProfile
+from grader.protocol import ModelDescription, ModelProtocol, Objective
+from grader.sandbox.isolation import Isolation, launch, remove_snapshot
+from grader.sandbox.requests import description_from, objective_message
+from grader.sandbox.wire import Message, WireError, read_message, write_message
+from grader.submission.errors import SubmissionError
+
+OUTPUT_BOUND = 64 * 1024  # bytes of the student's stdout/stderr kept for the report
+
+
+class CapturedOutput:
+    """Drains a pipe on a thread, keeping the first and last OUTPUT_BOUND/2 bytes, so that a
+    flood of prints can neither block the server nor fill the grader's memory."""
+
+    def __init__(self, pipe, bound: int = OUTPUT_BOUND) -> None:
+        self._head = bytearray()
+        self._tail = bytearray()
+        self._dropped = 0
+        self._half = bound // 2
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._drain, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, pipe) -> None:
+        while chunk := pipe.read1(1 << 16) if hasattr(pipe, "read1") else pipe.read(1 << 16):
+            with self._lock:
+                room = self._half - len(self._head)
+                self._head += chunk[:max(room, 0)]
+                rest = chunk[max(room, 0):]
+                self._tail += rest
+                if len(self._tail) > self._half:
+                    self._dropped += len(self._tail) - self._half
+                    del self._tail[:len(self._tail) - self._half]
+
+    def text(self, wait: float = 0.0) -> str:
+        self._thread.join(timeout=wait)
+        with self._lock:
+            head = self._head.decode("utf-8", "replace")
+            tail = self._tail.decode("utf-8", "replace")
+            gap = f"\n[... {self._dropped} bytes of output left out ...]\n" if self._dropped else ""
+        return head + gap + tail
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+
+class SandboxServer:
+    """One server process: started, spoken to one request at a time, and killed with its group."""
+
+    def __init__(self, folder: Path, profile: HardwareProfile, isolation: Isolation) -> None:
+        self.profile = profile
+        limits = profile.limits
+        self._deadline = time.monotonic() + limits.wall_seconds_per_submission
+        self._launch = launch(folder, isolation, limits.model_dump(), profile.model_dump(exclude={"limits"}))
+        self.process = subprocess.Popen(self._launch.argv, env=self._launch.env, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                        umask=0o022)  # folders bwrap creates must be readable after the uid drop
+        self.output = CapturedOutput(self.process.stderr)
+        self._closed = False
+        ready = self._receive(limits.wall_seconds_per_request, "loading the submission")
+        if not ready.header.get("ok"):
+            self.close()
+            raise _error_of(ready)
+
+    def request(self, message: Message, what: str) -> Message:
+        if self._closed:
+            raise SubmissionError("request", "the model's server has already stopped")
+        try:
+            write_message(self.process.stdin.fileno(), message)
+        except (BrokenPipeError, OSError):
+            raise self._died(what) from None
+        response = self._receive(self.profile.limits.wall_seconds_per_request, what)
+        if not response.header.get("ok"):
+            raise _error_of(response)
+        return response
+
+    def _receive(self, seconds: float, what: str) -> Message:
+        deadline = min(time.monotonic() + seconds, self._deadline)
+        try:
+            return read_message(self.process.stdout.fileno(), deadline)
+        except TimeoutError:
+            self.kill()
+            limit = "per request" if deadline < self._deadline else "for the whole submission"
+            raise SubmissionError("timeout", f"the model did not answer within the time limit {limit} "
+                                             f"({seconds if limit == 'per request' else self.profile.limits.wall_seconds_per_submission} s) "
+                                             f"while {what}; look for an endless loop, sleep or a very slow "
+                                             "forward") from None
+        except WireError:
+            raise self._died(what) from None
+
+    def _died(self, what: str) -> SubmissionError:
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.process.wait()
+        self._closed = True
+        tail = self.output.text(wait=1.0).strip().splitlines()[-3:]
+        detail = f" Last output: {' | '.join(tail)[-400:]}" if tail else ""
+        return SubmissionError("crash", f"the model's process {_exit_words(code, self.profile)} while {what}.{detail}")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+        self._closed = True
+
+    def close(self) -> None:
+        if not self._closed and self.process.poll() is None:
+            try:
+                write_message(self.process.stdin.fileno(), Message({"op": "shutdown"}))
+                self.process.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+        for pipe in (self.process.stdin, self.process.stdout):
+            pipe.close()
+        self.output.text(wait=2.0)
+        remove_snapshot(self._launch.snapshot)
+
+
+def _error_of(response: Message) -> SubmissionError:
+    return SubmissionError(str(response.header.get("stage", "request")), str(response.header.get("message", "")))
+
+
+def _exit_words(code: int, profile: HardwareProfile) -> str:
+    if code >= 0:
+        return f"exited with status {code}"
+    name = signal.Signals(-code).name
+    if name == "SIGSEGV":
+        return "crashed with a segmentation fault (SIGSEGV: native code read memory it does not own)"
+    if name == "SIGXCPU":
+        return f"used up its {profile.limits.cpu_seconds} s of CPU time (SIGXCPU)"
+    if name == "SIGKILL":
+        return "was killed (SIGKILL; the memory limit or the system ran out)"
+    return f"was stopped by {name}"
+
+
+class SandboxedModel(ModelProtocol):
+    """The protocol over a SandboxServer; `randomized` returns another handle on the same server."""
+
+    def __init__(self, server: SandboxServer, handle: int = 0) -> None:
+        self.server = server
+        self.handle = handle
+        self._description: ModelDescription | None = None
+
+    @classmethod
+    def open(cls, folder: Path, profile: HardwareProfile, isolation: Isolation = "bwrap") -> SandboxedModel:
+        return cls(SandboxServer(Path(folder), profile, isolation))
+
+    @property
+    def output(self) -> str:
+        """What the student's code printed (bounded)."""
+        return self.server.output.text()
+
+    def describe(self) -> ModelDescription:
+        if self._description is None:
+            response = self._ask({"op": "describe"}, {}, "describing the model")
+            try:
+                self._description = description_from(response.header["description"])
+            except (KeyError, TypeError, ValueError) as error:
+                raise SubmissionError("request", f"the model's description is malformed: {error}") from None
+        return self._description
+
+    def logits(self, pixels: np.ndarray) -> np.ndarray:
+        response = self._ask({"op": "logits"}, {"pixels": _pixels(pixels)}, "computing logits")
+        logits = _array(response, "logits", ndim=2)
+        if len(logits) != len(pixels):
+            raise SubmissionError("checks", f"the model returned {len(logits)} rows of logits for {len(pixels)} faces")
+        return logits
+
+    def input_gradient(self, pixels: np.ndarray, objective: Objective) -> tuple[np.ndarray, np.ndarray]:
+        message = objective_message(_pixels(pixels), objective, self.handle)
+        response = self.server.request(message, "computing an input gradient")
+        values, gradient = _array(response, "values", ndim=1), _array(response, "gradient", ndim=3)
+        if values.shape != (len(pixels),) or gradient.shape != pixels.shape:
+            raise SubmissionError("request", f"the gradient came back shaped {gradient.shape} for input {pixels.shape}")
+        return values, gradient
+
+    def activations(self, pixels: np.ndarray, layer: str) -> np.ndarray:
+        response = self._ask({"op": "activations", "layer": layer}, {"pixels": _pixels(pixels)},
+                             f"computing the activations of '{layer}'")
+        activations = _array(response, "activations")
+        if len(activations) != len(pixels):
+            raise SubmissionError("request", f"'{layer}' returned {len(activations)} rows for {len(pixels)} faces")
+        return activations
+
+    def randomized(self, seed: int, top_layers: int) -> SandboxedModel:
+        response = self._ask({"op": "randomized", "seed": seed, "top_layers": top_layers}, {},
+                             "randomizing the model's weights")
+        return SandboxedModel(self.server, int(response.header["handle"]))
+
+    def close(self) -> None:
+        if self.handle == 0:
+            self.server.close()
+        elif not self.server._closed:
+            self._ask({"op": "release", "handle": self.handle}, {}, "releasing a model copy")
+
+    def _ask(self, header: dict, arrays: dict[str, np.ndarray], what: str) -> Message:
+        return self.server.request(Message(dict(header, handle=self.handle), arrays), what)
+
+
+def _pixels(pixels: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(pixels, dtype=np.float32)
+
+
+def _array(response: Message, name: str, ndim: int | None = None) -> np.ndarray:
+    """An array of the answer, checked to be a float array of the expected rank."""
+    array = response.arrays.get(name)
+    if array is None or array.dtype.kind != "f" or (ndim is not None and array.ndim != ndim):
+        shape = None if array is None else (array.shape, str(array.dtype))
+        raise SubmissionError("request", f"the model's server answered '{name}' with {shape}, not a float array")
+    return array.astype(np.float32, copy=False)

@@ -1,0 +1,42 @@
+"""How the protocol's requests and answers map onto wire messages (both sides use these)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from grader.protocol import ChannelMean, ClassLogit, CrossEntropy, LayerInfo, ModelDescription, Objective
+from grader.sandbox.wire import Message
+
+_KINDS = {ClassLogit: "class_logit", CrossEntropy: "cross_entropy", ChannelMean: "channel_mean"}
+
+
+def objective_message(pixels: np.ndarray, objective: Objective, handle: int) -> Message:
+    header = {"op": "input_gradient", "handle": handle, "objective": _KINDS[type(objective)]}
+    if isinstance(objective, ChannelMean):
+        header["layer"] = objective.layer
+        targets = objective.channels
+    else:
+        targets = objective.classes if isinstance(objective, ClassLogit) else objective.labels
+    return Message(header, {"pixels": pixels, "targets": np.asarray(targets, dtype=np.int64)})
+
+
+def objective_from(message: Message) -> Objective:
+    kind, targets = message.header["objective"], message.arrays["targets"].astype(np.int64)
+    if kind == "class_logit":
+        return ClassLogit(classes=targets)
+    if kind == "cross_entropy":
+        return CrossEntropy(labels=targets)
+    if kind == "channel_mean":
+        return ChannelMean(layer=str(message.header["layer"]), channels=targets)
+    raise ValueError(f"unknown objective '{kind}'")
+
+
+def description_header(description: ModelDescription) -> dict:
+    return {"num_classes": description.num_classes, "input": description.input,
+            "layers": [[layer.name, layer.kind, list(layer.output_shape)] for layer in description.layers]}
+
+
+def description_from(header: dict) -> ModelDescription:
+    layers = tuple(LayerInfo(name=str(name), kind=str(kind), output_shape=tuple(int(v) for v in shape))
+                   for name, kind, shape in header["layers"])
+    return ModelDescription(num_classes=int(header["num_classes"]), input=dict(header["input"]), layers=layers)

@@ -1,0 +1,92 @@
+"""The sandbox server's request loop, over an InProcessModel of the submission it loads."""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+import warnings
+from pathlib import Path
+
+from grader.profile import HardwareProfile
+from grader.protocol import ModelProtocol
+from grader.sandbox.requests import description_header, objective_from
+from grader.sandbox.wire import Message, WireError, read_message, write_message
+from grader.submission.build import build_model
+from grader.submission.errors import SubmissionError
+from grader.submission.inprocess import InProcessModel
+from grader.submission.module import SubmissionModule
+from grader.submission.spec import load_spec
+from grader.yamlfile import ConfigError
+
+
+def serve(submission: str, profile: dict, requests: int, responses: int) -> None:
+    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)  # keep the captured output the student's own
+    warnings.filterwarnings("ignore")
+    HardwareProfile.model_validate(profile).apply()
+    try:
+        model = load(Path(submission))
+    except BaseException as error:  # noqa: BLE001  (whatever the student's import does, report it)
+        write_message(responses, failure(error, "load"))
+        return
+    write_message(responses, Message({"ok": True}))
+    models: dict[int, ModelProtocol] = {0: model}
+    while True:
+        try:
+            request = read_message(requests)
+        except WireError:
+            return  # the grader closed the channel
+        if request.header.get("op") == "shutdown":
+            return
+        try:
+            response = answer(request, models)
+        except BaseException as error:  # noqa: BLE001
+            response = failure(error, "request")
+        write_message(responses, response)
+
+
+def load(folder: Path) -> InProcessModel:
+    try:
+        spec = load_spec(folder)
+    except ConfigError as error:
+        raise SubmissionError("spec", "; ".join(error.problems)) from None
+    return InProcessModel(SubmissionModule(build_model(folder, spec), spec.input))
+
+
+def answer(request: Message, models: dict[int, ModelProtocol]) -> Message:
+    op = request.header.get("op")
+    model = models[int(request.header.get("handle", 0))]
+    if op == "describe":
+        return Message({"ok": True, "description": description_header(model.describe())})
+    if op == "logits":
+        return Message({"ok": True}, {"logits": model.logits(request.arrays["pixels"])})
+    if op == "input_gradient":
+        values, gradient = model.input_gradient(request.arrays["pixels"], objective_from(request))
+        return Message({"ok": True}, {"values": values, "gradient": gradient})
+    if op == "activations":
+        layer = str(request.header["layer"])
+        return Message({"ok": True}, {"activations": model.activations(request.arrays["pixels"], layer)})
+    if op == "randomized":
+        handle = max(models) + 1
+        models[handle] = model.randomized(int(request.header["seed"]), int(request.header["top_layers"]))
+        return Message({"ok": True, "handle": handle})
+    if op == "release":
+        models.pop(int(request.header["handle"]), None)
+        return Message({"ok": True})
+    raise ValueError(f"unknown request '{op}'")
+
+
+def failure(error: BaseException, stage: str) -> Message:
+    """The error as the student should read it: a SubmissionError as it is, memory exhaustion as
+    the limit, anything else as the exception with the line of the student's file it came from."""
+    if isinstance(error, SubmissionError):
+        return Message({"ok": False, "stage": error.stage, "message": error.message})
+    text = f"{type(error).__name__}: {error}"
+    if isinstance(error, MemoryError) or "can't allocate memory" in text or "std::bad_alloc" in text:
+        return Message({"ok": False, "stage": "memory", "message": f"the model ran out of memory ({text.strip()[:300]})"})
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if "/grader/" not in f.filename
+              and "site-packages" not in f.filename and "/lib/python" not in f.filename]
+    where = f" (at {os.path.basename(frames[-1].filename)} line {frames[-1].lineno})" if frames else ""
+    return Message({"ok": False, "stage": stage, "message": f"{text[:1000]}{where}"})
+

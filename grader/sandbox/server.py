@@ -1,0 +1,73 @@
+"""The sandbox server: loads one submission and answers protocol requests until told to stop.
+
+    python -m grader.sandbox.server --submission DIR [--uid U --gid G] --limits JSON --profile JSON
+
+It speaks on its original stdin/stdout (wire frames); before any student code runs it moves
+those to private descriptors and points fd 0 at /dev/null and fd 1 at stderr, so whatever the
+student prints lands in the captured stderr, never in the protocol. Then it sets the rlimits,
+drops root for an unprivileged uid (so the process limit counts), and only then imports the
+student's model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import traceback
+
+MB = 1 << 20
+
+
+def _take_protocol_fds() -> tuple[int, int]:
+    requests, responses = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(2, 1)
+    os.close(null)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    return requests, responses
+
+
+def _apply_limits(limits: dict) -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_AS, (limits["memory_mb"] * MB,) * 2)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size_mb"] * MB,) * 2)
+    resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_seconds"], limits["cpu_seconds"] + 5))
+    resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"],) * 2)
+
+
+def _drop_privileges(uid: int | None, gid: int | None) -> None:
+    if os.getuid() != 0 or uid is None or gid is None:
+        return
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--submission", required=True)
+    parser.add_argument("--uid", type=int)
+    parser.add_argument("--gid", type=int)
+    parser.add_argument("--limits", required=True)
+    parser.add_argument("--profile", required=True)
+    args = parser.parse_args()
+    requests, responses = _take_protocol_fds()
+    _apply_limits(json.loads(args.limits))
+    _drop_privileges(args.uid, args.gid)
+
+    # Imported only now: torch's import already runs under the limits, as the student's code will.
+    from grader.sandbox.serve import serve
+
+    serve(args.submission, json.loads(args.profile), requests, responses)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:  # the client reports a server that died; the trace goes to captured stderr
+        traceback.print_exc()
+        sys.exit(3)

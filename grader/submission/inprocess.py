@@ -1,0 +1,173 @@
+"""InProcessModel: the model protocol over a SubmissionModule in this process.
+
+The sandbox server answers every request with this class, so the sandboxed and the in-process
+model compute the same numbers by construction; tests, benchmarks and the library API use it
+directly on trusted models.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from grader.protocol import ChannelMean, ClassLogit, CrossEntropy, LayerInfo, ModelDescription, ModelProtocol, Objective
+from grader.submission.errors import SubmissionError
+from grader.submission.module import SubmissionModule
+
+PREDICT_BATCH = 256  # fits the cache of a laptop CPU for the course's CNNs; larger batches run slower
+
+
+class _StopForward(Exception):
+    """Raised by a forward hook once the target layer has produced its output."""
+
+
+class InProcessModel(ModelProtocol):
+    """Answers the protocol's requests with torch, on the CPU, one whole batch per request."""
+
+    def __init__(self, module: SubmissionModule) -> None:
+        self.module = module.eval()
+        for parameter in self.module.parameters():
+            # Only input gradients are ever needed: frozen parameters skip their weight gradients.
+            parameter.requires_grad_(False)
+        self._description: ModelDescription | None = None
+
+    # --- requests -------------------------------------------------------------------------
+
+    def describe(self) -> ModelDescription:
+        if self._description is None:
+            self._description = self._describe()
+        return self._description
+
+    def logits(self, pixels: np.ndarray) -> np.ndarray:
+        """Logits through Lightning's predict loop, in batches of PREDICT_BATCH."""
+        loader = DataLoader(TensorDataset(_tensor(pixels)), batch_size=PREDICT_BATCH)
+        trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False)
+        batches = trainer.predict(self.module, dataloaders=loader)
+        return _as_numpy(torch.cat([_logits_tensor(b) for b in batches]))
+
+    def input_gradient(self, pixels: np.ndarray, objective: Objective) -> tuple[np.ndarray, np.ndarray]:
+        x = _tensor(pixels).requires_grad_(True)
+        with torch.enable_grad():
+            values = self._objective_values(x, objective)
+            (gradient,) = torch.autograd.grad(values.sum(), x)
+        return _as_numpy(values.detach()), _as_numpy(gradient)
+
+    def activations(self, pixels: np.ndarray, layer: str) -> np.ndarray:
+        with torch.no_grad():
+            return _as_numpy(self._forward_to(_tensor(pixels), layer))
+
+    def randomized(self, seed: int, top_layers: int) -> InProcessModel:
+        clone = copy.deepcopy(self.module)
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            for _, layer in _parametrized_layers(clone.net)[::-1][:top_layers]:
+                layer.reset_parameters()
+        finally:
+            torch.random.set_rng_state(generator_state)
+        return InProcessModel(clone)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _objective_values(self, x: torch.Tensor, objective: Objective) -> torch.Tensor:
+        if isinstance(objective, ChannelMean):
+            output = self._forward_to(x, objective.layer)
+            channels = torch.as_tensor(objective.channels, dtype=torch.long)
+            flat = output.reshape(output.shape[0], output.shape[1], -1)
+            return flat[torch.arange(len(x)), channels].mean(dim=1)
+        logits = _logits_tensor(self.module(x))
+        if isinstance(objective, ClassLogit):
+            classes = torch.as_tensor(objective.classes, dtype=torch.long)
+            return logits[torch.arange(len(x)), classes]
+        if isinstance(objective, CrossEntropy):
+            labels = torch.as_tensor(objective.labels, dtype=torch.long)
+            return F.cross_entropy(logits, labels, reduction="none")
+        raise TypeError(f"unknown objective {objective!r}")
+
+    def _forward_to(self, x: torch.Tensor, layer: str) -> torch.Tensor:
+        """Run the model until `layer` has its output, and stop there."""
+        target = self._module_named(layer)
+        captured: list[torch.Tensor] = []
+
+        def capture(_module: nn.Module, _inputs: object, output: object) -> None:
+            if not isinstance(output, torch.Tensor):
+                raise SubmissionError("request", f"layer '{layer}' outputs {type(output).__name__}, not a tensor")
+            captured.append(output)
+            raise _StopForward
+
+        handle = target.register_forward_hook(capture)
+        try:
+            self.module(x)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        if not captured:
+            raise SubmissionError("request", f"layer '{layer}' is never called in the model's forward")
+        return captured[0]
+
+    def _module_named(self, layer: str) -> nn.Module:
+        modules = dict(self.module.net.named_modules())
+        if layer not in modules or layer == "":
+            raise SubmissionError("request", f"the model has no layer '{layer}'; use a name from "
+                                             f"named_modules(), such as {', '.join(_some_names(modules))}")
+        return modules[layer]
+
+    def _describe(self) -> ModelDescription:
+        """Every named module with its output shape for one face, found with forward hooks."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        handles = []
+        for name, layer in self.module.net.named_modules():
+            if name:
+                handles.append(layer.register_forward_hook(_record_shape(name, shapes)))
+        try:
+            with torch.no_grad():
+                logits = _logits_tensor(self.module(torch.zeros(1, 48, 48)))
+        finally:
+            for handle in handles:
+                handle.remove()
+        layers = tuple(LayerInfo(name=name, kind=type(layer).__name__, output_shape=shapes.get(name, ()))
+                       for name, layer in self.module.net.named_modules() if name)
+        return ModelDescription(num_classes=int(logits.shape[-1]), input=self.module.input_spec.model_dump(),
+                                layers=layers)
+
+
+def _record_shape(name: str, shapes: dict[str, tuple[int, ...]]):
+    def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+        # A module called twice (a shared ReLU) keeps the shape of its first call.
+        if isinstance(output, torch.Tensor) and name not in shapes:
+            shapes[name] = tuple(output.shape[1:])
+
+    return hook
+
+
+def _parametrized_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Layers with their own parameters and a reset_parameters(), in forward-definition order."""
+    return [(name, layer) for name, layer in net.named_modules()
+            if hasattr(layer, "reset_parameters") and any(True for _ in layer.parameters(recurse=False))]
+
+
+def _some_names(modules: dict[str, nn.Module], limit: int = 6) -> list[str]:
+    return [name for name in modules if name][:limit]
+
+
+def _tensor(pixels: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
+
+
+def _logits_tensor(output: object) -> torch.Tensor:
+    if not isinstance(output, torch.Tensor):
+        raise SubmissionError("checks", f"the model returned {type(output).__name__}, expected a tensor of "
+                                        "logits shaped (N, 7)")
+    return output
+
+
+def _as_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to(torch.float32).cpu().numpy()
