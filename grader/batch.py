@@ -13,16 +13,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
-import torch
 
 from grader import __version__
 from grader.atomic import atomic_write_bytes, replace_directory
 from grader.classes import Language
-from grader.data.datamodule import FaceDataModule
 from grader.data.faceset import FaceSet
-from grader.evaluate import Evaluation, evaluate, predict_logits
+from grader.evaluate import Evaluation, evaluate
 from grader.profile import HardwareProfile
 from grader.report.figures import confusion_matrix_figure, png_bytes
 from grader.report.gradebook import write_gradebook
@@ -32,8 +31,11 @@ from grader.scoring.metrics import Measurements
 from grader.scoring.rubric import Rubric
 from grader.scoring.score import score
 from grader.submission.build import build_model
-from grader.submission.checks import check_outputs
+from grader.protocol import ModelProtocol
+from grader.sandbox.client import SandboxedModel
+from grader.submission.checks import check_logits, check_model
 from grader.submission.errors import SubmissionError
+from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
 from grader.submission.spec import SPEC_FILE, SubmissionSpec, load_spec
 from grader.yamlfile import ConfigError
@@ -41,9 +43,17 @@ from grader.yamlfile import ConfigError
 CHECK_BATCH = 8  # faces used for the output checks: enough to catch batch dependence, cheap to run one by one
 
 
+Isolation = Literal["bwrap", "subprocess", "inprocess"]
+EVAL_CHUNK = 1024  # faces per logits request: bounds one message to a few MB
+
+
 @dataclass(frozen=True)
 class GradingSetup:
-    """What stays the same for every submission of a batch."""
+    """What stays the same for every submission of a batch.
+
+    isolation: "bwrap" (the sandbox), "subprocess" (a separate process with rlimits but no
+    file-system or network isolation), or "inprocess" (trusted models only: tests, the library API).
+    """
 
     evaluation: FaceSet
     rubric: Rubric
@@ -51,6 +61,7 @@ class GradingSetup:
     out_dir: Path
     language: Language = "en"
     write_pdf: bool = True
+    isolation: Isolation = "bwrap"
 
 
 @dataclass
@@ -64,6 +75,7 @@ class _Attempt:
     evaluation: Evaluation | None = None
     errors: list[StageError] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    output: str = ""
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -72,7 +84,9 @@ class _Attempt:
         try:
             yield
         except SubmissionError as error:
-            self.errors.append(StageError(stage=error.stage, message=error.message))
+            # "request" means "whichever stage asked": the model failed while serving this stage.
+            stage = name if error.stage == "request" else error.stage
+            self.errors.append(StageError(stage=stage, message=error.message))
         except ConfigError as error:
             self.errors.append(StageError(stage=name, message="; ".join(error.problems)))
         except Exception as error:  # student code can raise anything; the batch must go on
@@ -90,23 +104,45 @@ def grade_submission(folder: Path, setup: GradingSetup, taken_ids: dict[str, str
     setup.profile.apply()
     attempt = _Attempt(folder=folder, student_id=folder_student_id(folder))
     taken_ids = taken_ids if taken_ids is not None else {}
-    module: SubmissionModule | None = None
+    model: ModelProtocol | None = None
     with attempt.stage("spec"):
         _read_spec(attempt, taken_ids)
     if not attempt.failed:
         with attempt.stage("load"):
-            module = SubmissionModule(build_model(folder, attempt.spec), attempt.spec.input)
-    if module is not None and not attempt.failed:
-        with attempt.stage("checks"):
-            check_outputs(module, torch.from_numpy(setup.evaluation.images[:CHECK_BATCH].astype(np.float32)))
-    if module is not None and not attempt.failed:
-        with attempt.stage("evaluate"):
-            logits = predict_logits(module, FaceDataModule(setup.evaluation), setup.profile)
-            attempt.evaluation = evaluate(logits, setup.evaluation.labels)
+            model = open_model(folder, attempt.spec, setup)
+    try:
+        if model is not None and not attempt.failed:
+            with attempt.stage("checks"):
+                check_model(model, setup.evaluation.images[:CHECK_BATCH].astype(np.float32))
+        if model is not None and not attempt.failed:
+            with attempt.stage("evaluate"):
+                attempt.evaluation = evaluate(evaluation_logits(model, setup.evaluation), setup.evaluation.labels)
+    finally:
+        if model is not None:
+            attempt.output = getattr(model, "output", "")
+            model.close()
     taken_ids.setdefault(attempt.student_id, folder.name)
     result = _result(attempt, setup)
     _write_outputs(result, attempt, setup)
     return result
+
+
+def open_model(folder: Path, spec: SubmissionSpec, setup: GradingSetup) -> ModelProtocol:
+    """The submission behind the model protocol, isolated as the setup says."""
+    if setup.isolation == "inprocess":
+        return InProcessModel(SubmissionModule(build_model(folder, spec), spec.input))
+    return SandboxedModel.open(folder, setup.profile, setup.isolation)
+
+
+def evaluation_logits(model: ModelProtocol, faces: FaceSet) -> np.ndarray:
+    """(N, 7) logits for the whole evaluation set, asked for in chunks and checked like the sample."""
+    chunks = []
+    for start in range(0, len(faces), EVAL_CHUNK):
+        pixels = faces.images[start:start + EVAL_CHUNK].astype(np.float32)
+        logits = model.logits(pixels)
+        check_logits(logits, len(pixels))
+        chunks.append(logits)
+    return np.concatenate(chunks)
 
 
 def _read_spec(attempt: _Attempt, taken_ids: dict[str, str]) -> None:
@@ -139,6 +175,7 @@ def _result(attempt: _Attempt, setup: GradingSetup) -> Result:
         confusion_matrix=evaluation.confusion.round(6).tolist() if evaluation else None,
         profile=setup.profile.model_dump(), timings=attempt.timings, tool_version=__version__,
         submission_sha256=submission_sha256(attempt.folder), data_source=setup.evaluation.source,
+        isolation=setup.isolation, output=attempt.output,
     )
 
 

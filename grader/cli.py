@@ -47,7 +47,26 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _setup(data: Path | None, usage: str, rubric: Path, out: Path, language: str, profile: str):
+def _isolation(no_sandbox: bool, strict: bool) -> str:
+    """bwrap when it works; otherwise `grade` refuses unless --no-sandbox, and `check` warns."""
+    from grader.sandbox.isolation import bwrap_works
+
+    if no_sandbox:
+        console.print("[yellow]warning:[/] --no-sandbox: student code runs in a plain subprocess that can read "
+                      "and write your files and use the network", highlight=False)
+        return "subprocess"
+    if bwrap_works():
+        return "bwrap"
+    if strict:
+        raise _fail("bubblewrap (bwrap) is missing or cannot create namespaces here, so student code cannot be "
+                    "isolated. Install it (apt-get install bubblewrap) or pass --no-sandbox to run submissions "
+                    "in a plain subprocess")
+    console.print("[yellow]warning:[/] bubblewrap is not available: your code runs in a plain subprocess "
+                  "(the TA's grader runs it in the sandbox)", highlight=False)
+    return "subprocess"
+
+
+def _setup(data: Path | None, usage: str, rubric: Path, out: Path, language: str, profile: str, isolation: str):
     """Everything a batch needs, or a clear error and exit code 2 when the grader itself cannot run."""
     from grader.batch import GradingSetup
     from grader.profile import get_profile
@@ -65,7 +84,7 @@ def _setup(data: Path | None, usage: str, rubric: Path, out: Path, language: str
     except (DataFormatError, ValueError) as error:
         raise _fail(str(error)) from None
     return GradingSetup(evaluation=evaluation, rubric=rubric_model, profile=hardware, out_dir=out,
-                        language=language)  # type: ignore[arg-type]
+                        language=language, isolation=isolation)  # type: ignore[arg-type]
 
 
 def _evaluation_set(data: Path | None, usage: str) -> FaceSet:
@@ -85,6 +104,8 @@ def grade(
     data: DataOption = None, usage: UsageOption = "PrivateTest",
     rubric: RubricOption = Path("rubric.yaml"), out: OutOption = Path("out"),
     lang: LanguageOption = "en", profile: ProfileOption = "cpu",
+    no_sandbox: Annotated[bool, typer.Option("--no-sandbox", help="run student code in a plain subprocess "
+                                                                  "when bubblewrap is unavailable")] = False,
 ) -> None:
     """Grade every submission folder under SUBMISSIONS; a failing submission never stops the batch."""
     _quiet_libraries()
@@ -92,10 +113,10 @@ def grade(
         raise _fail(f"{submissions} is not a folder of submissions")
     from grader.batch import grade_all, submission_folders
 
-    setup = _setup(data, usage, rubric, out, lang, profile)
+    setup = _setup(data, usage, rubric, out, lang, profile, _isolation(no_sandbox, strict=True))
     count = len(submission_folders(submissions))
     console.print(f"Grading {count} submission(s) from {submissions} on {setup.evaluation.source}, "
-                  f"profile {setup.profile.describe()}", highlight=False)
+                  f"profile {setup.profile.describe()}, isolation {setup.isolation}", highlight=False)
 
     def log(folder: Path, result: Result) -> None:
         console.print(_result_line(folder, result), highlight=False)
@@ -126,7 +147,7 @@ def check(
         raise _fail(f"{submission} is not a folder")
     from grader.batch import grade_submission
 
-    setup = _setup(data, usage, rubric, out, lang, profile)
+    setup = _setup(data, usage, rubric, out, lang, profile, _isolation(False, strict=False))
     result = grade_submission(submission, setup)
     console.print(_score_table(result))
     for error in result.errors:

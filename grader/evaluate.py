@@ -1,17 +1,15 @@
-"""Accuracy and the confusion matrix of a submission on the labeled evaluation set, via Trainer.predict."""
+"""Accuracy and the confusion matrix of a submission on the labeled evaluation set.
+
+The logits come from the model protocol (InProcessModel.logits runs Lightning's Trainer.predict);
+the labels never leave the grader: they are compared here, after the model has answered."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import pytorch_lightning as pl
-import torch
 
 from grader.classes import NUM_CLASSES
-from grader.data.datamodule import FaceDataModule
-from grader.profile import HardwareProfile
-from grader.submission.module import SubmissionModule
 
 
 @dataclass(frozen=True)
@@ -35,15 +33,6 @@ class Evaluation:
     def per_class_recall(self) -> np.ndarray:
         """(7,) share of each class's images classified correctly: the confusion matrix's diagonal."""
         return np.diag(self.confusion).copy()
-
-
-def predict_logits(module: SubmissionModule, data: FaceDataModule, profile: HardwareProfile) -> np.ndarray:
-    """(N, 7) float32 logits for the evaluation images, in order, through Lightning's predict loop."""
-    trainer = pl.Trainer(accelerator=profile.device, devices=1, deterministic=profile.deterministic,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False)
-    batches = trainer.predict(module, dataloaders=data.predict_dataloader())
-    return torch.cat(batches).float().cpu().numpy()
 
 
 def confusion_counts(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:

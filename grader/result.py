@@ -57,6 +57,8 @@ class Result(BaseModel):
     tool_version: str
     submission_sha256: str = ""
     data_source: str = ""
+    isolation: str = Field("", description="how the student's code was run: bwrap, subprocess or inprocess")
+    output: str = Field("", description="what the student's code printed (stdout and stderr, bounded)")
 
     @property
     def pending_manual(self) -> bool:

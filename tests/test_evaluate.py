@@ -4,10 +4,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from grader.data.datamodule import FaceDataModule
 from grader.data.synth import generate
-from grader.evaluate import evaluate, predict_logits
-from grader.profile import HardwareProfile
+from grader.evaluate import evaluate
+from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
 
 
@@ -35,10 +34,10 @@ class Darkness(nn.Module):
         return torch.stack([brightness * k for k in range(7)], dim=1)
 
 
-def test_trainer_predict_returns_every_image_in_order():
-    faces = generate(300, seed=1)
+def test_in_process_logits_come_through_trainer_predict_for_every_image_in_order():
+    faces = generate(300, seed=1)  # more than one predict batch
     module = SubmissionModule(Darkness())
-    logits = predict_logits(module, FaceDataModule(faces, batch_size=64), HardwareProfile())
+    logits = InProcessModel(module).logits(faces.images.astype(np.float32))
     expected = module(torch.from_numpy(faces.images.astype(np.float32))).detach().numpy()
     assert logits.shape == (300, 7)
     np.testing.assert_allclose(logits, expected, rtol=1e-6)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import traceback
 import warnings
 from pathlib import Path
 
@@ -13,7 +11,7 @@ from grader.protocol import ModelProtocol
 from grader.sandbox.requests import description_header, objective_from
 from grader.sandbox.wire import Message, WireError, read_message, write_message
 from grader.submission.build import build_model
-from grader.submission.errors import SubmissionError
+from grader.submission.errors import SubmissionError, describe_exception
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
 from grader.submission.spec import load_spec
@@ -85,8 +83,5 @@ def failure(error: BaseException, stage: str) -> Message:
     text = f"{type(error).__name__}: {error}"
     if isinstance(error, MemoryError) or "can't allocate memory" in text or "std::bad_alloc" in text:
         return Message({"ok": False, "stage": "memory", "message": f"the model ran out of memory ({text.strip()[:300]})"})
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if "/grader/" not in f.filename
-              and "site-packages" not in f.filename and "/lib/python" not in f.filename]
-    where = f" (at {os.path.basename(frames[-1].filename)} line {frames[-1].lineno})" if frames else ""
-    return Message({"ok": False, "stage": stage, "message": f"{text[:1000]}{where}"})
+    return Message({"ok": False, "stage": stage, "message": describe_exception(error)})
 

@@ -1,4 +1,8 @@
-"""The one error type a submission's problems are reported with."""
+"""The one error type a submission's problems are reported with, and how an exception from
+student code is put into words."""
+
+import os
+import traceback
 
 
 class SubmissionError(Exception):
@@ -12,3 +16,12 @@ class SubmissionError(Exception):
         self.stage = stage
         self.message = message
         super().__init__(f"{stage}: {message}")
+
+
+def describe_exception(error: BaseException) -> str:
+    """`Type: message (at file line N)`, naming the last frame outside the grader, the installed
+    packages and the standard library: the line of the student's own code that raised it."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if not any(part in f.filename for part in ("/grader/", "site-packages", "/lib/python", "<frozen"))]
+    where = f" (at {os.path.basename(frames[-1].filename)} line {frames[-1].lineno})" if frames else ""
+    return f"{type(error).__name__}: {str(error)[:1000]}{where}"

@@ -8,6 +8,8 @@ directly on trusted models.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytorch_lightning as pl
@@ -17,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from grader.protocol import ChannelMean, ClassLogit, CrossEntropy, LayerInfo, ModelDescription, ModelProtocol, Objective
-from grader.submission.errors import SubmissionError
+from grader.submission.errors import SubmissionError, describe_exception
 from grader.submission.module import SubmissionModule
 
 PREDICT_BATCH = 256  # fits the cache of a laptop CPU for the course's CNNs; larger batches run slower
@@ -49,18 +51,19 @@ class InProcessModel(ModelProtocol):
         loader = DataLoader(TensorDataset(_tensor(pixels)), batch_size=PREDICT_BATCH)
         trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                              enable_progress_bar=False, enable_model_summary=False)
-        batches = trainer.predict(self.module, dataloaders=loader)
+        with self._forward_errors(pixels):
+            batches = trainer.predict(self.module, dataloaders=loader)
         return _as_numpy(torch.cat([_logits_tensor(b) for b in batches]))
 
     def input_gradient(self, pixels: np.ndarray, objective: Objective) -> tuple[np.ndarray, np.ndarray]:
         x = _tensor(pixels).requires_grad_(True)
-        with torch.enable_grad():
+        with torch.enable_grad(), self._forward_errors(pixels):
             values = self._objective_values(x, objective)
             (gradient,) = torch.autograd.grad(values.sum(), x)
         return _as_numpy(values.detach()), _as_numpy(gradient)
 
     def activations(self, pixels: np.ndarray, layer: str) -> np.ndarray:
-        with torch.no_grad():
+        with torch.no_grad(), self._forward_errors(pixels):
             return _as_numpy(self._forward_to(_tensor(pixels), layer))
 
     def randomized(self, seed: int, top_layers: int) -> InProcessModel:
@@ -75,6 +78,18 @@ class InProcessModel(ModelProtocol):
         return InProcessModel(clone)
 
     # --- helpers ------------------------------------------------------------------------
+
+    @contextmanager
+    def _forward_errors(self, pixels: np.ndarray) -> Iterator[None]:
+        """Put an exception from the student's forward into words, with the input shape it got."""
+        try:
+            yield
+        except (SubmissionError, _StopForward):
+            raise
+        except Exception as error:
+            shape = tuple(self.module.preprocess(_tensor(pixels[:1])).shape[1:])
+            raise SubmissionError("request", f"the model's forward failed on a batch of {len(pixels)} faces shaped "
+                                             f"{(len(pixels), *shape)}: {describe_exception(error)}") from None
 
     def _objective_values(self, x: torch.Tensor, objective: Objective) -> torch.Tensor:
         if isinstance(objective, ChannelMean):
@@ -114,6 +129,10 @@ class InProcessModel(ModelProtocol):
         return captured[0]
 
     def _module_named(self, layer: str) -> nn.Module:
+        if isinstance(self.module.net, torch.jit.ScriptModule):
+            raise SubmissionError("request", f"layer '{layer}' of a TorchScript model cannot be observed (TorchScript "
+                                             "runs no forward hooks); hand in model.py and a state_dict to "
+                                             "visualize its layers")
         modules = dict(self.module.net.named_modules())
         if layer not in modules or layer == "":
             raise SubmissionError("request", f"the model has no layer '{layer}'; use a name from "
@@ -124,11 +143,12 @@ class InProcessModel(ModelProtocol):
         """Every named module with its output shape for one face, found with forward hooks."""
         shapes: dict[str, tuple[int, ...]] = {}
         handles = []
+        scripted = isinstance(self.module.net, torch.jit.ScriptModule)
         for name, layer in self.module.net.named_modules():
-            if name:
+            if name and not scripted:  # TorchScript modules take no hooks: their shapes stay unknown
                 handles.append(layer.register_forward_hook(_record_shape(name, shapes)))
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self._forward_errors(np.zeros((1, 48, 48), np.float32)):
                 logits = _logits_tensor(self.module(torch.zeros(1, 48, 48)))
         finally:
             for handle in handles:
