@@ -146,9 +146,11 @@ def _error_of(response: Message) -> SubmissionError:
 
 
 def _exit_words(code: int, profile: HardwareProfile) -> str:
-    if code >= 0:
+    # bwrap's init process reports a child killed by signal S as exit status 128 + S, like a shell.
+    signal_number = -code if code < 0 else code - 128 if code > 128 else 0
+    if signal_number not in {s.value for s in signal.Signals}:
         return f"exited with status {code}"
-    name = signal.Signals(-code).name
+    name = signal.Signals(signal_number).name
     if name == "SIGSEGV":
         return "crashed with a segmentation fault (SIGSEGV: native code read memory it does not own)"
     if name == "SIGXCPU":

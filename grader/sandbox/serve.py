@@ -11,7 +11,7 @@ from grader.protocol import ModelProtocol
 from grader.sandbox.requests import description_header, objective_from
 from grader.sandbox.wire import Message, WireError, read_message, write_message
 from grader.submission.build import build_model
-from grader.submission.errors import SubmissionError, describe_exception
+from grader.submission.errors import SubmissionError, describe_exception, is_out_of_memory, memory_error
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
 from grader.submission.spec import load_spec
@@ -80,8 +80,8 @@ def failure(error: BaseException, stage: str) -> Message:
     the limit, anything else as the exception with the line of the student's file it came from."""
     if isinstance(error, SubmissionError):
         return Message({"ok": False, "stage": error.stage, "message": error.message})
-    text = f"{type(error).__name__}: {error}"
-    if isinstance(error, MemoryError) or "can't allocate memory" in text or "std::bad_alloc" in text:
-        return Message({"ok": False, "stage": "memory", "message": f"the model ran out of memory ({text.strip()[:300]})"})
+    if is_out_of_memory(error):
+        error = memory_error(error)
+        return Message({"ok": False, "stage": error.stage, "message": error.message})
     return Message({"ok": False, "stage": stage, "message": describe_exception(error)})
 

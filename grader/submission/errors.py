@@ -25,3 +25,14 @@ def describe_exception(error: BaseException) -> str:
               if not any(part in f.filename for part in ("/grader/", "site-packages", "/lib/python", "<frozen"))]
     where = f" (at {os.path.basename(frames[-1].filename)} line {frames[-1].lineno})" if frames else ""
     return f"{type(error).__name__}: {str(error)[:1000]}{where}"
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """A MemoryError, or torch's allocator failing under the address-space limit."""
+    text = str(error)
+    return isinstance(error, MemoryError) or "can't allocate memory" in text or "bad_alloc" in text
+
+
+def memory_error(error: BaseException) -> SubmissionError:
+    return SubmissionError("memory", f"the model ran out of memory ({describe_exception(error)[:300]}); "
+                                     "the limit is the hardware profile's memory_mb")

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from grader.protocol import ChannelMean, ClassLogit, CrossEntropy, LayerInfo, ModelDescription, ModelProtocol, Objective
-from grader.submission.errors import SubmissionError, describe_exception
+from grader.submission.errors import SubmissionError, describe_exception, is_out_of_memory, memory_error
 from grader.submission.module import SubmissionModule
 
 PREDICT_BATCH = 256  # fits the cache of a laptop CPU for the course's CNNs; larger batches run slower
@@ -87,6 +87,8 @@ class InProcessModel(ModelProtocol):
         except (SubmissionError, _StopForward):
             raise
         except Exception as error:
+            if is_out_of_memory(error):
+                raise memory_error(error) from None
             shape = tuple(self.module.preprocess(_tensor(pixels[:1])).shape[1:])
             raise SubmissionError("request", f"the model's forward failed on a batch of {len(pixels)} faces shaped "
                                              f"{(len(pixels), *shape)}: {describe_exception(error)}") from None

@@ -1,0 +1,272 @@
+"""Hostile and broken submissions in the sandbox: each ends as a clear failed or contained result,
+and the honest submissions graded in the same batch come out exactly as they do alone.
+
+One batch holds every hostile submission beside two honest ones; the tests read its results.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from grader.batch import GradingSetup, grade_all, grade_submission
+from grader.data.synth import generate
+from grader.profile import HardwareProfile, Limits
+from grader.result import Result
+from grader.sandbox.isolation import bwrap_works
+from grader.scoring.rubric import load_rubric
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not bwrap_works(), reason="bubblewrap cannot run here")]
+
+# Short limits keep the suite fast: torch's import takes a few seconds of the first request.
+PROFILE = HardwareProfile(limits=Limits(memory_mb=3072, processes=64, wall_seconds_per_request=12,
+                                        wall_seconds_per_submission=60))
+
+MODEL = """\
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 7)
+
+    def forward(self, x):
+        {forward}
+        return self.fc(self.conv(x).mean(dim=(2, 3)))
+"""
+
+
+class Net(nn.Module):
+    """The same architecture as MODEL, to make its weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 7)
+
+
+class WritesMarker:
+    """Unpickling this would create `path`: proof that a pickle's code ran."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def submission(root: Path, name: str, prelude: str = "", forward: str = "pass", weights: object = None) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "submission.yaml").write_text(
+        f"student_id: {name}\nmodel:\n  source: model.py\n  entry: Net\n  weights: model.pth\n")
+    (folder / "model.py").write_text(textwrap.dedent(prelude) + "\n" + MODEL.format(forward=forward))
+    torch.manual_seed(0)
+    torch.save(weights if weights is not None else Net().state_dict(), folder / "model.pth")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Secrets the sandbox must not reach, and a listener it must not connect to."""
+    root = tmp_path_factory.mktemp("world")
+    secret = root / "labels.csv"
+    secret.write_text("label\n3\n")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.2)
+    connections: list[object] = []
+
+    def accept_forever():
+        while True:
+            try:
+                connections.append(listener.accept())
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    yield {"root": root, "secret": secret, "port": listener.getsockname()[1], "connections": connections,
+           "escape": root / "escaped.txt", "marker": root / "pickle-ran.txt"}
+    listener.close()
+
+
+def hostile_batch(root: Path, world: dict) -> None:
+    for honest in ("honest_a", "honest_b"):
+        submission(root, honest)
+    submission(root, "import_loop", prelude="while True:\n    pass\n")
+    submission(root, "sleepy_forward", prelude="import time", forward="time.sleep(3600)")
+    submission(root, "eight_gigabytes", forward="torch.empty(2 * 1024**3, dtype=torch.float32).fill_(1)")
+    submission(root, "fork_loop", prelude="""
+        import os, time
+        for _ in range(10000):
+            if os.fork() == 0:
+                time.sleep(600)
+                os._exit(0)
+        """)
+    submission(root, "reads_outside", prelude=f"""
+        import os
+        for path in ({str(world['secret'])!r}, {str(root / 'honest_a' / 'model.py')!r}, "/root/.bash_history"):
+            if os.path.exists(path):
+                raise RuntimeError("LEAKED " + path)
+        """)
+    submission(root, "writes_outside", prelude=f"""
+        for path in ({str(world['escape'])!r}, "/submission/new.txt", "/usr/evil.txt"):
+            try:
+                open(path, "w").write("escaped")
+            except OSError:
+                pass
+        """)
+    submission(root, "phones_home", prelude=f"""
+        import socket
+        try:
+            socket.create_connection(("127.0.0.1", {world['port']}), timeout=2).sendall(b"labels?")
+            raise RuntimeError("CONNECTED")
+        except OSError:
+            pass
+        """)
+    submission(root, "pickle_payload", weights={"conv.weight": WritesMarker(str(world["marker"]))})
+    submission(root, "segfault", forward="import ctypes; ctypes.string_at(0)")
+    submission(root, "patches_the_grader", prelude="""
+        import numpy as np
+        import torch
+        import grader.evaluate, grader.scoring.score, grader.submission.checks
+        import torch.nn.functional as F
+        perfect = lambda logits, labels: grader.evaluate.Evaluation(
+            predictions=labels, labels=labels, confusion=np.eye(7), counts=np.eye(7, dtype=int))
+        grader.evaluate.evaluate = perfect
+        grader.submission.checks.check_logits = lambda *a: None
+        F.cross_entropy = lambda *a, **k: 0
+        torch.Tensor.argmax = lambda self, *a, **k: torch.zeros(len(self), dtype=torch.long)
+        """)
+    submission(root, "nan_outputs", forward="return torch.full((x.shape[0], 7), float('nan'))")
+    submission(root, "wrong_shape", forward="return torch.zeros(x.shape[0], 5)")
+    submission(root, "floods_stdout", prelude="""
+        import sys
+        for _ in range(200_000):
+            print("spam " * 20)
+        sys.stderr.write("more spam\\n" * 1000)
+        """)
+    submission(root, "missing_entry")
+    (root / "missing_entry" / "model.py").write_text("import torch.nn as nn\n\nclass Other(nn.Module):\n    pass\n")
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, world) -> dict[str, Result]:
+    root = tmp_path_factory.mktemp("hostile")
+    hostile_batch(root / "submissions", world)
+    setup = GradingSetup(evaluation=generate(64, seed=3), rubric=load_rubric(ROOT / "rubric.yaml"),
+                         profile=PROFILE, out_dir=root / "out", write_pdf=False, isolation="bwrap")
+    return {r.student_id: r for r in grade_all(root / "submissions", setup)}
+
+
+def failure(result: Result) -> tuple[str, str]:
+    assert result.status == "failed", result.model_dump_json(indent=1)[:2000]
+    return result.errors[0].stage, result.errors[0].message
+
+
+def test_an_endless_loop_at_import_times_out(graded):
+    stage, message = failure(graded["import_loop"])
+    assert stage == "timeout" and "while loading the submission" in message and "endless loop" in message
+
+
+def test_a_forward_that_sleeps_times_out(graded):
+    stage, message = failure(graded["sleepy_forward"])
+    assert stage == "timeout" and "did not answer within the time limit per request (12 s)" in message
+
+
+def test_an_8_gb_allocation_hits_the_memory_limit(graded):
+    stage, message = failure(graded["eight_gigabytes"])
+    assert stage == "memory" and "ran out of memory" in message
+
+
+def test_a_loop_of_forks_hits_the_process_limit(graded):
+    stage, message = failure(graded["fork_loop"])
+    assert stage == "load" and "BlockingIOError" in message and "Resource temporarily unavailable" in message
+
+
+def test_files_outside_the_submission_cannot_be_read(graded):
+    assert graded["reads_outside"].status == "graded", graded["reads_outside"].errors
+
+
+def test_files_outside_the_sandbox_cannot_be_written(graded, world):
+    assert graded["writes_outside"].status == "graded"
+    assert not world["escape"].exists()
+
+
+def test_no_connection_leaves_the_sandbox(graded, world):
+    assert graded["phones_home"].status == "graded", graded["phones_home"].errors
+    assert world["connections"] == []
+
+
+def test_a_weights_pickle_with_a_payload_is_refused_unrun(graded, world):
+    stage, message = failure(graded["pickle_payload"])
+    assert stage == "load" and "not plain tensors" in message
+    assert not world["marker"].exists()
+
+
+def test_a_segfault_is_reported_as_a_crash(graded):
+    stage, message = failure(graded["segfault"])
+    assert stage == "crash" and "segmentation fault" in message
+
+
+def test_patching_torch_or_the_grader_changes_nothing_outside_the_sandbox(graded):
+    cheat, honest = graded["patches_the_grader"], graded["honest_a"]
+    assert cheat.status == "graded"
+    assert cheat.accuracy == honest.accuracy
+    assert cheat.confusion_matrix == honest.confusion_matrix
+
+
+def test_nan_outputs_fail_the_checks(graded):
+    stage, message = failure(graded["nan_outputs"])
+    assert stage == "checks" and "NaN or Inf logits for 8 of 8 faces" in message
+
+
+def test_a_wrong_output_shape_fails_the_checks(graded):
+    stage, message = failure(graded["wrong_shape"])
+    assert stage == "checks" and "returned shape (8, 5) for 8 faces, expected (8, 7)" in message
+
+
+def test_a_flood_of_output_is_kept_within_its_bound(graded):
+    result = graded["floods_stdout"]
+    assert result.status == "graded"
+    assert len(result.output) < 70_000
+    assert result.output.startswith("spam spam") and "bytes of output left out" in result.output
+    assert result.output.rstrip().endswith("more spam")
+
+
+def test_a_missing_entry_names_what_the_file_defines(graded):
+    stage, message = failure(graded["missing_entry"])
+    assert stage == "load" and "has no 'Net'" in message and "It defines: Other." in message
+
+
+def test_honest_submissions_grade_the_same_beside_hostile_ones(graded, tmp_path):
+    alone_root = tmp_path / "alone"
+    folder = submission(alone_root, "honest_a")
+    setup = GradingSetup(evaluation=generate(64, seed=3), rubric=load_rubric(ROOT / "rubric.yaml"),
+                         profile=PROFILE, out_dir=tmp_path / "out", write_pdf=False, isolation="bwrap")
+    alone = grade_submission(folder, setup)
+    beside = graded["honest_a"]
+    assert alone.status == beside.status == "graded"
+    assert alone.accuracy == beside.accuracy and alone.confusion_matrix == beside.confusion_matrix
+    assert graded["honest_b"].confusion_matrix == beside.confusion_matrix
+
+
+def test_every_hostile_submission_has_a_result_file(graded, tmp_path_factory):
+    for student_id, result in graded.items():
+        assert result.student_id == student_id
+        assert json.loads(result.model_dump_json())["status"] in ("graded", "failed")
