@@ -72,7 +72,7 @@ class InProcessModel(ModelProtocol):
         torch.manual_seed(seed)
         try:
             for _, layer in _parametrized_layers(clone.net)[::-1][:top_layers]:
-                layer.reset_parameters()
+                _reinitialize(layer)
         finally:
             torch.random.set_rng_state(generator_state)
         return InProcessModel(clone)
@@ -171,9 +171,27 @@ def _record_shape(name: str, shapes: dict[str, tuple[int, ...]]):
 
 
 def _parametrized_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Layers with their own parameters and a reset_parameters(), in forward-definition order."""
-    return [(name, layer) for name, layer in net.named_modules()
-            if hasattr(layer, "reset_parameters") and any(True for _ in layer.parameters(recurse=False))]
+    """Layers with parameters of their own, in definition order."""
+    return [(name, layer) for name, layer in net.named_modules() if any(True for _ in layer.parameters(recurse=False))]
+
+
+def _reinitialize(layer: nn.Module) -> None:
+    """PyTorch's own initialization where the layer has one; otherwise (TorchScript modules keep no
+    Python methods) the same defaults by hand: Kaiming-uniform weights, biases uniform in
+    +-1/sqrt(fan_in), and ones and zeros for the 1-D weights of normalization layers."""
+    if hasattr(layer, "reset_parameters"):
+        layer.reset_parameters()
+        return
+    with torch.no_grad():
+        weight = getattr(layer, "weight", None)
+        fan_in = weight[0].numel() if isinstance(weight, torch.Tensor) and weight.dim() > 1 else 0
+        for name, parameter in layer.named_parameters(recurse=False):
+            if parameter.dim() > 1:
+                nn.init.kaiming_uniform_(parameter, a=5**0.5)
+            elif name == "bias" and fan_in:
+                nn.init.uniform_(parameter, -1 / fan_in**0.5, 1 / fan_in**0.5)
+            else:
+                nn.init.ones_(parameter) if name == "weight" else nn.init.zeros_(parameter)
 
 
 def _some_names(modules: dict[str, nn.Module], limit: int = 6) -> list[str]:

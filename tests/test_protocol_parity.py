@@ -1,0 +1,88 @@
+"""The in-process and the sandboxed model give identical arrays for identical requests, on every
+example submission: explain/ and scoring/ cannot tell which one they hold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grader.data.synth import generate
+from grader.profile import HardwareProfile
+from grader.protocol import ChannelMean, ClassLogit, CrossEntropy
+from grader.sandbox.client import SandboxedModel
+from grader.sandbox.isolation import bwrap_works
+from grader.submission.build import build_model
+from grader.submission.errors import SubmissionError
+from grader.submission.inprocess import InProcessModel
+from grader.submission.module import SubmissionModule
+from grader.submission.spec import load_spec
+from tests.conftest import EXAMPLES
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not bwrap_works(), reason="bubblewrap cannot run here")]
+WORKING = ["vgg", "small_cnn", "lightning_ckpt", "torchscript", "residual_zh"]
+FACES = generate(16, seed=21)
+PIXELS = FACES.images.astype(np.float32)
+
+
+@pytest.fixture(scope="module", params=WORKING)
+def pair(request):
+    profile = HardwareProfile()
+    profile.apply()  # the same threads and determinism as the sandbox
+    folder = EXAMPLES / request.param
+    spec = load_spec(folder)
+    local = InProcessModel(SubmissionModule(build_model(folder, spec), spec.input))
+    with SandboxedModel.open(folder, profile, "bwrap") as remote:
+        yield local, remote
+
+
+def same_or_same_error(ask):
+    """Both answer the same arrays, or both refuse with the same message."""
+    answers = []
+    for side in (0, 1):
+        try:
+            answers.append(ask(side))
+        except SubmissionError as error:
+            answers.append(error.message)
+    return answers
+
+
+def test_descriptions_are_equal(pair):
+    local, remote = pair
+    assert local.describe() == remote.describe()
+
+
+def test_logits_are_identical(pair):
+    local, remote = pair
+    assert np.array_equal(local.logits(PIXELS), remote.logits(PIXELS))
+
+
+@pytest.mark.parametrize("objective", [ClassLogit(classes=FACES.labels), CrossEntropy(labels=FACES.labels)],
+                         ids=["class_logit", "cross_entropy"])
+def test_input_gradients_are_identical(pair, objective):
+    local, remote = pair
+    (value_a, grad_a), (value_b, grad_b) = local.input_gradient(PIXELS, objective), remote.input_gradient(PIXELS, objective)
+    assert np.array_equal(value_a, value_b) and np.array_equal(grad_a, grad_b)
+    assert np.abs(grad_a).sum() > 0
+
+
+def test_channel_gradients_and_activations_are_identical(pair):
+    local, remote = pair
+    convs = local.describe().conv_layers
+    layer = convs[0].name if convs else "conv1"
+    objective = ChannelMean(layer=layer, channels=np.arange(len(PIXELS)) % 4)
+    (grad_a, grad_b) = same_or_same_error(lambda side: (local, remote)[side].input_gradient(PIXELS, objective))
+    (act_a, act_b) = same_or_same_error(lambda side: (local, remote)[side].activations(PIXELS, layer))
+    if isinstance(grad_a, str):  # TorchScript: both say its layers cannot be observed
+        assert grad_a == grad_b and act_a == act_b and "TorchScript" in grad_a
+        return
+    assert np.array_equal(grad_a[0], grad_b[0]) and np.array_equal(grad_a[1], grad_b[1])
+    assert np.array_equal(act_a, act_b)
+
+
+def test_randomized_copies_are_identical_and_differ_from_the_model(pair):
+    local, remote = pair
+    random_local, random_remote = local.randomized(seed=5, top_layers=2), remote.randomized(seed=5, top_layers=2)
+    logits = random_local.logits(PIXELS)
+    assert np.array_equal(logits, random_remote.logits(PIXELS))
+    assert not np.array_equal(logits, local.logits(PIXELS))
+    random_remote.close()
