@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps grade test examples clean
+.PHONY: setup system-deps grade test bench examples clean
 
 setup: system-deps $(STAMP)
 
@@ -25,6 +25,10 @@ grade: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Benchmarks print numbers and ratios; they are not timed tests.
+bench: setup
+	$(BIN)/python bench/sandbox_overhead.py
 
 # Retrain the example submissions (minutes on 2 CPU cores; the trained weights are committed).
 examples: setup

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from grader.classes import Language
 from grader.data.faceset import DataFormatError, FaceSet
+from grader.quiet import quiet_libraries
 from grader.result import Result
 from grader.yamlfile import ConfigError
 
@@ -31,15 +29,6 @@ RubricOption = Annotated[Path, typer.Option("--rubric", help="the rubric to scor
 OutOption = Annotated[Path, typer.Option("--out", help="output folder")]
 LanguageOption = Annotated[str, typer.Option("--lang", help="report language: en or zh-TW")]
 ProfileOption = Annotated[str, typer.Option("--profile", help="hardware profile (cpu)")]
-
-
-def _quiet_libraries() -> None:
-    # Lightning prints banners and tips for every predict call; a TA wants one line per student.
-    import pytorch_lightning  # noqa: F401  (it sets its loggers' levels on import; ours must come after)
-
-    warnings.filterwarnings("ignore")
-    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric", "fontTools"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -108,7 +97,7 @@ def grade(
                                                                   "when bubblewrap is unavailable")] = False,
 ) -> None:
     """Grade every submission folder under SUBMISSIONS; a failing submission never stops the batch."""
-    _quiet_libraries()
+    quiet_libraries()
     if not submissions.is_dir():
         raise _fail(f"{submissions} is not a folder of submissions")
     from grader.batch import grade_all, submission_folders
@@ -142,7 +131,7 @@ def check(
     lang: LanguageOption = "en", profile: ProfileOption = "cpu",
 ) -> None:
     """Grade one submission as the TA will and show the scores; exits 1 when it would fail to grade."""
-    _quiet_libraries()
+    quiet_libraries()
     if not submission.is_dir():
         raise _fail(f"{submission} is not a folder")
     from grader.batch import grade_submission

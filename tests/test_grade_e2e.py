@@ -69,6 +69,7 @@ def test_result_json_holds_the_contract_fields(graded):
     assert set(criterion) >= {"id", "score", "max_score", "value", "manual", "message"}
     assert result["max_score"] == 10 and len(result["submission_sha256"]) == 64
     assert result["profile"]["name"] == "cpu" and result["profile"]["threads"] == 1
+    assert result["isolation"] == "bwrap"
 
 
 def test_confusion_matrix_rows_sum_to_one(graded):
@@ -174,3 +175,31 @@ def test_data_synth_writes_the_course_layout(tmp_path):
     assert (tmp_path / "train.csv").read_text().splitlines()[0] == "label,feature"
     assert (tmp_path / "test.csv").read_text().splitlines()[0] == "id,feature"
     assert len((tmp_path / "eval.csv").read_text().splitlines()) == 8
+
+
+def test_grade_refuses_to_run_student_code_unsandboxed_unless_told(monkeypatch, tmp_path, small_eval_csv):
+    import grader.sandbox.isolation as isolation
+
+    monkeypatch.setattr(isolation, "bwrap_works", lambda: False)
+    refused = invoke("grade", EXAMPLES, "--data", small_eval_csv, "--out", tmp_path / "refused")
+    assert refused.exit_code == 2 and "--no-sandbox" in refused.output
+    assert not (tmp_path / "refused").exists()
+
+
+def test_grade_with_no_sandbox_runs_submissions_in_a_plain_subprocess(examples_copy, tmp_path, small_eval_csv):
+    for folder in examples_copy.iterdir():
+        if folder.name != "small_cnn":
+            shutil.rmtree(folder)
+    outcome = invoke("grade", examples_copy, "--data", small_eval_csv, "--out", tmp_path / "out", "--no-sandbox")
+    assert outcome.exit_code == 0, outcome.output
+    assert "plain subprocess" in outcome.output
+    assert json.loads((tmp_path / "out" / "b09902022" / "result.json").read_text())["isolation"] == "subprocess"
+
+
+def test_check_without_bwrap_warns_and_still_checks(monkeypatch, tmp_path, small_eval_csv):
+    import grader.sandbox.isolation as isolation
+
+    monkeypatch.setattr(isolation, "bwrap_works", lambda: False)
+    outcome = invoke("check", EXAMPLES / "small_cnn", "--data", small_eval_csv, "--out", tmp_path)
+    assert outcome.exit_code == 0, outcome.output
+    assert "bubblewrap is not available" in outcome.output

@@ -15,6 +15,7 @@ WORDS: dict[str, dict[str, str]] = {
         "appendix": "Appendix", "profile": "Hardware profile", "version": "Tool version",
         "sha": "Submission SHA-256", "timings": "Timings (s)", "data": "Evaluation data",
         "pending_note": "Manual criteria are scored by the TA; the total counts automatic points so far.",
+        "isolation": "Student code ran in", "output": "What your code printed (stdout and stderr, bounded)",
     },
     "zh-TW": {
         "title": "解釋你的 CNN：評分報告", "student": "學生", "student_id": "學號",
@@ -28,6 +29,7 @@ WORDS: dict[str, dict[str, str]] = {
         "appendix": "附錄", "profile": "硬體設定", "version": "工具版本",
         "sha": "繳交檔案 SHA-256", "timings": "各階段時間（秒）", "data": "評估資料",
         "pending_note": "人工評分項目由助教評分；目前總分只計自動評分。",
+        "isolation": "學生程式執行環境", "output": "你的程式輸出（stdout 與 stderr，有長度上限）",
     },
 }
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-import warnings
 from pathlib import Path
 
 from grader.profile import HardwareProfile
+from grader.quiet import quiet_libraries
 from grader.protocol import ModelProtocol
 from grader.sandbox.requests import description_header, objective_from
 from grader.sandbox.wire import Message, WireError, read_message, write_message
@@ -19,9 +18,7 @@ from grader.yamlfile import ConfigError
 
 
 def serve(submission: str, profile: dict, requests: int, responses: int) -> None:
-    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)  # keep the captured output the student's own
-    warnings.filterwarnings("ignore")
+    quiet_libraries()  # keep the captured output the student's own
     HardwareProfile.model_validate(profile).apply()
     try:
         model = load(Path(submission))

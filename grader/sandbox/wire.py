@@ -36,7 +36,7 @@ def encode(message: Message) -> bytes:
     blobs = []
     for name, array in message.arrays.items():
         buffer = io.BytesIO()
-        np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+        np.lib.format.write_array(buffer, np.asarray(array, order="C"), allow_pickle=False)  # keeps 0-d arrays 0-d
         blobs.append((name, buffer.getvalue()))
     header = dict(message.header, arrays=[[name, len(blob)] for name, blob in blobs])
     header_bytes = json.dumps(header).encode("utf-8")
@@ -49,17 +49,30 @@ def decode(body: bytes) -> Message:
         (header_length,) = _LENGTH.unpack_from(body, 0)
         start = _LENGTH.size
         header = json.loads(body[start:start + header_length].decode("utf-8"))
+        if not isinstance(header, dict):
+            raise WireError("malformed message: the header is not an object")
         offset = start + header_length
         arrays = {}
         for name, length in header.pop("arrays"):
-            arrays[str(name)] = np.lib.format.read_array(io.BytesIO(body[offset:offset + int(length)]),
-                                                         allow_pickle=False)
+            arrays[str(name)] = _read_array(body[offset:offset + int(length)])
             offset += int(length)
-    except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError) as error:
+    except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError, OverflowError, AttributeError) as error:
         raise WireError(f"malformed message: {error}") from None
-    if not isinstance(header, dict):
-        raise WireError("malformed message: the header is not an object")
     return Message(header=header, arrays=arrays)
+
+
+def _read_array(blob: bytes) -> np.ndarray:
+    """An .npy blob, refused before any allocation when its header claims more data than it holds."""
+    stream = io.BytesIO(blob)
+    version = np.lib.format.read_magic(stream)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _fortran_order, dtype = read_header(stream)
+    if dtype.hasobject:
+        raise ValueError("object arrays are not accepted")
+    if int(np.prod(shape, dtype=object)) * dtype.itemsize > len(blob):
+        raise ValueError(f"an array header claims shape {shape} but the message is only {len(blob)} bytes")
+    stream.seek(0)
+    return np.lib.format.read_array(stream, allow_pickle=False)
 
 
 def write_message(fd: int, message: Message) -> None:

@@ -25,8 +25,9 @@ from grader.submission.module import SubmissionModule
 PREDICT_BATCH = 256  # fits the cache of a laptop CPU for the course's CNNs; larger batches run slower
 
 
-class _StopForward(Exception):
-    """Raised by a forward hook once the target layer has produced its output."""
+class _StopForward(BaseException):
+    """Raised by a forward hook once the target layer has produced its output. A BaseException,
+    so that a student's `except Exception` around a layer cannot swallow it and run on."""
 
 
 class InProcessModel(ModelProtocol):
@@ -48,6 +49,8 @@ class InProcessModel(ModelProtocol):
 
     def logits(self, pixels: np.ndarray) -> np.ndarray:
         """Logits through Lightning's predict loop, in batches of PREDICT_BATCH."""
+        if len(pixels) == 0:
+            return np.zeros((0, self.describe().num_classes), np.float32)
         loader = DataLoader(TensorDataset(_tensor(pixels)), batch_size=PREDICT_BATCH)
         trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                              enable_progress_bar=False, enable_model_summary=False)
@@ -155,7 +158,9 @@ class InProcessModel(ModelProtocol):
         finally:
             for handle in handles:
                 handle.remove()
-        layers = tuple(LayerInfo(name=name, kind=type(layer).__name__, output_shape=shapes.get(name, ()))
+        # A TorchScript module's type is RecursiveScriptModule; original_name keeps "Conv2d".
+        layers = tuple(LayerInfo(name=name, kind=getattr(layer, "original_name", type(layer).__name__),
+                                 output_shape=shapes.get(name, ()))
                        for name, layer in self.module.net.named_modules() if name)
         return ModelDescription(num_classes=int(logits.shape[-1]), input=self.module.input_spec.model_dump(),
                                 layers=layers)
@@ -192,6 +197,9 @@ def _reinitialize(layer: nn.Module) -> None:
                 nn.init.uniform_(parameter, -1 / fan_in**0.5, 1 / fan_in**0.5)
             else:
                 nn.init.ones_(parameter) if name == "weight" else nn.init.zeros_(parameter)
+        for name, buffer in layer.named_buffers(recurse=False):
+            if name in ("running_mean", "running_var"):
+                buffer.fill_(1.0 if name == "running_var" else 0.0)
 
 
 def _some_names(modules: dict[str, nn.Module], limit: int = 6) -> list[str]:
