@@ -120,7 +120,8 @@ def hostile_batch(root: Path, world: dict) -> None:
         """)
     submission(root, "reads_outside", prelude=f"""
         import os
-        for path in ({str(world['secret'])!r}, {str(root / 'honest_a' / 'model.py')!r}, "/root/.bash_history"):
+        for path in ({str(world['secret'])!r}, {str(root / 'honest_a' / 'model.py')!r},
+                     {str(root.parent / 'out')!r}, "/root/.bash_history"):
             if os.path.exists(path):
                 raise RuntimeError("LEAKED " + path)
         """)
@@ -162,6 +163,8 @@ def hostile_batch(root: Path, world: dict) -> None:
         sys.stderr.write("more spam\\n" * 1000)
         """)
     submission(root, "missing_entry")
+    submission(root, "syntax_error", prelude="def broken(:\n    pass\n")
+    submission(root, "weights_misfit", weights={"conv.weight": torch.zeros(8, 1, 3, 3), "head.bias": torch.zeros(7)})
     (root / "missing_entry" / "model.py").write_text("import torch.nn as nn\n\nclass Other(nn.Module):\n    pass\n")
 
 
@@ -252,6 +255,23 @@ def test_a_flood_of_output_is_kept_within_its_bound(graded):
 def test_a_missing_entry_names_what_the_file_defines(graded):
     stage, message = failure(graded["missing_entry"])
     assert stage == "load" and "has no 'Net'" in message and "It defines: Other." in message
+
+
+def test_a_syntax_error_names_the_file_and_line(graded):
+    stage, message = failure(graded["syntax_error"])
+    assert stage == "load" and "syntax error in model.py line 1" in message
+
+
+def test_weights_that_do_not_fit_name_the_mismatch(graded):
+    stage, message = failure(graded["weights_misfit"])
+    assert stage == "load" and "do not fit the model" in message
+    assert "missing conv.bias" in message and "unexpected head.bias" in message
+    assert "conv.weight (8, 1, 3, 3) vs model (4, 1, 3, 3)" in message
+
+
+def test_the_output_folder_is_not_visible_inside(graded):
+    # reads_outside raises if the batch's output folder (written by then) is visible.
+    assert graded["reads_outside"].status == "graded"
 
 
 def test_honest_submissions_grade_the_same_beside_hostile_ones(graded, tmp_path):
