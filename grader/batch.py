@@ -25,9 +25,10 @@ from grader.evaluate import Evaluation, evaluate
 from grader.profile import HardwareProfile
 from grader.report.figures import confusion_matrix_figure, png_bytes
 from grader.report.gradebook import write_gradebook
-from grader.report.pdf import render_html, write_pdf
+from grader.report.pdf import FigureRef, render_html, write_pdf
 from grader.result import Result, StageError
 from grader.scoring.metrics import Measurements
+from grader.tasks import ClassExamples, TaskOutput, TaskSettings, lime_task, saliency_task
 from grader.scoring.rubric import Rubric
 from grader.scoring.score import score
 from grader.submission.build import build_model
@@ -62,6 +63,7 @@ class GradingSetup:
     language: Language = "en"
     write_pdf: bool = True
     isolation: Isolation = "bwrap"
+    tasks: TaskSettings = TaskSettings()
 
 
 @dataclass
@@ -76,11 +78,15 @@ class _Attempt:
     errors: list[StageError] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     output: str = ""
+    tasks: dict[str, TaskOutput] = field(default_factory=dict)
+    gate_failed: bool = False
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Time a stage; turn any exception into the stage's error so later stages can see it failed."""
+    def stage(self, name: str, gating: bool = True) -> Iterator[None]:
+        """Time a stage; turn any exception into the stage's error. A gating stage's error fails the
+        submission and skips what follows; a task's error leaves the submission partly scored."""
         started = time.perf_counter()
+        errors_before = len(self.errors)
         try:
             yield
         except SubmissionError as error:
@@ -93,10 +99,11 @@ class _Attempt:
             self.errors.append(StageError(stage=name, message=_describe_unexpected(error)))
         finally:
             self.timings[name] = round(time.perf_counter() - started, 4)
+            self.gate_failed |= gating and len(self.errors) > errors_before
 
     @property
     def failed(self) -> bool:
-        return bool(self.errors)
+        return self.gate_failed
 
 
 def grade_submission(folder: Path, setup: GradingSetup, taken_ids: dict[str, str] | None = None) -> Result:
@@ -117,6 +124,8 @@ def grade_submission(folder: Path, setup: GradingSetup, taken_ids: dict[str, str
         if model is not None and not attempt.failed:
             with attempt.stage("evaluate"):
                 attempt.evaluation = evaluate(evaluation_logits(model, setup.evaluation), setup.evaluation.labels)
+        if model is not None and not attempt.failed:
+            _run_tasks(attempt, model, setup)
     finally:
         if model is not None:
             attempt.output = getattr(model, "output", "")
@@ -125,6 +134,17 @@ def grade_submission(folder: Path, setup: GradingSetup, taken_ids: dict[str, str
     result = _result(attempt, setup)
     _write_outputs(result, attempt, setup)
     return result
+
+
+TASKS: dict[str, tuple[str, Callable]] = {"saliency": ("q1", saliency_task), "lime": ("q3", lime_task)}
+
+
+def _run_tasks(attempt: _Attempt, model: ModelProtocol, setup: GradingSetup) -> None:
+    """Each question's task on one evaluation image per class; one failing leaves the others."""
+    examples = ClassExamples.choose(setup.evaluation, attempt.evaluation, setup.language)
+    for name, (question, task) in TASKS.items():
+        with attempt.stage(f"{question}_{name}", gating=False):
+            attempt.tasks[name] = task(model, setup.evaluation, examples, setup.tasks, setup.language)
 
 
 def open_model(folder: Path, spec: SubmissionSpec, setup: GradingSetup) -> ModelProtocol:
@@ -185,6 +205,12 @@ def _write_outputs(result: Result, attempt: _Attempt, setup: GradingSetup) -> No
     staging = setup.out_dir / f".staging-{result.student_id}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
+    figures: dict[str, list[FigureRef]] = {}
+    for name, output in attempt.tasks.items():
+        atomic_write_bytes(staging / "arrays" / f"{name}.npz", _npz(**output.arrays))
+        atomic_write_bytes(staging / "figures" / f"{name}.png", png_bytes(output.figure))
+        question = TASKS[name][0]
+        figures.setdefault(question, []).append(FigureRef(f"figures/{name}.png", "; ".join(output.notes)))
     confusion_png = None
     if attempt.evaluation is not None:
         evaluation = attempt.evaluation
@@ -196,7 +222,9 @@ def _write_outputs(result: Result, attempt: _Attempt, setup: GradingSetup) -> No
             labels=evaluation.labels, predictions=evaluation.predictions))
     if setup.write_pdf:
         started = time.perf_counter()
-        html = render_html(result, setup.language, confusion_figure=confusion_png)
+        if confusion_png:
+            figures.setdefault("q3", []).append(FigureRef(confusion_png, ""))
+        html = render_html(result, setup.language, question_figures=figures)
         write_pdf(html, staging, staging / "report.pdf")
         result.timings["report"] = round(time.perf_counter() - started, 4)
     result.write(staging / "result.json")

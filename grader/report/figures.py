@@ -40,3 +40,49 @@ def png_bytes(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
+
+
+def _face_axes(figure: Figure, rows: int, columns: int):
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    return axes
+
+
+def saliency_figure(images: np.ndarray, labels: np.ndarray, maps: np.ndarray, language: Language = "en",
+                    title: str = "saliency") -> Figure:
+    """Per class: the face, the map, and the map over the face (one column a class)."""
+    names = class_names(language)
+    figure = Figure(figsize=(1.5 * max(len(images), 1), 4.8), dpi=100)
+    axes = _face_axes(figure, 3, max(len(images), 1))
+    for column, (image, label, saliency) in enumerate(zip(images, labels, maps)):
+        scaled = saliency / (saliency.max() or 1.0)
+        axes[0, column].imshow(image, cmap="gray", vmin=0, vmax=255)
+        axes[0, column].set_title(names[int(label)], fontsize=9)
+        axes[1, column].imshow(scaled, cmap="inferno", vmin=0, vmax=1)
+        axes[2, column].imshow(image, cmap="gray", vmin=0, vmax=255)
+        axes[2, column].imshow(scaled, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+    for row, text in enumerate(("face", title, "overlay")):
+        axes[row, 0].set_ylabel(text, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def lime_figure(images: np.ndarray, explanations: list, language: Language = "en", top: int = 5) -> Figure:
+    """Per class: the face with the `top` superpixels that speak for the label (green) and against
+    it (red), titled with the model's probability of the label."""
+    names = class_names(language)
+    columns = max(len(images), 1)
+    figure = Figure(figsize=(1.5 * columns, 2.0), dpi=100)
+    axes = _face_axes(figure, 1, columns)
+    for column, (image, explanation) in enumerate(zip(images, explanations)):
+        rgb = np.repeat(image[..., None] / 255.0, 3, axis=2)
+        for segment_ids, colour in ((explanation.top_segments(top, "positive"), (0.1, 0.8, 0.2)),
+                                    (explanation.top_segments(top, "negative"), (0.9, 0.15, 0.1))):
+            region = np.isin(explanation.segments, segment_ids)
+            rgb[region] = 0.55 * rgb[region] + 0.45 * np.array(colour)
+        axes[0, column].imshow(rgb)
+        axes[0, column].set_title(f"{names[explanation.label]}\np={explanation.probability:.2f}", fontsize=8)
+    figure.tight_layout()
+    return figure

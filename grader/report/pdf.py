@@ -29,7 +29,7 @@ def _environment() -> jinja2.Environment:
     return jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
 
 
-def render_html(result: Result, language: Language = "en", confusion_figure: str | None = None,
+def render_html(result: Result, language: Language = "en",
                 question_figures: dict[str, list[FigureRef]] | None = None) -> str:
     """The report as HTML; figure paths are relative to the student's output folder."""
     w = words(language)
@@ -38,7 +38,7 @@ def render_html(result: Result, language: Language = "en", confusion_figure: str
     profile_text = ", ".join(f"{k} {v}" for k, v in profile.items() if k != "limits") if profile else "—"
     return _environment().get_template("report.html.j2").render(
         result=result, w=w, css=css, language=language, class_names=class_names(language),
-        confusion_figure=confusion_figure, question_figures=question_figures or {},
+        question_figures=question_figures or {},
         profile_text=profile_text, verdict=lambda c: _verdict(c, w))
 
 
