@@ -28,7 +28,7 @@ from grader.report.gradebook import write_gradebook
 from grader.report.pdf import FigureRef, render_html, write_pdf
 from grader.result import Result, StageError
 from grader.scoring.metrics import Measurements
-from grader.tasks import ClassExamples, TaskOutput, TaskSettings, lime_task, saliency_task
+from grader.tasks import QUESTION_TASKS, ClassExamples, TaskContext, TaskOutput, TaskSettings
 from grader.scoring.rubric import Rubric
 from grader.scoring.score import score
 from grader.submission.build import build_model
@@ -78,7 +78,7 @@ class _Attempt:
     errors: list[StageError] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     output: str = ""
-    tasks: dict[str, TaskOutput] = field(default_factory=dict)
+    tasks: dict[str, TaskOutput] = field(default_factory=dict)  # by question id
     gate_failed: bool = False
 
     @contextmanager
@@ -136,15 +136,14 @@ def grade_submission(folder: Path, setup: GradingSetup, taken_ids: dict[str, str
     return result
 
 
-TASKS: dict[str, tuple[str, Callable]] = {"saliency": ("q1", saliency_task), "lime": ("q3", lime_task)}
-
-
 def _run_tasks(attempt: _Attempt, model: ModelProtocol, setup: GradingSetup) -> None:
     """Each question's task on one evaluation image per class; one failing leaves the others."""
     examples = ClassExamples.choose(setup.evaluation, attempt.evaluation, setup.language)
-    for name, (question, task) in TASKS.items():
-        with attempt.stage(f"{question}_{name}", gating=False):
-            attempt.tasks[name] = task(model, setup.evaluation, examples, setup.tasks, setup.language)
+    context = TaskContext(model=model, faces=setup.evaluation, examples=examples, settings=setup.tasks,
+                          visualize=attempt.spec.visualize, language=setup.language)
+    for question, task in QUESTION_TASKS.items():
+        with attempt.stage(f"{question}_{task.__name__.removesuffix('_task')}", gating=False):
+            attempt.tasks[question] = task(context)
 
 
 def open_model(folder: Path, spec: SubmissionSpec, setup: GradingSetup) -> ModelProtocol:
@@ -206,11 +205,11 @@ def _write_outputs(result: Result, attempt: _Attempt, setup: GradingSetup) -> No
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     figures: dict[str, list[FigureRef]] = {}
-    for name, output in attempt.tasks.items():
-        atomic_write_bytes(staging / "arrays" / f"{name}.npz", _npz(**output.arrays))
-        atomic_write_bytes(staging / "figures" / f"{name}.png", png_bytes(output.figure))
-        question = TASKS[name][0]
-        figures.setdefault(question, []).append(FigureRef(f"figures/{name}.png", "; ".join(output.notes)))
+    for question, output in attempt.tasks.items():
+        atomic_write_bytes(staging / "arrays" / f"{output.name}.npz", _npz(**output.arrays))
+        for name, figure in output.figures.items():
+            atomic_write_bytes(staging / "figures" / f"{name}.png", png_bytes(figure))
+            figures.setdefault(question, []).append(FigureRef(f"figures/{name}.png", "; ".join(output.notes)))
     confusion_png = None
     if attempt.evaluation is not None:
         evaluation = attempt.evaluation

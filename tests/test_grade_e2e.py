@@ -29,7 +29,7 @@ def invoke(*args: str):
 def graded(tmp_path_factory, small_eval_csv) -> Path:
     out = tmp_path_factory.mktemp("out")
     result = invoke("grade", EXAMPLES, "--data", small_eval_csv, "--rubric", ROOT / "rubric.yaml", "--out", out,
-                    "--lime-samples", "60")
+                    "--quick")
     assert result.exit_code == 0, result.output
     return out
 
@@ -127,7 +127,7 @@ def test_a_bad_submission_never_stops_the_batch(examples_copy, small_eval_csv, t
     out = tmp_path / "out"
 
     outcome = invoke("grade", examples_copy, "--data", small_eval_csv, "--out", out,
-                     "--rubric", ROOT / "rubric.yaml", "--lime-samples", "20")
+                     "--rubric", ROOT / "rubric.yaml", "--quick")
 
     assert outcome.exit_code == 0, outcome.output
     book = pd.read_csv(out / "gradebook.csv", dtype={"student_id": str}).set_index("student_id")
@@ -159,7 +159,7 @@ def test_malformed_data_names_the_file_and_line(tmp_path):
 
 
 def test_check_passes_a_good_submission_and_prints_its_scores(tmp_path, small_eval_csv):
-    outcome = invoke("check", EXAMPLES / "vgg", "--data", small_eval_csv, "--out", tmp_path, "--lime-samples", "60")
+    outcome = invoke("check", EXAMPLES / "vgg", "--data", small_eval_csv, "--out", tmp_path, "--quick")
     assert outcome.exit_code == 0, outcome.output
     assert "b09902011" in outcome.output and "Model accuracy" in outcome.output
     assert (tmp_path / "b09902011" / "report.pdf").is_file()
@@ -193,7 +193,7 @@ def test_grade_with_no_sandbox_runs_submissions_in_a_plain_subprocess(examples_c
         if folder.name != "small_cnn":
             shutil.rmtree(folder)
     outcome = invoke("grade", examples_copy, "--data", small_eval_csv, "--out", tmp_path / "out", "--no-sandbox",
-                     "--lime-samples", "20")
+                     "--quick")
     assert outcome.exit_code == 0, outcome.output
     assert "plain subprocess" in outcome.output
     assert json.loads((tmp_path / "out" / "b09902022" / "result.json").read_text())["isolation"] == "subprocess"
@@ -204,7 +204,7 @@ def test_check_without_bwrap_warns_and_still_checks(monkeypatch, tmp_path, small
 
     monkeypatch.setattr(isolation, "bwrap_works", lambda: False)
     outcome = invoke("check", EXAMPLES / "small_cnn", "--data", small_eval_csv, "--out", tmp_path,
-                     "--lime-samples", "20")
+                     "--quick")
     assert outcome.exit_code == 0, outcome.output
     assert "bubblewrap is not available" in outcome.output
 
@@ -215,7 +215,10 @@ def test_every_graded_example_has_its_figures_as_valid_pngs(graded):
     for folder, student_id in EXAMPLE_IDS.items():
         if folder == "broken_six_classes":
             continue
-        for name in ("saliency", "lime", "confusion_matrix"):
+        names = ["saliency", "lime", "confusion_matrix"]
+        if folder != "torchscript":  # TorchScript runs no forward hooks: its layers cannot be observed
+            names += ["filters", "filter_outputs"]
+        for name in names:
             with Image.open(graded / student_id / "figures" / f"{name}.png") as image:
                 assert image.format == "PNG" and image.width > 300 and image.height > 150
                 pixels = np.asarray(image.convert("L"))
@@ -234,9 +237,16 @@ def test_task_arrays_follow_the_contract(graded):
 def test_two_checks_of_one_submission_give_byte_identical_arrays(tmp_path, small_eval_csv):
     for run in ("first", "second"):
         outcome = invoke("check", EXAMPLES / "small_cnn", "--data", small_eval_csv, "--out", tmp_path / run,
-                         "--lime-samples", "30")
+                         "--quick")
         assert outcome.exit_code == 0, outcome.output
     first, second = (sorted((tmp_path / run / "b09902022" / "arrays").iterdir()) for run in ("first", "second"))
-    assert [p.name for p in first] == ["confusion.npz", "lime.npz", "saliency.npz"]
+    assert [p.name for p in first] == ["classviz.npz", "confusion.npz", "filters.npz", "lime.npz", "saliency.npz"]
     for a, b in zip(first, second):
         assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_a_torchscript_model_is_graded_with_its_filter_task_explained(graded):
+    result = read_result(graded, "torchscript")
+    assert result["status"] == "graded"
+    assert [e["stage"] for e in result["errors"]] == ["q2_filters"]
+    assert "TorchScript" in result["errors"][0]["message"]

@@ -86,3 +86,43 @@ def lime_figure(images: np.ndarray, explanations: list, language: Language = "en
         axes[0, column].set_title(f"{names[explanation.label]}\np={explanation.probability:.2f}", fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def _grid(figure: Figure, maps: np.ndarray, title: str, cmap: str) -> None:
+    count = len(maps)
+    columns = int(np.ceil(np.sqrt(count))) or 1
+    rows = int(np.ceil(count / columns)) or 1
+    axes = _face_axes(figure, rows, columns)
+    for index, axis in enumerate(axes.flat):
+        if index < count:
+            axis.imshow(maps[index], cmap=cmap)
+        else:
+            axis.set_visible(False)
+    figure.suptitle(title, fontsize=10)
+
+
+def filter_patterns_figure(patterns: np.ndarray, layer: str, gain: np.ndarray) -> Figure:
+    """The grid of patterns that maximize each channel's mean activation."""
+    figure = Figure(figsize=(6.4, 6.8), dpi=100)
+    _grid(figure, patterns, f"{layer}: patterns by gradient ascent (median activation gain "
+                            f"{float(np.median(gain)):.2f})", "gray")
+    return figure
+
+
+def filter_outputs_figure(image: np.ndarray, outputs: np.ndarray, layer: str) -> Figure:
+    """The grid of the layer's activation maps for one evaluation face."""
+    figure = Figure(figsize=(6.4, 6.8), dpi=100)
+    _grid(figure, outputs, f"{layer}: filter outputs for one face", "viridis")
+    return figure
+
+
+def class_model_figure(images: np.ndarray, target_prob: np.ndarray, language: Language = "en") -> Figure:
+    """Per class: the image gradient ascent built toward it, titled with its probability."""
+    names = class_names(language)
+    figure = Figure(figsize=(1.5 * len(images), 2.0), dpi=100)
+    axes = _face_axes(figure, 1, len(images))
+    for column, (image, probability) in enumerate(zip(images, target_prob)):
+        axes[0, column].imshow(image, cmap="gray", vmin=0, vmax=255)
+        axes[0, column].set_title(f"{names[column]}\np={probability:.2f}", fontsize=8)
+    figure.tight_layout()
+    return figure
