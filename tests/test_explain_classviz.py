@@ -9,37 +9,12 @@ from torch import nn
 
 from grader.explain.base import softmax
 from grader.explain.classviz import ClassModelVisualization
-from grader.protocol import ClassLogit, ModelProtocol
+from grader.protocol import ClassLogit
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
+from tests.recording import RecordingModel
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-class CountingModel(ModelProtocol):
-    """Passes every request on to `inner` and records (request, number of images, objective)."""
-
-    def __init__(self, inner: ModelProtocol) -> None:
-        self.inner = inner
-        self.requests: list[tuple[str, int, object]] = []
-
-    def describe(self):
-        return self.inner.describe()
-
-    def logits(self, pixels):
-        self.requests.append(("logits", len(pixels), None))
-        return self.inner.logits(pixels)
-
-    def input_gradient(self, pixels, objective):
-        self.requests.append(("input_gradient", len(pixels), objective))
-        return self.inner.input_gradient(pixels, objective)
-
-    def activations(self, pixels, layer):
-        self.requests.append(("activations", len(pixels), layer))
-        return self.inner.activations(pixels, layer)
-
-    def randomized(self, seed, top_layers):
-        raise AssertionError("the class-model visualization never needs a randomized model")
 
 
 def linear_model(seed: int = 0) -> InProcessModel:
@@ -78,10 +53,10 @@ def test_a_small_cnn_is_driven_toward_each_class_too():
 
 
 def test_one_request_per_step_carries_all_seven_classes_then_one_logits_request():
-    model = CountingModel(linear_model())
+    model = RecordingModel(linear_model())
     ClassModelVisualization(model, steps=4).visualize()
-    assert [(name, n) for name, n, _ in model.requests] == [("input_gradient", 7)] * 4 + [("logits", 7)]
-    for _, _, objective in model.requests[:4]:
+    assert [(r.name, r.size) for r in model.requests] == [("input_gradient", 7)] * 4 + [("logits", 7)]
+    for objective in [r.detail for r in model.requests[:4]]:
         assert isinstance(objective, ClassLogit)
         np.testing.assert_array_equal(objective.classes, np.arange(7))
 

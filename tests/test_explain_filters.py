@@ -11,37 +11,12 @@ import torch
 from torch import nn
 
 from grader.explain.filters import FilterVisualization, activation_gain, layer_outputs, start_images
-from grader.protocol import ChannelMean, ModelProtocol
+from grader.protocol import ChannelMean
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
+from tests.recording import RecordingModel
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-class CountingModel(ModelProtocol):
-    """Passes every request on to `inner` and records (request, number of images, objective or layer)."""
-
-    def __init__(self, inner: ModelProtocol) -> None:
-        self.inner = inner
-        self.requests: list[tuple[str, int, object]] = []
-
-    def describe(self):
-        return self.inner.describe()
-
-    def logits(self, pixels):
-        self.requests.append(("logits", len(pixels), None))
-        return self.inner.logits(pixels)
-
-    def input_gradient(self, pixels, objective):
-        self.requests.append(("input_gradient", len(pixels), objective))
-        return self.inner.input_gradient(pixels, objective)
-
-    def activations(self, pixels, layer):
-        self.requests.append(("activations", len(pixels), layer))
-        return self.inner.activations(pixels, layer)
-
-    def randomized(self, seed, top_layers):
-        raise AssertionError("the filter visualization never needs a randomized model")
 
 
 class Tripwire(nn.Module):
@@ -93,24 +68,24 @@ def test_gain_is_the_ratio_for_a_positive_start_and_still_rises_from_below_zero(
 
 
 def test_one_input_gradient_request_per_step_carries_every_channel():
-    model = CountingModel(wrap(conv_net()))
+    model = RecordingModel(wrap(conv_net()))
     FilterVisualization(model, steps=5).patterns()
     steps, last = model.requests[:5], model.requests[5:]
-    assert [(name, n) for name, n, _ in steps] == [("input_gradient", 6)] * 5
-    for _, _, objective in steps:
+    assert [(r.name, r.size) for r in steps] == [("input_gradient", 6)] * 5
+    for objective in [r.detail for r in steps]:
         assert isinstance(objective, ChannelMean) and objective.layer == "0"
         np.testing.assert_array_equal(objective.channels, np.arange(6))
     # then one request measures the start and the final images together, for the gain
-    assert [(name, n) for name, n, _ in last] == [("input_gradient", 12)]
+    assert [(r.name, r.size) for r in last] == [("input_gradient", 12)]
 
 
 def test_channels_are_capped_at_max_channels():
-    model = CountingModel(wrap(conv_net()))
+    model = RecordingModel(wrap(conv_net()))
     result = FilterVisualization(model, max_channels=4, **FAST).visualize(face())
     np.testing.assert_array_equal(result.channels, [0, 1, 2, 3])
     assert result.patterns.shape == (4, 48, 48) and result.activation_gain.shape == (4,)
     assert result.outputs.shape == (4, 48, 48)
-    assert all(n == 4 for name, n, _ in model.requests[:FAST["steps"]])
+    assert all(r.size == 4 for r in model.requests[:FAST["steps"]])
 
 
 def test_the_layer_defaults_to_the_first_conv2d():
@@ -126,11 +101,11 @@ def test_the_layer_defaults_to_the_first_conv2d():
 
 
 def test_a_named_layer_is_visualized():
-    model = CountingModel(wrap(conv_net()))
+    model = RecordingModel(wrap(conv_net()))
     result = FilterVisualization(model, layer="2", **FAST).visualize(face())
     assert result.layer == "2"
     np.testing.assert_array_equal(result.channels, np.arange(5))
-    assert {objective.layer for name, _, objective in model.requests if name == "input_gradient"} == {"2"}
+    assert {r.detail.layer for r in model.requests if r.name == "input_gradient"} == {"2"}
     assert result.outputs.shape == (5, 48, 48)
 
 

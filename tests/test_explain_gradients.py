@@ -16,10 +16,10 @@ from torch import nn
 
 from grader.explain.base import Explainer
 from grader.explain.gradients import IntegratedGradients, Saliency, SmoothGrad, integration_rule
-from grader.protocol import ModelProtocol
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
 from grader.submission.spec import InputSpec
+from tests.recording import RecordingModel
 
 LABELS = np.array([0, 3, 6])
 IG_STEPS = 16
@@ -150,29 +150,6 @@ def not_trivial(attributions: np.ndarray) -> None:
         assert np.unique(image).size > 48, "the map is nearly constant"
 
 
-class Counting(ModelProtocol):
-    """Delegates to a model and records the batch size of every gradient request."""
-
-    def __init__(self, model: ModelProtocol):
-        self.inner, self.requests = model, []
-
-    def describe(self):
-        return self.inner.describe()
-
-    def logits(self, pixels):
-        return self.inner.logits(pixels)
-
-    def input_gradient(self, pixels, objective):
-        self.requests.append(len(pixels))
-        return self.inner.input_gradient(pixels, objective)
-
-    def activations(self, pixels, layer):
-        return self.inner.activations(pixels, layer)
-
-    def randomized(self, seed, top_layers):
-        return self.inner.randomized(seed, top_layers)
-
-
 # --- Saliency ------------------------------------------------------------------------------
 
 
@@ -207,14 +184,14 @@ def test_saliency_of_a_crop_is_zero_outside_the_crop():
 
 
 def test_saliency_sends_one_request_and_splits_larger_batches():
-    model = Counting(InProcessModel(build("functional_relu")))
+    model = RecordingModel(InProcessModel(build("functional_relu")))
     pixels, labels = faces(5), np.array([0, 1, 2, 3, 4])
     whole = Saliency(model).attribute(pixels, labels)
-    assert model.requests == [5]
+    assert model.sizes("input_gradient") == [5]
 
     model.requests.clear()
     split = Saliency(model, batch_size=2).attribute(pixels, labels)
-    assert model.requests == [2, 2, 1]
+    assert model.sizes("input_gradient") == [2, 2, 1]
     close(split, whole)
 
 
@@ -272,14 +249,14 @@ def test_smoothgrad_matches_captums_noise_tunnel_over_the_same_noise():
 
 
 def test_smoothgrad_sends_all_noisy_copies_in_one_request_or_bounded_ones():
-    model = Counting(InProcessModel(build("shared_relu")))
+    model = RecordingModel(InProcessModel(build("shared_relu")))
     pixels = faces()
     whole = SmoothGrad(model, samples=6).attribute(pixels, LABELS)
-    assert model.requests == [18]
+    assert model.sizes("input_gradient") == [18]
 
     model.requests.clear()
     split = SmoothGrad(model, samples=6, batch_size=7).attribute(pixels, LABELS)
-    assert model.requests == [7, 7, 4]
+    assert model.sizes("input_gradient") == [7, 7, 4]
     close(split, whole)
 
 
@@ -364,15 +341,15 @@ def test_integrated_gradients_converge_as_steps_grow():
 
 
 def test_integrated_gradients_send_every_step_in_one_request_or_bounded_ones():
-    model = Counting(InProcessModel(build("functional_relu")))
+    model = RecordingModel(InProcessModel(build("functional_relu")))
     pixels = faces()
     whole = IntegratedGradients(model, steps=IG_STEPS).attribute(pixels, LABELS)
-    assert model.requests == [IG_STEPS * 3 + 6]  # every step of every image, plus the images and baselines
+    assert model.sizes("input_gradient") == [IG_STEPS * 3 + 6]  # every step of every image, plus the images and baselines
 
     model.requests.clear()
     ig = IntegratedGradients(model, steps=IG_STEPS, batch_size=20)
     split = ig.attribute(pixels, LABELS)
-    assert model.requests == [20, 20, 14]
+    assert model.sizes("input_gradient") == [20, 20, 14]
     close(split, whole)
     assert ig.last_delta.shape == (3,)
 

@@ -17,6 +17,7 @@ from grader.explain.lime import Lime, LimeExplanation, image_seed, slic_segments
 from grader.protocol import ModelProtocol
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
+from tests.recording import RecordingModel
 
 MOUTH_ROWS, MOUTH_COLS = slice(34, 42), slice(16, 32)
 
@@ -36,34 +37,6 @@ class MouthNet(nn.Module):
         logits = torch.zeros(len(x), 7)
         logits[:, 3] = 6 * (x[:, 0, MOUTH_ROWS, MOUTH_COLS].mean(dim=(1, 2)) - 0.5)
         return logits
-
-
-class Recording(ModelProtocol):
-    """Forwards `logits` to a model and records every request it sends."""
-
-    def __init__(self, model: ModelProtocol) -> None:
-        self.model = model
-        self.requests: list[np.ndarray] = []
-
-    def logits(self, pixels):
-        self.requests.append(np.array(pixels))
-        return self.model.logits(pixels)
-
-    @property
-    def sizes(self) -> list[int]:
-        return [len(r) for r in self.requests]
-
-    def describe(self):
-        return self.model.describe()
-
-    def input_gradient(self, pixels, objective):
-        return self.model.input_gradient(pixels, objective)
-
-    def activations(self, pixels, layer):
-        return self.model.activations(pixels, layer)
-
-    def randomized(self, seed, top_layers):
-        return self.model.randomized(seed, top_layers)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +79,7 @@ def overlap(explanation: LimeExplanation, segment: int) -> int:
 @pytest.mark.parametrize("fill", ["mean", 0.0, "segments"])
 def test_matches_lime_explain_instance(model, faces, fill):
     face, label, samples = faces.images[0].astype(np.float32), int(faces.labels[0]), 300
-    recording = Recording(model)
+    recording = RecordingModel(model)
     mine = Lime(recording, num_samples=samples, batch_size=samples, seed=7, fill=fill).explain_one(face, label, index=2)
     assert mine.seed == image_seed(7, 2)
 
@@ -118,9 +91,9 @@ def test_matches_lime_explain_instance(model, faces, fill):
 
     # The same perturbed faces reach the model: the same draws, the same fill.
     if fill == "segments":  # lime averages each superpixel in float32, we in float64
-        np.testing.assert_allclose(recording.requests[0], seen[0], atol=1e-3)
+        np.testing.assert_allclose(recording.requests[0].pixels, seen[0], atol=1e-3)
     else:
-        np.testing.assert_array_equal(recording.requests[0], seen[0])
+        np.testing.assert_array_equal(recording.requests[0].pixels, seen[0])
     # ...and lime's surrogate is the one we report.
     np.testing.assert_allclose(mine.weights, dense(theirs.local_exp[label], mine.num_segments), rtol=1e-7, atol=1e-12)
     assert mine.score == pytest.approx(theirs.score, rel=1e-9)
@@ -162,24 +135,24 @@ def test_one_face_alone_reproduces_its_explanation_in_a_batch(model, faces):
 def test_requests_are_few_and_large(model, faces):
     pixels, labels = faces.images[:3].astype(np.float32), faces.labels[:3]
 
-    one_per_image = Recording(model)
+    one_per_image = RecordingModel(model)
     Lime(one_per_image, num_samples=1000).explain(pixels[:2], labels[:2])
-    assert one_per_image.sizes == [1000, 1000]
+    assert one_per_image.sizes("logits") == [1000, 1000]
 
-    shared = Recording(model)
+    shared = RecordingModel(model)
     Lime(shared, num_samples=200, batch_size=1000).explain(pixels, labels)
-    assert shared.sizes == [600]  # three images' perturbations in one request
+    assert shared.sizes("logits") == [600]  # three images' perturbations in one request
 
-    chunked = Recording(model)
+    chunked = RecordingModel(model)
     Lime(chunked, num_samples=300, batch_size=256).explain(pixels[:1], labels[:1])
-    assert chunked.sizes == [256, 44]
+    assert chunked.sizes("logits") == [256, 44]
 
     # lime's own default sends batches of 10: 10 requests for 100 samples.
-    lime_default = Recording(model)
+    lime_default = RecordingModel(model)
     LimeImageExplainer(random_state=0).explain_instance(
         gray2rgb(pixels[0]), classifier_fn(lime_default), labels=(int(labels[0]),), top_labels=None,
         num_samples=100, segmentation_fn=lambda _: slic_segments(pixels[0]))
-    assert lime_default.sizes == [10] * 10
+    assert lime_default.sizes("logits") == [10] * 10
 
 
 # --- segmentation ---------------------------------------------------------------------------
