@@ -90,6 +90,11 @@ class ModelProtocol(ABC):
         """The output of `layer` for each image, float32, batch axis first."""
 
     @abstractmethod
+    def layer_gradient(self, pixels: np.ndarray, layer: str, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`layer`'s output A (N, ...) and the gradient of image i's logit of `classes[i]` with
+        respect to it, dS/dA (N, ...), both float32 (what Grad-CAM needs, Selvaraju et al. 2017)."""
+
+    @abstractmethod
     def randomized(self, seed: int, top_layers: int) -> ModelProtocol:
         """A copy whose `top_layers` parametrized layers, counted from the output, are re-initialized
         (the model parameter randomization test of Adebayo et al. 2018)."""

@@ -15,6 +15,7 @@ from grader.data.faceset import FaceSet
 from grader.evaluate import Evaluation
 from grader.explain.classviz import ClassModelVisualization
 from grader.explain.filters import FilterVisualization
+from grader.explain.gradcam import GradCAM
 from grader.explain.gradients import IntegratedGradients, Saliency, SmoothGrad
 from grader.explain.lime import Lime, stack_explanations
 from grader.protocol import ModelProtocol
@@ -139,14 +140,17 @@ def freeform_task(context: TaskContext) -> TaskOutput:
         shown = np.abs(maps) if choice == "integrated_gradients" else maps
         return TaskOutput(choice, {"images": images, "labels": labels, "maps": maps},
                           {choice: saliency_figure(images, labels, shown, context.language, title)})
-    notes = []
     if choice == "gradcam":
-        notes.append("Grad-CAM is not available yet in this version of the grader: the class-model "
-                     "visualization is shown instead")
+        images, labels = context.images, context.labels
+        method = GradCAM(context.model)
+        maps = method.attribute(images.astype(np.float32), labels)
+        return TaskOutput("gradcam", {"images": images, "labels": labels, "maps": maps, "layer": np.array(method.layer)},
+                          {"gradcam": saliency_figure(images, labels, maps, context.language,
+                                                      f"Grad-CAM ({method.layer})")})
     result = ClassModelVisualization(context.model, steps=context.settings.classviz_steps,
                                      seed=context.settings.seed).visualize()
     return TaskOutput("classviz", result.arrays(),
-                      {"classviz": class_model_figure(result.images, result.target_prob, context.language)}, notes)
+                      {"classviz": class_model_figure(result.images, result.target_prob, context.language)})
 
 
 QUESTION_TASKS: dict[str, Callable[[TaskContext], TaskOutput]] = {

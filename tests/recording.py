@@ -46,6 +46,10 @@ class RecordingModel(ModelProtocol):
         self.requests.append(Request("activations", np.array(pixels), layer))
         return self.inner.activations(pixels, layer)
 
+    def layer_gradient(self, pixels, layer, classes):
+        self.requests.append(Request("layer_gradient", np.array(pixels), layer))
+        return self.inner.layer_gradient(pixels, layer, classes)
+
     def randomized(self, seed, top_layers):
         self.requests.append(Request("randomized", None, (seed, top_layers)))
         return self.inner.randomized(seed, top_layers)

@@ -218,6 +218,7 @@ def test_every_graded_example_has_its_figures_as_valid_pngs(graded):
         names = ["saliency", "lime", "confusion_matrix"]
         if folder != "torchscript":  # TorchScript runs no forward hooks: its layers cannot be observed
             names += ["filters", "filter_outputs"]
+        names.append({"lightning_ckpt": "gradcam", "residual_zh": "integrated_gradients"}.get(folder, "classviz"))
         for name in names:
             with Image.open(graded / student_id / "figures" / f"{name}.png") as image:
                 assert image.format == "PNG" and image.width > 300 and image.height > 150

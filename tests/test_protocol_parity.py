@@ -86,3 +86,15 @@ def test_randomized_copies_are_identical_and_differ_from_the_model(pair):
     assert np.array_equal(logits, random_remote.logits(PIXELS))
     assert not np.array_equal(logits, local.logits(PIXELS))
     random_remote.close()
+
+
+def test_layer_gradients_are_identical(pair):
+    local, remote = pair
+    convs = local.describe().conv_layers
+    layer = convs[-1].name if convs else "conv3"
+    (local_answer, remote_answer) = same_or_same_error(
+        lambda side: (local, remote)[side].layer_gradient(PIXELS, layer, FACES.labels))
+    if isinstance(local_answer, str):  # TorchScript
+        assert local_answer == remote_answer and "TorchScript" in local_answer
+        return
+    assert all(np.array_equal(a, b) for a, b in zip(local_answer, remote_answer))

@@ -209,6 +209,16 @@ class SandboxedModel(ModelProtocol):
             raise SubmissionError("request", f"'{layer}' returned {len(activations)} rows for {len(pixels)} faces")
         return activations
 
+    def layer_gradient(self, pixels: np.ndarray, layer: str, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        response = self._ask({"op": "layer_gradient", "layer": layer},
+                             {"pixels": _pixels(pixels), "classes": np.asarray(classes, dtype=np.int64)},
+                             f"computing the gradient at '{layer}'")
+        activations, gradient = _array(response, "activations"), _array(response, "gradient")
+        if activations.shape != gradient.shape or len(activations) != len(pixels):
+            raise SubmissionError("request", f"'{layer}' answered activations {activations.shape} and gradient "
+                                             f"{gradient.shape} for {len(pixels)} faces")
+        return activations, gradient
+
     def randomized(self, seed: int, top_layers: int) -> SandboxedModel:
         response = self._ask({"op": "randomized", "seed": seed, "top_layers": top_layers}, {},
                              "randomizing the model's weights")

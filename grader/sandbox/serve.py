@@ -62,6 +62,10 @@ def answer(request: Message, models: dict[int, ModelProtocol]) -> Message:
     if op == "activations":
         layer = str(request.header["layer"])
         return Message({"ok": True}, {"activations": model.activations(request.arrays["pixels"], layer)})
+    if op == "layer_gradient":
+        activations, gradient = model.layer_gradient(request.arrays["pixels"], str(request.header["layer"]),
+                                                     request.arrays["classes"])
+        return Message({"ok": True}, {"activations": activations, "gradient": gradient})
     if op == "randomized":
         handle = max(models) + 1
         models[handle] = model.randomized(int(request.header["seed"]), int(request.header["top_layers"]))

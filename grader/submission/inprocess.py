@@ -69,6 +69,27 @@ class InProcessModel(ModelProtocol):
         with torch.no_grad(), self._forward_errors(pixels):
             return _as_numpy(self._forward_to(_tensor(pixels), layer))
 
+    def layer_gradient(self, pixels: np.ndarray, layer: str, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        target = self._module_named(layer)
+        captured: list[torch.Tensor] = []
+
+        def capture(_module: nn.Module, _inputs: object, output: object) -> None:
+            if isinstance(output, torch.Tensor) and not captured:  # a shared module: its first call
+                captured.append(output)
+
+        handle = target.register_forward_hook(capture)
+        try:
+            with torch.enable_grad(), self._forward_errors(pixels):
+                x = _tensor(pixels).requires_grad_(True)  # so the graph reaches the layer with frozen weights
+                logits = _logits_tensor(self.module(x))
+                if not captured:
+                    raise SubmissionError("request", f"layer '{layer}' is never called in the model's forward")
+                picked = logits[torch.arange(len(x)), torch.as_tensor(classes, dtype=torch.long)]
+                (gradient,) = torch.autograd.grad(picked.sum(), captured[0])
+        finally:
+            handle.remove()
+        return _as_numpy(captured[0]), _as_numpy(gradient)
+
     def randomized(self, seed: int, top_layers: int) -> InProcessModel:
         clone = copy.deepcopy(self.module)
         generator_state = torch.random.get_rng_state()

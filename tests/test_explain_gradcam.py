@@ -1,0 +1,66 @@
+"""Grad-CAM equals Captum's LayerGradCam (ReLU, bilinear upsampling) on the same model and input,
+for every kind of student forward; and the layer_gradient request behind it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from captum.attr import LayerAttribution, LayerGradCam
+
+from grader.explain.gradcam import GradCAM, upsample_bilinear
+from grader.submission.inprocess import InProcessModel
+from tests.test_explain_gradients import KINDS, build, faces
+
+LABELS = np.array([3, 0, 5])
+
+
+def last_conv(module) -> tuple[str, torch.nn.Module]:
+    convs = [(name, layer) for name, layer in module.net.named_modules() if isinstance(layer, torch.nn.Conv2d)]
+    return convs[-1]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gradcam_equals_captums_layer_gradcam(kind):
+    module = build(kind)
+    name, layer = last_conv(module)
+    pixels = faces()
+    maps = GradCAM(InProcessModel(module)).attribute(pixels, LABELS)
+
+    x = torch.from_numpy(pixels).unsqueeze(1)
+    cam = LayerGradCam(module, layer).attribute(x, target=torch.from_numpy(LABELS), relu_attributions=True)
+    size = module.input_spec.size
+    expected = LayerAttribution.interpolate(cam, (size, size), interpolate_mode="bilinear")[:, 0].detach().numpy()
+    offset = (48 - size) // 2
+    np.testing.assert_allclose(maps[:, offset:offset + size, offset:offset + size], expected, rtol=1e-4,
+                               atol=1e-6 * float(np.abs(expected).max()))
+    assert maps.shape == (3, 48, 48) and maps.max() > 0
+    if offset:
+        assert not maps[:, :offset].any() and not maps[:, :, :offset].any()  # outside the crop the model sees nothing
+
+
+def test_the_default_layer_is_the_last_conv():
+    module = build("residual")
+    assert GradCAM(InProcessModel(module)).layer == last_conv(module)[0] == "conv2"
+
+
+def test_bilinear_upsampling_matches_torch():
+    maps = np.random.default_rng(0).random((2, 6, 5)).astype(np.float32)
+    expected = F.interpolate(torch.from_numpy(maps)[:, None], size=(44, 44), mode="bilinear", align_corners=False)
+    np.testing.assert_allclose(upsample_bilinear(maps, 44), expected[:, 0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_layer_gradient_is_the_logit_gradient_at_the_layer():
+    module = build("functional_relu")
+    pixels = faces()
+    activations, gradient = InProcessModel(module).layer_gradient(pixels, "conv2", LABELS)
+
+    x = torch.from_numpy(pixels).requires_grad_(True)  # the wrapped net's weights are frozen
+    captured = []
+    handle = module.net.conv2.register_forward_hook(lambda m, i, o: captured.append(o))
+    logits = module(x)
+    handle.remove()
+    expected = torch.autograd.grad(logits[torch.arange(3), torch.from_numpy(LABELS)].sum(), captured[0])[0]
+    np.testing.assert_allclose(activations, captured[0].detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(gradient, expected.numpy(), rtol=1e-5, atol=1e-8)
