@@ -169,7 +169,6 @@ def _render(params: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, n
     dark = skin_tone * draw(0.15, 0.4)  # ink of brows, lids, lips, shadows
 
     # Brows: inner end at |u|=0.13, outer at 0.62; the inner end moves with brow_tilt.
-    side = np.sign(u) + (u == 0)
     t = np.clip((np.abs(u) - 0.13) / 0.49, 0, 1)
     brow_line = -0.5 * aspect - 0.14 * brow_raise - 0.13 * brow_tilt * (1 - t) - 0.05 * 4 * t * (1 - t)
     brow_span = np.maximum(0.13 - np.abs(u), np.abs(u) - 0.62)

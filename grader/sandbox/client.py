@@ -94,16 +94,16 @@ class SandboxServer:
         return response
 
     def _receive(self, seconds: float, what: str) -> Message:
-        deadline = min(time.monotonic() + seconds, self._deadline)
+        request_deadline = time.monotonic() + seconds
         try:
-            return read_message(self.process.stdout.fileno(), deadline)
+            return read_message(self.process.stdout.fileno(), min(request_deadline, self._deadline))
         except TimeoutError:
             self.kill()
-            limit = "per request" if deadline < self._deadline else "for the whole submission"
-            raise SubmissionError("timeout", f"the model did not answer within the time limit {limit} "
-                                             f"({seconds if limit == 'per request' else self.profile.limits.wall_seconds_per_submission} s) "
-                                             f"while {what}; look for an endless loop, sleep or a very slow "
-                                             "forward") from None
+            limits = self.profile.limits
+            limit = (f"per request ({seconds:g} s)" if request_deadline < self._deadline
+                     else f"for the whole submission ({limits.wall_seconds_per_submission} s)")
+            raise SubmissionError("timeout", f"the model did not answer within the time limit {limit} while {what}; "
+                                             "look for an endless loop, sleep or a very slow forward") from None
         except WireError:
             raise self._died(what) from None
 
