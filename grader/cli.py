@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -29,6 +30,8 @@ RubricOption = Annotated[Path, typer.Option("--rubric", help="the rubric to scor
 OutOption = Annotated[Path, typer.Option("--out", help="output folder")]
 LanguageOption = Annotated[str, typer.Option("--lang", help="report language: en or zh-TW")]
 ProfileOption = Annotated[str, typer.Option("--profile", help="hardware profile (cpu)")]
+SmoothGradOption = Annotated[bool, typer.Option("--smoothgrad", help="Q1 saliency maps by SmoothGrad "
+                                                                    "(Smilkov et al. 2017) instead of plain gradients")]
 QuickOption = Annotated[bool, typer.Option("--quick", help="about a tenth of the explanation work (LIME "
                                                           "samples, ascent steps): same figures, noisier")]
 
@@ -58,7 +61,7 @@ def _isolation(no_sandbox: bool, strict: bool) -> str:
 
 
 def _setup(data: Path | None, usage: str, rubric: Path, out: Path, language: str, profile: str, isolation: str,
-           quick: bool = False):
+           quick: bool = False, smoothgrad: bool = False):
     """Everything a batch needs, or a clear error and exit code 2 when the grader itself cannot run."""
     from grader.batch import GradingSetup
     from grader.profile import get_profile
@@ -78,7 +81,7 @@ def _setup(data: Path | None, usage: str, rubric: Path, out: Path, language: str
         raise _fail(str(error)) from None
     return GradingSetup(evaluation=evaluation, rubric=rubric_model, profile=hardware, out_dir=out,
                         language=language, isolation=isolation,  # type: ignore[arg-type]
-                        tasks=TaskSettings.quick() if quick else TaskSettings())
+                        tasks=replace(TaskSettings.quick() if quick else TaskSettings(), smoothgrad=smoothgrad))
 
 
 def _evaluation_set(data: Path | None, usage: str) -> FaceSet:
@@ -98,6 +101,7 @@ def grade(
     data: DataOption = None, usage: UsageOption = "PrivateTest",
     rubric: RubricOption = Path("rubric.yaml"), out: OutOption = Path("out"),
     lang: LanguageOption = "en", profile: ProfileOption = "cpu", quick: QuickOption = False,
+    smoothgrad: SmoothGradOption = False,
     no_sandbox: Annotated[bool, typer.Option("--no-sandbox", help="run student code in a plain subprocess "
                                                                   "when bubblewrap is unavailable")] = False,
 ) -> None:
@@ -107,7 +111,7 @@ def grade(
         raise _fail(f"{submissions} is not a folder of submissions")
     from grader.batch import grade_all, submission_folders
 
-    setup = _setup(data, usage, rubric, out, lang, profile, _isolation(no_sandbox, strict=True), quick)
+    setup = _setup(data, usage, rubric, out, lang, profile, _isolation(no_sandbox, strict=True), quick, smoothgrad)
     count = len(submission_folders(submissions))
     console.print(f"Grading {count} submission(s) from {submissions} on {setup.evaluation.source}, "
                   f"profile {setup.profile.describe()}, isolation {setup.isolation}", highlight=False)
@@ -134,6 +138,7 @@ def check(
     data: DataOption = None, usage: UsageOption = "PrivateTest",
     rubric: RubricOption = Path("rubric.yaml"), out: OutOption = Path("check-out"),
     lang: LanguageOption = "en", profile: ProfileOption = "cpu", quick: QuickOption = False,
+    smoothgrad: SmoothGradOption = False,
 ) -> None:
     """Grade one submission as the TA will and show the scores; exits 1 when it would fail to grade."""
     quiet_libraries()
@@ -141,7 +146,7 @@ def check(
         raise _fail(f"{submission} is not a folder")
     from grader.batch import grade_submission
 
-    setup = _setup(data, usage, rubric, out, lang, profile, _isolation(False, strict=False), quick)
+    setup = _setup(data, usage, rubric, out, lang, profile, _isolation(False, strict=False), quick, smoothgrad)
     result = grade_submission(submission, setup)
     console.print(_score_table(result))
     for error in result.errors:

@@ -18,6 +18,7 @@ from grader.protocol import ModelProtocol
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
 from tests.recording import RecordingModel
+from tests.test_explain_gradients import KINDS, build
 
 MOUTH_ROWS, MOUTH_COLS = slice(34, 42), slice(16, 32)
 
@@ -78,7 +79,16 @@ def overlap(explanation: LimeExplanation, segment: int) -> int:
 
 @pytest.mark.parametrize("fill", ["mean", 0.0, "segments"])
 def test_matches_lime_explain_instance(model, faces, fill):
-    face, label, samples = faces.images[0].astype(np.float32), int(faces.labels[0]), 300
+    assert_matches_lime(model, faces.images[0].astype(np.float32), int(faces.labels[0]), fill)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_matches_lime_for_every_kind_of_student_forward(faces, kind):
+    assert_matches_lime(InProcessModel(build(kind)), faces.images[1].astype(np.float32), int(faces.labels[1]), "mean")
+
+
+def assert_matches_lime(model, face: np.ndarray, label: int, fill) -> None:
+    samples = 300
     recording = RecordingModel(model)
     mine = Lime(recording, num_samples=samples, batch_size=samples, seed=7, fill=fill).explain_one(face, label, index=2)
     assert mine.seed == image_seed(7, 2)

@@ -251,3 +251,13 @@ def test_a_torchscript_model_is_graded_with_its_filter_task_explained(graded):
     assert result["status"] == "graded"
     assert [e["stage"] for e in result["errors"]] == ["q2_filters"]
     assert "TorchScript" in result["errors"][0]["message"]
+
+
+def test_check_with_smoothgrad_draws_q1_by_smoothgrad(tmp_path, small_eval_csv):
+    plain = invoke("check", EXAMPLES / "small_cnn", "--data", small_eval_csv, "--out", tmp_path / "plain", "--quick")
+    smooth = invoke("check", EXAMPLES / "small_cnn", "--data", small_eval_csv, "--out", tmp_path / "smooth", "--quick",
+                    "--smoothgrad")
+    assert plain.exit_code == smooth.exit_code == 0, smooth.output
+    maps = [np.load(tmp_path / run / "b09902022" / "arrays" / "saliency.npz")["maps"] for run in ("plain", "smooth")]
+    assert maps[0].shape == maps[1].shape == (7, 48, 48)
+    assert not np.allclose(maps[0], maps[1])
