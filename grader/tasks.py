@@ -144,7 +144,8 @@ def freeform_task(context: TaskContext) -> TaskOutput:
         images, labels = context.images, context.labels
         method = GradCAM(context.model)
         maps = method.attribute(images.astype(np.float32), labels)
-        return TaskOutput("gradcam", {"images": images, "labels": labels, "maps": maps, "layer": np.array(method.layer)},
+        arrays = {"images": images, "labels": labels, "maps": maps, "layer": np.array(method.layer)}
+        return TaskOutput("gradcam", arrays,
                           {"gradcam": saliency_figure(images, labels, maps, context.language,
                                                       f"Grad-CAM ({method.layer})")})
     result = ClassModelVisualization(context.model, steps=context.settings.classviz_steps,
