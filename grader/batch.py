@@ -8,7 +8,6 @@ import io
 import re
 import shutil
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from grader.submission.build import build_model
 from grader.protocol import ModelProtocol
 from grader.sandbox.client import SandboxedModel
 from grader.submission.checks import check_logits, check_model
-from grader.submission.errors import SubmissionError
+from grader.submission.errors import SubmissionError, describe_exception
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
 from grader.submission.spec import SPEC_FILE, SubmissionSpec, load_spec
@@ -96,7 +95,7 @@ class _Attempt:
         except ConfigError as error:
             self.errors.append(StageError(stage=name, message="; ".join(error.problems)))
         except Exception as error:  # student code can raise anything; the batch must go on
-            self.errors.append(StageError(stage=name, message=_describe_unexpected(error)))
+            self.errors.append(StageError(stage=name, message=describe_exception(error)))
         finally:
             self.timings[name] = round(time.perf_counter() - started, 4)
             self.gate_failed |= gating and len(self.errors) > errors_before
@@ -243,12 +242,6 @@ def submission_sha256(folder: Path) -> str:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
-
-
-def _describe_unexpected(error: BaseException) -> str:
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f" (at {Path(frames[-1].filename).name} line {frames[-1].lineno})" if frames else ""
-    return f"{type(error).__name__}: {error}{where}"
 
 
 def submission_folders(root: Path) -> list[Path]:
