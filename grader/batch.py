@@ -4,7 +4,6 @@ a whole class into those plus gradebook.csv. A failing submission never stops th
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import shutil
 import time
@@ -17,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from grader import __version__
-from grader.atomic import atomic_write_bytes, replace_directory
+from grader.atomic import atomic_write_bytes, atomic_write_npz, replace_directory
 from grader.classes import Language
 from grader.data.faceset import FaceSet
 from grader.evaluate import Evaluation, evaluate
@@ -205,7 +204,7 @@ def _write_outputs(result: Result, attempt: _Attempt, setup: GradingSetup) -> No
     staging.mkdir()
     figures: dict[str, list[FigureRef]] = {}
     for question, output in attempt.tasks.items():
-        atomic_write_bytes(staging / "arrays" / f"{output.name}.npz", _npz(**output.arrays))
+        atomic_write_npz(staging / "arrays" / f"{output.name}.npz", **output.arrays)
         for name, figure in output.figures.items():
             atomic_write_bytes(staging / "figures" / f"{name}.png", png_bytes(figure))
             figures.setdefault(question, []).append(FigureRef(f"figures/{name}.png", "; ".join(output.notes)))
@@ -215,9 +214,9 @@ def _write_outputs(result: Result, attempt: _Attempt, setup: GradingSetup) -> No
         confusion_png = "figures/confusion_matrix.png"
         atomic_write_bytes(staging / confusion_png, png_bytes(confusion_matrix_figure(evaluation.confusion,
                                                                                      setup.language)))
-        atomic_write_bytes(staging / "arrays" / "confusion.npz", _npz(
-            counts=evaluation.counts, confusion=evaluation.confusion.astype(np.float32),
-            labels=evaluation.labels, predictions=evaluation.predictions))
+        atomic_write_npz(staging / "arrays" / "confusion.npz", counts=evaluation.counts,
+                         confusion=evaluation.confusion.astype(np.float32), labels=evaluation.labels,
+                         predictions=evaluation.predictions)
     if setup.write_pdf:
         started = time.perf_counter()
         if confusion_png:
@@ -227,12 +226,6 @@ def _write_outputs(result: Result, attempt: _Attempt, setup: GradingSetup) -> No
         result.timings["report"] = round(time.perf_counter() - started, 4)
     result.write(staging / "result.json")
     replace_directory(staging, setup.out_dir / result.student_id)
-
-
-def _npz(**arrays: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return buffer.getvalue()
 
 
 def submission_sha256(folder: Path) -> str:

@@ -167,13 +167,17 @@ def hostile_batch(root: Path, world: dict) -> None:
     (root / "missing_entry" / "model.py").write_text("import torch.nn as nn\n\nclass Other(nn.Module):\n    pass\n")
 
 
+def sandboxed_setup(out_dir: Path) -> GradingSetup:
+    """The same evaluation faces, rubric and short limits for every batch of these tests."""
+    return GradingSetup(evaluation=generate(64, seed=3), rubric=load_rubric(ROOT / "rubric.yaml"),
+                        profile=PROFILE, out_dir=out_dir, write_pdf=False, isolation="bwrap")
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory, world) -> dict[str, Result]:
     root = tmp_path_factory.mktemp("hostile")
     hostile_batch(root / "submissions", world)
-    setup = GradingSetup(evaluation=generate(64, seed=3), rubric=load_rubric(ROOT / "rubric.yaml"),
-                         profile=PROFILE, out_dir=root / "out", write_pdf=False, isolation="bwrap")
-    return {r.student_id: r for r in grade_all(root / "submissions", setup)}
+    return {r.student_id: r for r in grade_all(root / "submissions", sandboxed_setup(root / "out"))}
 
 
 def failure(result: Result) -> tuple[str, str]:
@@ -276,9 +280,7 @@ def test_the_output_folder_is_not_visible_inside(graded):
 def test_honest_submissions_grade_the_same_beside_hostile_ones(graded, tmp_path):
     alone_root = tmp_path / "alone"
     folder = submission(alone_root, "honest_a")
-    setup = GradingSetup(evaluation=generate(64, seed=3), rubric=load_rubric(ROOT / "rubric.yaml"),
-                         profile=PROFILE, out_dir=tmp_path / "out", write_pdf=False, isolation="bwrap")
-    alone = grade_submission(folder, setup)
+    alone = grade_submission(folder, sandboxed_setup(tmp_path / "out"))
     beside = graded["honest_a"]
     assert alone.status == beside.status == "graded"
     assert alone.accuracy == beside.accuracy and alone.confusion_matrix == beside.confusion_matrix

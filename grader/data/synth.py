@@ -19,14 +19,13 @@ The same seed gives the same bytes: all randomness comes from one numpy Generato
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from grader.atomic import atomic_write_bytes, atomic_write_text
+from grader.atomic import atomic_write_npz, atomic_write_text
 from grader.classes import CLASS_NAMES, IMAGE_SIDE
 from grader.data.faceset import PART_NAMES, FaceSet
 
@@ -274,7 +273,7 @@ def write_split(out_dir: Path, name: str, faces: FaceSet) -> dict[str, Path]:
     """`<name>.csv` (label,feature) and `<name>_masks.npz` (masks, parts), which read_course_csv reads back."""
     csv_path, masks_path = out_dir / f"{name}.csv", out_dir / f"{name}_masks.npz"
     atomic_write_text(csv_path, _course_csv("label", faces.labels, faces.images))
-    atomic_write_bytes(masks_path, _masks_npz(faces.masks))
+    atomic_write_npz(masks_path, masks=faces.masks, parts=np.array(PART_NAMES))
     return {csv_path.name: csv_path, masks_path.name: masks_path}
 
 
@@ -285,9 +284,3 @@ def _course_csv(first_column: str, keys: np.ndarray, images: np.ndarray) -> str:
     flat = images.reshape(len(images), -1)
     rows = (f"{key},{' '.join(_PIXEL_TEXT[row])}" for key, row in zip(keys, flat))
     return f"{first_column},feature\n" + "\n".join(rows) + "\n"
-
-
-def _masks_npz(masks: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, masks=masks, parts=np.array(PART_NAMES))
-    return buffer.getvalue()
