@@ -34,11 +34,14 @@ class CrossEntropy:
 class ChannelMean:
     """The mean activation of channel `channels[i]` of `layer` for image i (Erhan et al. 2009).
 
+    negative_slope: the mean of leaky_relu(activation, negative_slope) instead; 1 (the default)
+    is the plain mean, 0 the mean of what a ReLU after the layer passes on.
     The forward pass stops at `layer`: the layers after it cannot change this objective.
     """
 
     layer: str
     channels: np.ndarray
+    negative_slope: float = 1.0
 
 
 Objective = ClassLogit | CrossEntropy | ChannelMean

@@ -62,6 +62,48 @@ def test_every_channel_mean_activation_rises():
     assert np.all(after > before)
 
 
+def rectified_mean(maps: np.ndarray) -> np.ndarray:
+    """mean(leaky_relu(a, 0.01)) per channel map, the filter ascent's objective, by hand."""
+    return np.where(maps > 0, maps, 0.01 * maps).mean(axis=(-2, -1))
+
+
+def test_the_ascent_climbs_the_rectified_mean_of_each_channel():
+    model = wrap(conv_net())
+    viz = FilterVisualization(model, **FAST)
+    patterns, gain = viz.patterns()
+    channels = np.arange(6)
+    before = rectified_mean(model.activations(start_images(6, viz.settings), "0"))[channels, channels]
+    after = rectified_mean(model.activations(patterns, "0"))[channels, channels]
+    np.testing.assert_allclose(gain, activation_gain(before, after), rtol=1e-4)
+
+
+def test_a_channel_silent_on_the_start_image_still_climbs():
+    net = conv_net()
+    with torch.no_grad():
+        net[0].bias[2] = -1000.0  # channel 2 is below zero on every image in 0..255
+    patterns, gain = FilterVisualization(wrap(net), **FAST).patterns()
+    assert gain[2] > 1
+    assert not np.array_equal(patterns[2], start_images(1, FilterVisualization(wrap(net), **FAST).settings)[0])
+
+
+def test_a_bare_first_conv_gets_textured_patterns_where_the_plain_mean_gets_flat_ones():
+    # The plain mean of a pre-activation conv channel is linear in the pixels: its ascent moves
+    # every pixel alike. Rectified, only where the channel fires counts. Trained first-layer
+    # kernels are mostly edge detectors that sum to about zero, as these are made to.
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Conv2d(1, 8, 5, padding=2), nn.Flatten(), nn.Linear(8 * 48 * 48, 7))
+    with torch.no_grad():
+        net[0].weight -= net[0].weight.mean(dim=(1, 2, 3), keepdim=True)
+        net[0].bias.zero_()
+    flat, _ = FilterVisualization(wrap(net), steps=32, negative_slope=1.0).patterns()
+    rectified, _ = FilterVisualization(wrap(net), steps=32).patterns()
+
+    def inner_contrast(patterns: np.ndarray) -> float:  # away from the zero-padded borders
+        return float(np.median(patterns[:, 8:-8, 8:-8].std(axis=(1, 2))))
+
+    assert inner_contrast(rectified) > 3 * inner_contrast(flat)
+
+
 def test_gain_is_the_ratio_for_a_positive_start_and_still_rises_from_below_zero():
     gain = activation_gain(np.array([2.0, -1.0, -1.0, 0.0, 3.0]), np.array([6.0, 3.0, -1.0, 0.0, 1.5]))
     np.testing.assert_allclose(gain, [3.0, 5.0, 1.0, 1.0, 0.5])

@@ -406,20 +406,87 @@ def test_randomized_reinitializes_a_torchscript_model_by_hand():
     assert not np.allclose(randomized.logits(pixels), model.logits(pixels))
 
 
-def test_torchscript_describe_lists_layers_without_shapes():
-    description = wrap(scripted_net()).describe()
-
-    assert description.num_classes == 7
-    assert [layer.name for layer in description.layers] == ["0", "1", "2", "3"]
-    assert all(layer.output_shape == () for layer in description.layers)
+def scripted(net: nn.Module) -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.script(net)
 
 
-def test_torchscript_activations_are_refused_naming_torchscript():
+class SharedReluNet(nn.Module):
+    """One ReLU module called after both convs, and a functional flatten: an eager-style forward."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.act = nn.ReLU()
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 7))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.act(self.conv2(self.act(self.conv1(x)))))
+
+
+@pytest.mark.parametrize("layer", ["conv1", "act", "conv2", "head.0", "head"])
+def test_torchscript_activations_equal_the_eager_models(layer):
+    eager = SharedReluNet()
+    pixels = faces(3)
+
+    assert np.allclose(wrap(scripted(copy.deepcopy(eager))).activations(pixels, layer),
+                       wrap(eager).activations(pixels, layer), atol=1e-6)
+
+
+def test_torchscript_describe_gives_the_eager_models_shapes():
+    eager = SharedReluNet()
+    assert wrap(scripted(copy.deepcopy(eager))).describe().layers == wrap(eager).describe().layers
+
+
+def test_torchscript_channel_mean_gradient_equals_the_eager_models():
+    eager = SharedReluNet()
+    objective = ChannelMean("conv2", np.array([0, 3, 1]), negative_slope=0.01)
+
+    values, gradient = wrap(scripted(copy.deepcopy(eager))).input_gradient(faces(3), objective)
+    expected_values, expected_gradient = wrap(eager).input_gradient(faces(3), objective)
+
+    assert np.allclose(values, expected_values, atol=1e-6)
+    assert np.allclose(gradient, expected_gradient, atol=1e-7)
+
+
+def test_torchscript_layer_gradient_equals_the_eager_models():
+    eager = SharedReluNet()
+    classes = np.array([0, 6, 2])
+
+    activation, gradient = wrap(scripted(copy.deepcopy(eager))).layer_gradient(faces(3), "conv2", classes)
+    expected_activation, expected_gradient = wrap(eager).layer_gradient(faces(3), "conv2", classes)
+
+    assert np.allclose(activation, expected_activation, atol=1e-6)
+    assert np.allclose(gradient, expected_gradient, atol=1e-7)
+
+
+class BranchingNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(2 * 48 * 48, 7))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if bool(x.mean() > -100):
+            x = self.conv(x)
+        else:
+            x = torch.cat([x, x], 1)
+        return self.head(x)
+
+
+def test_a_torchscript_layer_run_only_inside_an_if_is_refused_in_words():
+    model = wrap(scripted(BranchingNet()))
+
     with pytest.raises(SubmissionError) as caught:
-        wrap(scripted_net()).activations(faces(1), "0")
+        model.activations(faces(1), "conv")
 
     assert caught.value.stage == "request"
-    assert "TorchScript" in caught.value.message
+    assert "layer 'conv' of this TorchScript model cannot be observed" in caught.value.message
+    assert model.describe().layer("conv").output_shape == ()  # unknown, but still listed
+    assert model.describe().layer("head").output_shape == (7,)
 
 
 def test_torchscript_layers_keep_their_original_kind():

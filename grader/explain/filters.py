@@ -179,23 +179,30 @@ class FilterVisualization:
       features.5 and features.12 they cut the mean difference between neighbouring pixels about
       4.5-fold (the aliased high-frequency texture a pure ascent builds) for about half the gain
       (median 2.2 instead of 3.9, 17.5 instead of 30.7): readable patterns matter more here;
-    - no L2 decay (l2=0): the clip to 0..255 already bounds the image.
+    - no L2 decay (l2=0): the clip to 0..255 already bounds the image;
+    - the rectified mean, mean(leaky_relu(a, 0.01)) over the channel's map (negative_slope):
+      the mean of a bare Conv2d's (pre-activation) channel is linear in the pixels, about
+      sum(kernel) * mean(image) + bias away from the borders, so its ascent only brightens or
+      darkens the whole image. Rectified, only the places where the channel fires count, and the
+      ascent grows the kernel's pattern there: on the TorchScript example's first conv the
+      pattern's contrast (pixel std) rose from 15 to 34 and the median gain from 3.6 to 7.7. The
+      small negative slope keeps a gradient for a channel silent everywhere on the start image
+      (with a plain ReLU it would never move), so it climbs until it fires. After a ReLU layer
+      it changes nothing; negative_slope=1 is the plain mean. A Conv2d followed by BatchNorm is
+      still best seen at its ReLU (the VGG example names features.2), because BatchNorm
+      re-centres the map before rectification.
 
-    Gain (see `activation_gain`): the channel's mean activation at the final pattern over that at
-    the start image, both measured without jitter in one extra request after the ascent.
-
-    Note: the mean of a bare Conv2d's (pre-activation) channel is linear in the pixels, about
-    sum(kernel) * mean(image) + bias away from the borders, so for the first conv its pattern is
-    mostly a flat bright or dark image with structured borders; a ReLU (or any layer deeper)
-    gives textured patterns.
+    Gain (see `activation_gain`): the objective (the rectified mean) at the final pattern over
+    that at the start image, both measured without jitter in one extra request after the ascent.
     """
 
     def __init__(self, model: ModelProtocol, layer: str | None = None, max_channels: int = 64, steps: int = 64,
                  step_size: float = 3.0, noise: float = 8.0, jitter: int = 1, blur_every: int = 4,
-                 blur_sigma: float = 0.5, l2: float = 0.0, seed: int = 0) -> None:
+                 blur_sigma: float = 0.5, l2: float = 0.0, negative_slope: float = 0.01, seed: int = 0) -> None:
         if max_channels < 1:
             raise ValueError(f"max_channels must be >= 1, not {max_channels}")
         self.model = model
+        self.negative_slope = negative_slope
         self.settings = AscentSettings(steps=steps, step_size=step_size, l2=l2, noise=noise, blur_every=blur_every,
                                        blur_sigma=blur_sigma, jitter=jitter, seed=seed)
         description = model.describe()
@@ -208,9 +215,11 @@ class FilterVisualization:
         images each, then one request of 2K images measuring the start and the end."""
         k = len(self.channels)
         start = start_images(k, self.settings)
-        patterns = gradient_ascent(self.model, start, ChannelMean(self.layer, self.channels), self.settings)
-        values, _ = self.model.input_gradient(np.concatenate([start, patterns]),
-                                              ChannelMean(self.layer, np.concatenate([self.channels, self.channels])))
+        objective = ChannelMean(self.layer, self.channels, negative_slope=self.negative_slope)
+        patterns = gradient_ascent(self.model, start, objective, self.settings)
+        both = ChannelMean(self.layer, np.concatenate([self.channels, self.channels]),
+                           negative_slope=self.negative_slope)
+        values, _ = self.model.input_gradient(np.concatenate([start, patterns]), both)
         values = np.asarray(values, dtype=np.float64)
         return patterns, activation_gain(values[:k], values[k:])
 

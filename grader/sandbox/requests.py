@@ -14,6 +14,7 @@ def objective_message(pixels: np.ndarray, objective: Objective, handle: int) -> 
     header = {"op": "input_gradient", "handle": handle, "objective": _KINDS[type(objective)]}
     if isinstance(objective, ChannelMean):
         header["layer"] = objective.layer
+        header["negative_slope"] = float(objective.negative_slope)
         targets = objective.channels
     else:
         targets = objective.classes if isinstance(objective, ClassLogit) else objective.labels
@@ -27,7 +28,8 @@ def objective_from(message: Message) -> Objective:
     if kind == "cross_entropy":
         return CrossEntropy(labels=targets)
     if kind == "channel_mean":
-        return ChannelMean(layer=str(message.header["layer"]), channels=targets)
+        return ChannelMean(layer=str(message.header["layer"]), channels=targets,
+                           negative_slope=float(message.header.get("negative_slope", 1.0)))
     raise ValueError(f"unknown objective '{kind}'")
 
 

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from grader.protocol import ChannelMean, ClassLogit, CrossEntropy, LayerInfo, ModelDescription, ModelProtocol, Objective
 from grader.submission.errors import SubmissionError, describe_exception, is_out_of_memory, memory_error
 from grader.submission.module import SubmissionModule
+from grader.submission.scripted import LayerTaps, observable_layers
 
 PREDICT_BATCH = 256  # fits the cache of a laptop CPU for the course's CNNs; larger batches run slower
 
@@ -39,6 +40,7 @@ class InProcessModel(ModelProtocol):
             # Only input gradients are ever needed: frozen parameters skip their weight gradients.
             parameter.requires_grad_(False)
         self._description: ModelDescription | None = None
+        self._taps: dict[tuple[str, bool], LayerTaps] = {}
 
     # --- requests -------------------------------------------------------------------------
 
@@ -71,6 +73,13 @@ class InProcessModel(ModelProtocol):
 
     def layer_gradient(self, pixels: np.ndarray, layer: str, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         target = self._module_named(layer)
+        if self._scripted:
+            with torch.enable_grad(), self._forward_errors(pixels):
+                x = _tensor(pixels).requires_grad_(True)
+                activation, logits = self._tapped(layer, with_output=True)(self.module.preprocess(x))
+                picked = _logits_tensor(logits)[torch.arange(len(x)), torch.as_tensor(classes, dtype=torch.long)]
+                (gradient,) = torch.autograd.grad(picked.sum(), activation)
+            return _as_numpy(activation), _as_numpy(gradient)
         captured: list[torch.Tensor] = []
 
         def capture(_module: nn.Module, _inputs: object, output: object) -> None:
@@ -122,6 +131,8 @@ class InProcessModel(ModelProtocol):
             output = self._forward_to(x, objective.layer)
             channels = torch.as_tensor(objective.channels, dtype=torch.long)
             flat = output.reshape(output.shape[0], output.shape[1], -1)
+            if objective.negative_slope != 1.0:
+                flat = F.leaky_relu(flat, objective.negative_slope)
             return flat[torch.arange(len(x)), channels].mean(dim=1)
         logits = _logits_tensor(self.module(x))
         if isinstance(objective, ClassLogit):
@@ -135,6 +146,8 @@ class InProcessModel(ModelProtocol):
     def _forward_to(self, x: torch.Tensor, layer: str) -> torch.Tensor:
         """Run the model until `layer` has its output, and stop there."""
         target = self._module_named(layer)
+        if self._scripted:
+            return self._tapped(layer, with_output=False)(self.module.preprocess(x))[0]
         captured: list[torch.Tensor] = []
 
         def capture(_module: nn.Module, _inputs: object, output: object) -> None:
@@ -154,11 +167,18 @@ class InProcessModel(ModelProtocol):
             raise SubmissionError("request", f"layer '{layer}' is never called in the model's forward")
         return captured[0]
 
+    @property
+    def _scripted(self) -> bool:
+        return isinstance(self.module.net, torch.jit.ScriptModule)
+
+    def _tapped(self, layer: str, with_output: bool) -> LayerTaps:
+        """TorchScript runs no forward hooks: its layers are read from a cut of its graph instead."""
+        key = (layer, with_output)
+        if key not in self._taps:
+            self._taps[key] = LayerTaps(self.module.net, [layer], with_output=with_output)
+        return self._taps[key]
+
     def _module_named(self, layer: str) -> nn.Module:
-        if isinstance(self.module.net, torch.jit.ScriptModule):
-            raise SubmissionError("request", f"layer '{layer}' of a TorchScript model cannot be observed (TorchScript "
-                                             "runs no forward hooks); hand in model.py and a state_dict to "
-                                             "visualize its layers")
         modules = dict(self.module.net.named_modules())
         if layer not in modules or layer == "":
             raise SubmissionError("request", f"the model has no layer '{layer}'; use a name from "
@@ -166,25 +186,37 @@ class InProcessModel(ModelProtocol):
         return modules[layer]
 
     def _describe(self) -> ModelDescription:
-        """Every named module with its output shape for one face, found with forward hooks."""
+        """Every named module with its output shape for one face, found with forward hooks (for
+        TorchScript, with a cut of its graph; a layer it cannot observe keeps an unknown shape)."""
         shapes: dict[str, tuple[int, ...]] = {}
-        handles = []
-        scripted = isinstance(self.module.net, torch.jit.ScriptModule)
-        for name, layer in self.module.net.named_modules():
-            if name and not scripted:  # TorchScript modules take no hooks: their shapes stay unknown
-                handles.append(layer.register_forward_hook(_record_shape(name, shapes)))
-        try:
-            with torch.no_grad(), self._forward_errors(np.zeros((1, 48, 48), np.float32)):
-                logits = _logits_tensor(self.module(torch.zeros(1, 48, 48)))
-        finally:
-            for handle in handles:
-                handle.remove()
+        zeros = torch.zeros(1, 48, 48)
+        if self._scripted:
+            logits = self._scripted_shapes(zeros, shapes)
+        else:
+            handles = [layer.register_forward_hook(_record_shape(name, shapes))
+                       for name, layer in self.module.net.named_modules() if name]
+            try:
+                with torch.no_grad(), self._forward_errors(zeros.numpy()):
+                    logits = _logits_tensor(self.module(zeros))
+            finally:
+                for handle in handles:
+                    handle.remove()
         # A TorchScript module's type is RecursiveScriptModule; original_name keeps "Conv2d".
         layers = tuple(LayerInfo(name=name, kind=getattr(layer, "original_name", type(layer).__name__),
                                  output_shape=shapes.get(name, ()))
                        for name, layer in self.module.net.named_modules() if name)
         return ModelDescription(num_classes=int(logits.shape[-1]), input=self.module.input_spec.model_dump(),
                                 layers=layers)
+
+
+    def _scripted_shapes(self, pixels: torch.Tensor, shapes: dict[str, tuple[int, ...]]) -> torch.Tensor:
+        """Fill `shapes` for the TorchScript layers that can be observed; returns the logits."""
+        names = observable_layers(self.module.net, [name for name, _ in self.module.net.named_modules() if name])
+        with torch.no_grad(), self._forward_errors(pixels.numpy()):
+            *outputs, logits = LayerTaps(self.module.net, names, with_output=True)(self.module.preprocess(pixels))
+        shapes.update((name, tuple(output.shape[1:])) for name, output in zip(names, outputs)
+                      if isinstance(output, torch.Tensor))
+        return _logits_tensor(logits)
 
 
 def _record_shape(name: str, shapes: dict[str, tuple[int, ...]]):
