@@ -25,6 +25,7 @@ from grader.report.figures import confusion_matrix_figure, png_bytes
 from grader.report.gradebook import write_gradebook
 from grader.report.pdf import FigureRef, render_html, write_pdf
 from grader.result import Result, StageError
+from grader.scoring.manual import ManualScores
 from grader.scoring.metrics import Measurements
 from grader.tasks import QUESTION_TASKS, ClassExamples, TaskContext, TaskOutput, TaskSettings
 from grader.scoring.rubric import Rubric
@@ -32,6 +33,7 @@ from grader.scoring.score import score
 from grader.submission.build import build_model
 from grader.protocol import ModelProtocol
 from grader.sandbox.client import SandboxedModel
+from grader.submission.answers import read_answers
 from grader.submission.checks import check_logits, check_model
 from grader.submission.errors import SubmissionError, describe_exception
 from grader.submission.inprocess import InProcessModel
@@ -52,6 +54,7 @@ class GradingSetup:
 
     isolation: "bwrap" (the sandbox), "subprocess" (a separate process with rlimits but no
     file-system or network isolation), or "inprocess" (trusted models only: tests, the library API).
+    manual: the TA's scores and overrides (scores.csv), merged into each student's result.
     """
 
     evaluation: FaceSet
@@ -62,6 +65,7 @@ class GradingSetup:
     write_pdf: bool = True
     isolation: Isolation = "bwrap"
     tasks: TaskSettings = TaskSettings()
+    manual: ManualScores = ManualScores.none()
 
 
 @dataclass
@@ -76,6 +80,7 @@ class _Attempt:
     errors: list[StageError] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     output: str = ""
+    answers: dict[str, str] = field(default_factory=dict)
     tasks: dict[str, TaskOutput] = field(default_factory=dict)  # by question id
     gate_failed: bool = False
 
@@ -172,6 +177,7 @@ def _read_spec(attempt: _Attempt, taken_ids: dict[str, str]) -> None:
         raise SubmissionError("spec", f"student_id {spec.student_id} is already used by the submission folder "
                                       f"'{owner}'; each student needs their own id")
     attempt.spec, attempt.student_id, attempt.name = spec, spec.student_id, spec.name
+    attempt.answers = read_answers(attempt.folder)
 
 
 def folder_student_id(folder: Path) -> str:
@@ -180,7 +186,7 @@ def folder_student_id(folder: Path) -> str:
 
 
 def _result(attempt: _Attempt, setup: GradingSetup) -> Result:
-    questions = score(setup.rubric, Measurements(evaluation=attempt.evaluation))
+    questions = score(setup.rubric, Measurements(evaluation=attempt.evaluation), setup.manual.of(attempt.student_id))
     evaluation = attempt.evaluation
     return Result(
         student_id=attempt.student_id, name=attempt.name, folder=attempt.folder.name,
@@ -192,7 +198,7 @@ def _result(attempt: _Attempt, setup: GradingSetup) -> Result:
         confusion_matrix=evaluation.confusion.round(6).tolist() if evaluation else None,
         profile=setup.profile.model_dump(), timings=attempt.timings, tool_version=__version__,
         submission_sha256=submission_sha256(attempt.folder), data_source=setup.evaluation.source,
-        isolation=setup.isolation, output=attempt.output,
+        isolation=setup.isolation, output=attempt.output, answers=attempt.answers,
     )
 
 

@@ -61,10 +61,11 @@ def _isolation(no_sandbox: bool, strict: bool) -> str:
 
 
 def _setup(data: Path | None, usage: str, rubric: Path, out: Path, language: str, profile: str, isolation: str,
-           quick: bool = False, smoothgrad: bool = False):
+           quick: bool = False, smoothgrad: bool = False, manual: Path | None = None):
     """Everything a batch needs, or a clear error and exit code 2 when the grader itself cannot run."""
     from grader.batch import GradingSetup
     from grader.profile import get_profile
+    from grader.scoring.manual import ManualScores, load_manual_scores
     from grader.scoring.rubric import load_rubric
     from grader.tasks import TaskSettings
 
@@ -75,13 +76,18 @@ def _setup(data: Path | None, usage: str, rubric: Path, out: Path, language: str
     except ConfigError as error:
         raise _fail(f"the rubric cannot be used:\n{error}") from None
     try:
+        manual_scores = load_manual_scores(manual, rubric_model) if manual else ManualScores.none()
+    except ConfigError as error:
+        raise _fail(f"the manual scores cannot be used:\n{error}") from None
+    try:
         evaluation = _evaluation_set(data, usage)
         hardware = get_profile(profile)
     except (DataFormatError, ValueError) as error:
         raise _fail(str(error)) from None
     return GradingSetup(evaluation=evaluation, rubric=rubric_model, profile=hardware, out_dir=out,
                         language=language, isolation=isolation,  # type: ignore[arg-type]
-                        tasks=replace(TaskSettings.quick() if quick else TaskSettings(), smoothgrad=smoothgrad))
+                        tasks=replace(TaskSettings.quick() if quick else TaskSettings(), smoothgrad=smoothgrad),
+                        manual=manual_scores)
 
 
 def _evaluation_set(data: Path | None, usage: str) -> FaceSet:
@@ -104,6 +110,8 @@ def grade(
     smoothgrad: SmoothGradOption = False,
     no_sandbox: Annotated[bool, typer.Option("--no-sandbox", help="run student code in a plain subprocess "
                                                                   "when bubblewrap is unavailable")] = False,
+    manual: Annotated[Path | None, typer.Option("--manual", help="the TA's scores.csv (student_id, criterion, "
+                                                                "points, comment): manual scores and overrides")] = None,
 ) -> None:
     """Grade every submission folder under SUBMISSIONS; a failing submission never stops the batch."""
     quiet_libraries()
@@ -111,7 +119,8 @@ def grade(
         raise _fail(f"{submissions} is not a folder of submissions")
     from grader.batch import grade_all, submission_folders
 
-    setup = _setup(data, usage, rubric, out, lang, profile, _isolation(no_sandbox, strict=True), quick, smoothgrad)
+    setup = _setup(data, usage, rubric, out, lang, profile, _isolation(no_sandbox, strict=True), quick, smoothgrad,
+                   manual)
     count = len(submission_folders(submissions))
     console.print(f"Grading {count} submission(s) from {submissions} on {setup.evaluation.source}, "
                   f"profile {setup.profile.describe()}, isolation {setup.isolation}", highlight=False)
@@ -121,6 +130,10 @@ def grade(
 
     results = grade_all(submissions, setup, on_result=log)
     failed = sum(r.status == "failed" for r in results)
+    unknown = setup.manual.students_not_in({r.student_id for r in results})
+    if unknown:
+        console.print(f"[yellow]warning:[/] {manual} scores student(s) with no submission here: "
+                      f"{', '.join(unknown)}", highlight=False)
     console.print(f"{len(results) - failed} graded, {failed} failed; gradebook: {out / 'gradebook.csv'}",
                   highlight=False)
 

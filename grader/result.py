@@ -19,6 +19,9 @@ class CriterionResult(BaseModel):
     threshold: str = Field("", description="how value maps to points, in words")
     manual: bool = False
     message: str = ""
+    comment: str = Field("", description="the TA's comment (scores.csv)")
+    overridden: bool = Field(False, description="the TA replaced this automatic criterion's points")
+    auto_score: float | None = Field(None, description="the automatic points a TA override replaced")
 
 
 class QuestionResult(BaseModel):
@@ -59,6 +62,7 @@ class Result(BaseModel):
     data_source: str = ""
     isolation: str = Field("", description="how the student's code was run: bwrap, subprocess or inprocess")
     output: str = Field("", description="what the student's code printed (stdout and stderr, bounded)")
+    answers: dict[str, str] = Field(default_factory=dict, description="report.md's section per question id")
 
     @property
     def pending_manual(self) -> bool:

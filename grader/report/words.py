@@ -16,6 +16,9 @@ WORDS: dict[str, dict[str, str]] = {
         "sha": "Submission SHA-256", "timings": "Timings (s)", "data": "Evaluation data",
         "pending_note": "Manual criteria are scored by the TA; the total counts automatic points so far.",
         "isolation": "Student code ran in", "output": "What your code printed (stdout and stderr, bounded)",
+        "answer": "Your written answer", "ta_comment": "TA's comment",
+        "no_answer": "No written answer found: report.md needs a section headed '## %s'.",
+        "override": "Points set by the TA; the automatic score was",
     },
     "zh-TW": {
         "title": "解釋你的 CNN：評分報告", "student": "學生", "student_id": "學號",
@@ -30,6 +33,9 @@ WORDS: dict[str, dict[str, str]] = {
         "sha": "繳交檔案 SHA-256", "timings": "各階段時間（秒）", "data": "評估資料",
         "pending_note": "人工評分項目由助教評分；目前總分只計自動評分。",
         "isolation": "學生程式執行環境", "output": "你的程式輸出（stdout 與 stderr，有長度上限）",
+        "answer": "你的書面回答", "ta_comment": "助教評語",
+        "no_answer": "找不到書面回答：report.md 需要一個標題為「## %s」的段落。",
+        "override": "分數由助教調整；自動評分原為",
     },
 }
 

@@ -1,17 +1,26 @@
-"""Turning measurements into points, question by question, as the rubric says."""
+"""Turning measurements into points, question by question, as the rubric says; then the TA's
+manual scores and overrides on top."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from grader.result import CriterionResult, QuestionResult
+from grader.scoring.manual import ManualScore
 from grader.scoring.metrics import METRICS, Measurements, MetricUnavailable
 from grader.scoring.rubric import Criterion, Rubric
 
 
-def score(rubric: Rubric, measured: Measurements) -> list[QuestionResult]:
-    """Every question's criteria scored; manual criteria stay None until the TA's scores are merged."""
+def score(rubric: Rubric, measured: Measurements,
+          manual: Mapping[str, ManualScore] | None = None) -> list[QuestionResult]:
+    """Every question's criteria scored. `manual` (by criterion id) gives the TA's points: for a
+    manual criterion its score, for an automatic one an override; manual criteria without one
+    stay None (pending)."""
+    manual = manual or {}
     questions = []
     for question in rubric.questions:
-        criteria = [_score_criterion(criterion, measured) for criterion in question.criteria]
+        criteria = [_with_manual(_score_criterion(criterion, measured), manual.get(criterion.id))
+                    for criterion in question.criteria]
         questions.append(QuestionResult(
             id=question.id, title=question.title, max_score=question.points, criteria=criteria,
             score=sum(c.score or 0.0 for c in criteria)))
@@ -31,3 +40,12 @@ def _score_criterion(criterion: Criterion, measured: Measurements) -> CriterionR
         return CriterionResult(score=0.0, threshold=criterion.describe_bands(), message=str(reason), **common)
     return CriterionResult(score=criterion.points_for(value), value=value, threshold=criterion.describe_bands(),
                            message=metric.description, **common)
+
+
+def _with_manual(result: CriterionResult, given: ManualScore | None) -> CriterionResult:
+    if given is None:
+        return result
+    if result.manual:
+        return result.model_copy(update={"score": given.points, "comment": given.comment, "message": ""})
+    return result.model_copy(update={"score": given.points, "comment": given.comment, "overridden": True,
+                                     "auto_score": result.score})
