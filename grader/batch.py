@@ -26,7 +26,9 @@ from grader.report.gradebook import write_gradebook
 from grader.report.pdf import FigureRef, render_html, write_pdf
 from grader.result import Result, StageError
 from grader.scoring.manual import ManualScores
+from grader.scoring.measures import face_ellipse, parts_region
 from grader.scoring.metrics import Measurements
+from grader.scoring.probes import Probes, run_probes
 from grader.tasks import QUESTION_TASKS, ClassExamples, TaskContext, TaskOutput, TaskSettings
 from grader.scoring.rubric import Rubric
 from grader.scoring.score import score
@@ -82,6 +84,8 @@ class _Attempt:
     output: str = ""
     answers: dict[str, str] = field(default_factory=dict)
     tasks: dict[str, TaskOutput] = field(default_factory=dict)  # by question id
+    examples: ClassExamples | None = None
+    probes: Probes | None = None
     gate_failed: bool = False
 
     @contextmanager
@@ -129,6 +133,8 @@ def grade_submission(folder: Path, setup: GradingSetup, taken_ids: dict[str, str
                 attempt.evaluation = evaluate(evaluation_logits(model, setup.evaluation), setup.evaluation.labels)
         if model is not None and not attempt.failed:
             _run_tasks(attempt, model, setup)
+            with attempt.stage("probes", gating=False):
+                attempt.probes = run_probes(model, attempt.tasks, setup.tasks)
     finally:
         if model is not None:
             attempt.output = getattr(model, "output", "")
@@ -141,7 +147,7 @@ def grade_submission(folder: Path, setup: GradingSetup, taken_ids: dict[str, str
 
 def _run_tasks(attempt: _Attempt, model: ModelProtocol, setup: GradingSetup) -> None:
     """Each question's task on one evaluation image per class; one failing leaves the others."""
-    examples = ClassExamples.choose(setup.evaluation, attempt.evaluation, setup.language)
+    examples = attempt.examples = ClassExamples.choose(setup.evaluation, attempt.evaluation, setup.language)
     context = TaskContext(model=model, faces=setup.evaluation, examples=examples, settings=setup.tasks,
                           visualize=attempt.spec.visualize, language=setup.language)
     for question, task in QUESTION_TASKS.items():
@@ -185,8 +191,18 @@ def folder_student_id(folder: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", folder.name) or "unnamed"
 
 
+def _measurements(attempt: _Attempt, setup: GradingSetup) -> Measurements:
+    region = None
+    if attempt.examples is not None:
+        masks = setup.evaluation.masks
+        indices = attempt.examples.indices
+        region = (parts_region(masks[indices]) if masks is not None
+                  else np.broadcast_to(face_ellipse(), (len(indices), *face_ellipse().shape)))
+    return Measurements(evaluation=attempt.evaluation, tasks=attempt.tasks, probes=attempt.probes, region=region)
+
+
 def _result(attempt: _Attempt, setup: GradingSetup) -> Result:
-    questions = score(setup.rubric, Measurements(evaluation=attempt.evaluation), setup.manual.of(attempt.student_id))
+    questions = score(setup.rubric, _measurements(attempt, setup), setup.manual.of(attempt.student_id))
     evaluation = attempt.evaluation
     return Result(
         student_id=attempt.student_id, name=attempt.name, folder=attempt.folder.name,
@@ -214,6 +230,8 @@ def _write_outputs(result: Result, attempt: _Attempt, setup: GradingSetup) -> No
         for name, figure in output.figures.items():
             atomic_write_bytes(staging / "figures" / f"{name}.png", png_bytes(figure))
             figures.setdefault(question, []).append(FigureRef(f"figures/{name}.png", "; ".join(output.notes)))
+    if attempt.probes is not None:
+        atomic_write_npz(staging / "arrays" / "probes.npz", **attempt.probes.arrays())
     confusion_png = None
     if attempt.evaluation is not None:
         evaluation = attempt.evaluation

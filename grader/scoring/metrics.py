@@ -1,14 +1,24 @@
 """The metric registry: each metric is a small function of what grading measured, documented with
-what it measures and where it comes from. rubric.yaml names metrics by their registry name."""
+what it measures and where it comes from. rubric.yaml names metrics by their registry name.
+
+Conventions: a metric returns one float; higher is better unless its description says "low is
+good" (the rubric then uses `max` bands). A metric whose input was not produced (its task
+failed) raises MetricUnavailable, which scores 0 with the reason, except completeness, which
+is exactly the share of what was produced.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from grader.evaluate import Evaluation
+from grader.scoring.measures import curve_auc, is_informative, mass_share, pattern_diversity, pointing_game, \
+    rank_correlation
+from grader.scoring.probes import Probes, attribution_maps
+from grader.tasks import TaskOutput
 
 
 class MetricUnavailable(Exception):
@@ -17,9 +27,18 @@ class MetricUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Measurements:
-    """Everything a metric may read. Fields stay None when the stage that makes them failed."""
+    """Everything a metric may read. Fields stay None (or empty) when the stage that makes them failed.
+
+    tasks: each question's task output, by question id ("q1", ...).
+    probes: the randomization test and deletion/insertion curves (grader.scoring.probes).
+    region: (N, 48, 48) bool, the face parts of the explained images (brows, eyes, nose, mouth from
+        the part masks; the fixed face ellipse on real faces without masks).
+    """
 
     evaluation: Evaluation | None = None
+    tasks: Mapping[str, TaskOutput] = field(default_factory=dict)
+    probes: Probes | None = None
+    region: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -65,3 +84,150 @@ def balanced_accuracy(measured: Measurements) -> float:
     evaluation = _evaluation(measured)
     present = evaluation.counts.sum(axis=1) > 0
     return float(np.mean(evaluation.per_class_recall[present]))
+
+
+# --- completeness ---------------------------------------------------------------------------
+
+PANELS = {"saliency": ("maps",), "filters": ("patterns", "outputs"), "lime": ("weights",), "classviz": ("images",),
+          "gradcam": ("maps",), "integrated_gradients": ("maps",), "smoothgrad": ("maps",)}
+"""The arrays whose rows are the figures' panels, by task output name."""
+
+
+def completeness(measured: Measurements, question: str) -> float:
+    """The share of the question's panels that were produced, finite and not constant (0 when its
+    task failed, or drew no figure)."""
+    output = measured.tasks.get(question)
+    if output is None or not output.figures:
+        return 0.0
+    panels = [panel[~np.isnan(panel)] if name == "weights" else panel
+              for name in PANELS.get(output.name, ()) for panel in output.arrays[name]]
+    return float(np.mean([is_informative(panel) for panel in panels])) if panels else 0.0
+
+
+for _question, _name in (("q1", "saliency"), ("q2", "filters"), ("q3", "lime"), ("q4", "freeform")):
+    metric(f"{_name}_completeness", f"share of the {_name} figure's panels produced, finite and not constant")(
+        lambda measured, q=_question: completeness(measured, q))
+
+
+# --- Q1 saliency ----------------------------------------------------------------------------
+
+
+def _output(measured: Measurements, question: str, what: str) -> TaskOutput:
+    output = measured.tasks.get(question)
+    if output is None:
+        raise MetricUnavailable(f"the {what} task did not run to the end (see the errors), so there is nothing "
+                                "to measure")
+    return output
+
+
+def _probes(measured: Measurements) -> Probes:
+    if measured.probes is None:
+        raise MetricUnavailable("the sanity probes did not run (see the errors)")
+    return measured.probes
+
+
+@metric("saliency_randomization",
+        "mean Spearman rank correlation between the saliency maps of the model and of a copy with every layer "
+        "re-initialized (Adebayo et al. 2018): low is good, a map that explains the model changes with it")
+def saliency_randomization(measured: Measurements) -> float:
+    maps = _output(measured, "q1", "saliency").arrays["maps"]
+    randomized = _probes(measured).randomized_saliency
+    if randomized is None:
+        raise MetricUnavailable("the randomized model's saliency was not computed")
+    return float(np.mean(rank_correlation(np.abs(maps), np.abs(randomized))))
+
+
+def _region(measured: Measurements) -> np.ndarray:
+    if measured.region is None:
+        raise MetricUnavailable("no face region is known for the explained images")
+    return measured.region
+
+
+@metric("saliency_localization",
+        "mean share of the saliency mass on the face parts (brows, eyes, nose, mouth; a central face ellipse "
+        "on faces without part masks)")
+def saliency_localization(measured: Measurements) -> float:
+    return float(np.mean(mass_share(_output(measured, "q1", "saliency").arrays["maps"], _region(measured))))
+
+
+@metric("saliency_pointing",
+        "pointing game (Zhang et al. 2018): share of the saliency maps whose maximum lies on the face parts")
+def saliency_pointing(measured: Measurements) -> float:
+    return float(np.mean(pointing_game(_output(measured, "q1", "saliency").arrays["maps"], _region(measured))))
+
+
+# --- deletion and insertion (Petsiuk et al. 2018) -------------------------------------------
+
+
+def perturbation_gain(measured: Measurements, name: str, mode: str) -> float:
+    """Mean AUC of the map's curve against the random order's: the probability area the map's
+    order removes faster (deletion) or restores faster (insertion) than chance, in 0..1 units."""
+    curves = _probes(measured).curves
+    if f"{name}_{mode}" not in curves:
+        raise MetricUnavailable(f"no {name} map was drawn, so its {mode} curve was not measured")
+    ours, chance = curve_auc(curves[f"{name}_{mode}"]), curve_auc(curves[f"random_{mode}"])
+    return float(np.mean(chance - ours if mode == "deletion" else ours - chance))
+
+
+for _name in ("saliency", "lime"):
+    for _mode, _verb in (("deletion", "falls"), ("insertion", "rises")):
+        metric(f"{_name}_{_mode}",
+               f"{_mode} metric (Petsiuk et al. 2018): how much faster the class probability {_verb} when pixels "
+               f"are {'deleted' if _mode == 'deletion' else 'inserted'} in the {_name} map's order than in a "
+               "random order (area between the curves)")(
+            lambda measured, n=_name, m=_mode: perturbation_gain(measured, n, m))
+
+
+# --- Q2 filters -----------------------------------------------------------------------------
+
+
+@metric("filter_gain", "median activation gain of the visualized channels (final over initial objective)")
+def filter_gain(measured: Measurements) -> float:
+    return float(np.median(_output(measured, "q2", "filter").arrays["activation_gain"]))
+
+
+@metric("filter_diversity", "mean pairwise 1 - |correlation| of the filter patterns: 0 when all look alike")
+def filter_diversity(measured: Measurements) -> float:
+    return pattern_diversity(_output(measured, "q2", "filter").arrays["patterns"])
+
+
+# --- Q3 LIME --------------------------------------------------------------------------------
+
+
+@metric("lime_fidelity", "mean R² of LIME's ridge surrogates on their perturbations (lime's `score`)")
+def lime_fidelity(measured: Measurements) -> float:
+    score = _output(measured, "q3", "LIME").arrays["score"]
+    return float(np.mean(score)) if len(score) else 0.0
+
+
+@metric("lime_coverage", "share of the 7 expressions that LIME explained (an image with finite weights)")
+def lime_coverage(measured: Measurements) -> float:
+    arrays = _output(measured, "q3", "LIME").arrays
+    explained = {int(label) for label, weights in zip(arrays["labels"], arrays["weights"])
+                 if is_informative(weights[~np.isnan(weights)])}
+    return len(explained) / 7
+
+
+# --- Q4 free choice -------------------------------------------------------------------------
+
+
+@metric("classviz_probability", "mean probability the model gives each class-model image for its target class")
+def classviz_probability(measured: Measurements) -> float:
+    output = _output(measured, "q4", "free-choice")
+    if output.name != "classviz":
+        raise MetricUnavailable(f"the free choice is {output.name}, not the class-model visualization")
+    return float(np.mean(output.arrays["target_prob"]))
+
+
+@metric("freeform_evidence",
+        "evidence that the free-choice figure reflects the model: for class-model visualization the mean "
+        "target probability; for an attribution map 1 - AUC(deletion in the map's order) / AUC(random order)")
+def freeform_evidence(measured: Measurements) -> float:
+    output = _output(measured, "q4", "free-choice")
+    if output.name == "classviz":
+        return classviz_probability(measured)
+    curves = _probes(measured).curves
+    if f"{output.name}_deletion" not in curves:
+        raise MetricUnavailable(f"the {output.name} map's deletion curve was not measured")
+    ours, chance = curve_auc(curves[f"{output.name}_deletion"]), curve_auc(curves["random_deletion"])
+    return float(np.mean(1 - ours / np.maximum(chance, 1e-12)))
