@@ -1,0 +1,47 @@
+"""Print every registered metric for every submission under a folder, to set rubric.yaml's bands.
+
+    python scripts/calibrate_rubric.py [SUBMISSIONS] [--quick]
+
+Grades in-process (trusted submissions only: the course's examples) on the bundled evaluation
+set, with a rubric that scores every metric, and prints one row per metric, one column per
+student. The default rubric's thresholds were set from this table (see rubric.yaml's comments).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from grader.batch import GradingSetup, grade_all
+from grader.data.bundled import bundled_evaluation
+from grader.profile import get_profile
+from grader.quiet import quiet_libraries
+from grader.scoring.metrics import METRICS
+from grader.scoring.rubric import Band, Criterion, Question, Rubric
+from grader.tasks import TaskSettings
+
+
+def every_metric_rubric() -> Rubric:
+    criteria = [Criterion(id=name, metric=name, points=1, bands=[Band(min=-1e9, points=1)]) for name in METRICS]
+    return Rubric(questions=[Question(id="q1", title="every metric", points=len(criteria), criteria=criteria)])
+
+
+def main(argv: list[str]) -> None:
+    quiet_libraries()
+    folder = Path(next((a for a in argv if not a.startswith("--")), "submissions"))
+    settings = TaskSettings.quick() if "--quick" in argv else TaskSettings()
+    with tempfile.TemporaryDirectory() as out:
+        setup = GradingSetup(evaluation=bundled_evaluation(), rubric=every_metric_rubric(), profile=get_profile("cpu"),
+                             out_dir=Path(out), write_pdf=False, isolation="inprocess", tasks=settings)
+        results = grade_all(folder, setup)
+    table = pd.DataFrame({f"{r.folder}": {c.id: c.value for q in r.questions for c in q.criteria}
+                          for r in results if r.status == "graded"})
+    pd.set_option("display.width", 200)
+    print(table.round(3).to_string())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
