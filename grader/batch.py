@@ -36,7 +36,7 @@ from grader.submission.build import build_model
 from grader.protocol import ModelProtocol
 from grader.sandbox.client import SandboxedModel
 from grader.submission.answers import read_answers
-from grader.submission.checks import check_logits, check_model
+from grader.submission.checks import ModelChecks, check_logits, check_model
 from grader.submission.errors import SubmissionError, describe_exception
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
@@ -85,6 +85,7 @@ class _Attempt:
     answers: dict[str, str] = field(default_factory=dict)
     tasks: dict[str, TaskOutput] = field(default_factory=dict)  # by question id
     examples: ClassExamples | None = None
+    checks: ModelChecks | None = None
     probes: Probes | None = None
     gate_failed: bool = False
 
@@ -127,7 +128,7 @@ def grade_submission(folder: Path, setup: GradingSetup, taken_ids: dict[str, str
     try:
         if model is not None and not attempt.failed:
             with attempt.stage("checks"):
-                check_model(model, setup.evaluation.images[:CHECK_BATCH].astype(np.float32))
+                attempt.checks = check_model(model, setup.evaluation.images[:CHECK_BATCH].astype(np.float32))
         if model is not None and not attempt.failed:
             with attempt.stage("evaluate"):
                 attempt.evaluation = evaluate(evaluation_logits(model, setup.evaluation), setup.evaluation.labels)
@@ -198,7 +199,8 @@ def _measurements(attempt: _Attempt, setup: GradingSetup) -> Measurements:
         indices = attempt.examples.indices
         region = (parts_region(masks[indices]) if masks is not None
                   else np.broadcast_to(face_ellipse(), (len(indices), *face_ellipse().shape)))
-    return Measurements(evaluation=attempt.evaluation, tasks=attempt.tasks, probes=attempt.probes, region=region)
+    return Measurements(evaluation=attempt.evaluation, tasks=attempt.tasks, probes=attempt.probes, region=region,
+                        checks=attempt.checks)
 
 
 def _result(attempt: _Attempt, setup: GradingSetup) -> Result:

@@ -19,7 +19,7 @@ app = typer.Typer(help="Grade 'explain your CNN' assignments and write each stud
                   no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Evaluation data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console()
+console = Console(soft_wrap=True)  # long paths and messages stay on one line, to copy
 
 DEFAULT_SUBMISSIONS = Path("submissions")
 DataOption = Annotated[Optional[Path], typer.Option(

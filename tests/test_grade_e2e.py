@@ -25,11 +25,21 @@ def invoke(*args: str):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
+MANUAL_SCORES = """student_id,criterion,points,comment
+r11922055,q1_answer,1,讀圖清楚，但沒有比較不同類別
+b09902022,q3_accuracy,0.5,"accepted: the course split was mislabeled"
+b09999999,q1_answer,1,nobody submitted under this id
+"""
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory, small_eval_csv) -> Path:
     out = tmp_path_factory.mktemp("out")
+    scores = tmp_path_factory.mktemp("ta") / "scores.csv"
+    scores.write_text(MANUAL_SCORES, encoding="utf-8")
     result = invoke("grade", EXAMPLES, "--data", small_eval_csv, "--rubric", ROOT / "rubric.yaml", "--out", out,
-                    "--quick")
+                    "--quick", "--manual", scores)
+    assert "scores student(s) with no submission here: b09999999" in result.output
     assert result.exit_code == 0, result.output
     return out
 
@@ -246,7 +256,8 @@ def test_two_checks_of_one_submission_give_byte_identical_arrays(tmp_path, small
                          "--quick")
         assert outcome.exit_code == 0, outcome.output
     first, second = (sorted((tmp_path / run / "b09902022" / "arrays").iterdir()) for run in ("first", "second"))
-    assert [p.name for p in first] == ["classviz.npz", "confusion.npz", "filters.npz", "lime.npz", "saliency.npz"]
+    assert [p.name for p in first] == ["classviz.npz", "confusion.npz", "filters.npz", "lime.npz", "probes.npz",
+                                      "saliency.npz"]
     for a, b in zip(first, second):
         assert a.read_bytes() == b.read_bytes(), a.name
 
@@ -267,3 +278,54 @@ def test_check_with_smoothgrad_draws_q1_by_smoothgrad(tmp_path, small_eval_csv):
     maps = [np.load(tmp_path / run / "b09902022" / "arrays" / "saliency.npz")["maps"] for run in ("plain", "smooth")]
     assert maps[0].shape == maps[1].shape == (7, 48, 48)
     assert not np.allclose(maps[0], maps[1])
+
+
+def criterion(result: dict, criterion_id: str) -> dict:
+    return next(c for q in result["questions"] for c in q["criteria"] if c["id"] == criterion_id)
+
+
+def test_the_tas_manual_score_and_comment_reach_the_result_and_the_pdf(graded):
+    result = read_result(graded, "residual_zh")
+    answer = criterion(result, "q1_answer")
+    assert answer["score"] == 1 and answer["comment"] == "讀圖清楚，但沒有比較不同類別"
+    text = pdf_text(graded / "r11922055" / "report.pdf")
+    assert "讀圖清楚，但沒有比較不同類別" in text
+
+
+def test_an_override_shows_the_automatic_points_it_replaced(graded):
+    result = read_result(graded, "small_cnn")
+    accuracy = criterion(result, "q3_accuracy")
+    assert accuracy["overridden"] and accuracy["score"] == 0.5 and accuracy["auto_score"] == 0
+    text = pdf_text(graded / "b09902022" / "report.pdf")
+    assert "Points set by the TA; the automatic score was 0" in text
+    assert "accepted: the course split was mislabeled" in text
+
+
+def test_the_students_written_answers_are_in_the_pdf_beside_each_question(graded):
+    result = read_result(graded, "residual_zh")
+    assert sorted(result["answers"]) == ["q1", "q2", "q3", "q4"]
+    text = pdf_text(graded / "r11922055" / "report.pdf").replace(" ", "")
+    assert "你的書面回答" not in text  # the report is in English; the answer itself is Chinese
+    assert "顯著圖（saliencymap）顯示模型主要看嘴巴與眉毛" in text
+    assert "No written answer found: report.md needs a section headed '## 1'." in pdf_text(
+        graded / "b09902011" / "report.pdf")
+
+
+def test_every_criterion_has_its_value_and_points_in_the_result(graded):
+    result = read_result(graded, "vgg")
+    for question in result["questions"]:
+        for item in question["criteria"]:
+            if item["manual"]:
+                assert item["value"] is None and item["score"] is None
+            else:
+                assert item["value"] is not None and 0 <= item["score"] <= item["max_score"], item["id"]
+
+
+def test_the_better_model_earns_more_automatic_points(graded):
+    def automatic(folder: str) -> float:
+        result = read_result(graded, folder)
+        return sum(c["score"] for q in result["questions"] for c in q["criteria"]
+                   if not c["manual"] and not c["overridden"])
+
+    assert automatic("vgg") > automatic("small_cnn")
+    assert automatic("residual_zh") > automatic("small_cnn")

@@ -71,7 +71,8 @@ def test_a_model_that_only_looks_at_the_mouth_has_its_saliency_on_the_mouth(face
     same_face = np.repeat(images[:1], 7, axis=0)
     output = saliency_output(model_looking_at(mouths[0]), same_face, np.arange(7))
     measured = Measurements(tasks={"q1": output}, region=parts_region(np.repeat(masks[:1], 7, axis=0)))
-    assert value("saliency_localization", measured) > 0.95
+    # All the mass on the parts: the ratio over chance is 1 / (the parts' share of the image).
+    assert value("saliency_localization", measured) == pytest.approx(1 / parts_region(masks[:1]).mean())
     assert value("saliency_pointing", measured) == 1.0
 
 
@@ -81,7 +82,7 @@ def test_a_model_that_looks_at_the_background_fails_localization(faces):
     corners[:6, :6] = corners[:6, -6:] = True
     measured = Measurements(tasks={"q1": saliency_output(model_looking_at(corners), images, labels)},
                             region=parts_region(masks))
-    assert value("saliency_localization", measured) < 0.05
+    assert value("saliency_localization", measured) < 0.05  # far below chance (1)
     assert value("saliency_pointing", measured) == 0.0
 
 
@@ -227,3 +228,11 @@ def test_class_model_probability_of_another_free_choice_is_unavailable():
     output = TaskOutput("gradcam", {"maps": np.ones((7, 48, 48))}, {"gradcam": object()})
     with pytest.raises(MetricUnavailable, match="the free choice is gradcam"):
         value("classviz_probability", Measurements(tasks={"q4": output}))
+
+
+def test_a_uniform_map_localizes_at_chance(faces):
+    images, labels, masks = faces
+    output = TaskOutput("saliency", {"images": images, "labels": labels, "maps": np.ones((7, 48, 48), np.float32)},
+                        {"saliency": object()})
+    assert value("saliency_localization", Measurements(tasks={"q1": output}, region=parts_region(masks))) == \
+        pytest.approx(1.0)

@@ -243,3 +243,11 @@ def test_outputs_that_depend_on_the_other_faces_in_the_batch_are_refused():
                               "(max difference ")
     assert "model(x)[i] and model(x[i:i+1])" in message
     assert "not batch statistics" in message
+
+
+def test_a_model_that_passes_reports_its_batch_gap_as_rounding_only():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 46 * 46, 7))
+    checks = check_model(InProcessModel(SubmissionModule(net)), faces().numpy())
+    assert 0 <= checks.batch_gap < 1e-5
+    assert checks.description.num_classes == 7

@@ -18,6 +18,7 @@ from grader.evaluate import Evaluation
 from grader.scoring.measures import curve_auc, is_informative, mass_share, pattern_diversity, pointing_game, \
     rank_correlation
 from grader.scoring.probes import Probes, attribution_maps
+from grader.submission.checks import ModelChecks
 from grader.tasks import TaskOutput
 
 
@@ -31,6 +32,8 @@ class Measurements:
 
     tasks: each question's task output, by question id ("q1", ...).
     probes: the randomization test and deletion/insertion curves (grader.scoring.probes).
+    checks: what the determinism and batch-consistency checks measured (they passed, or the
+        submission failed before any metric).
     region: (N, 48, 48) bool, the face parts of the explained images (brows, eyes, nose, mouth from
         the part masks; the fixed face ellipse on real faces without masks).
     """
@@ -39,6 +42,7 @@ class Measurements:
     tasks: Mapping[str, TaskOutput] = field(default_factory=dict)
     probes: Probes | None = None
     region: np.ndarray | None = None
+    checks: ModelChecks | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,14 @@ def balanced_accuracy(measured: Measurements) -> float:
     evaluation = _evaluation(measured)
     present = evaluation.counts.sum(axis=1) > 0
     return float(np.mean(evaluation.per_class_recall[present]))
+
+
+@metric("batch_gap", "largest difference between a face's logits in a batch and alone, relative to the largest "
+                     "logit: low is good (fp32 rounding only is about 1e-6; grading fails above 1e-3)")
+def batch_gap(measured: Measurements) -> float:
+    if measured.checks is None:
+        raise MetricUnavailable("the model's output checks did not pass")
+    return measured.checks.batch_gap
 
 
 # --- completeness ---------------------------------------------------------------------------
@@ -144,10 +156,14 @@ def _region(measured: Measurements) -> np.ndarray:
 
 
 @metric("saliency_localization",
-        "mean share of the saliency mass on the face parts (brows, eyes, nose, mouth; a central face ellipse "
-        "on faces without part masks)")
+        "how many times more saliency mass lies on the face parts (brows, eyes, nose, mouth; a central face "
+        "ellipse on faces without part masks) than a uniform map would put there: 1 is chance")
 def saliency_localization(measured: Measurements) -> float:
-    return float(np.mean(mass_share(_output(measured, "q1", "saliency").arrays["maps"], _region(measured))))
+    """Mass share over area share, so the score means the same on part masks (about 11% of a
+    synthetic face) and on the larger face ellipse (35%)."""
+    region = np.broadcast_to(_region(measured), _output(measured, "q1", "saliency").arrays["maps"].shape)
+    share = mass_share(_output(measured, "q1", "saliency").arrays["maps"], region)
+    return float(np.mean(share / np.maximum(region.mean(axis=(1, 2)), 1e-12)))
 
 
 @metric("saliency_pointing",

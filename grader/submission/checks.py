@@ -5,6 +5,8 @@ They run over the model protocol, so they hold the same for a sandboxed and an i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from grader.classes import NUM_CLASSES
@@ -16,7 +18,19 @@ from grader.submission.errors import SubmissionError
 BATCH_TOLERANCE = 1e-3
 
 
-def check_model(model: ModelProtocol, pixels: np.ndarray) -> ModelDescription:
+@dataclass(frozen=True)
+class ModelChecks:
+    """What the checks measured on a model that passed them.
+
+    batch_gap: the largest |model(x)[i] - model(x[i:i+1])| over the logits, relative to the
+    largest |logit| (at least 1): fp32 summation order only, for a well-behaved model.
+    """
+
+    description: ModelDescription
+    batch_gap: float
+
+
+def check_model(model: ModelProtocol, pixels: np.ndarray) -> ModelChecks:
     """Raise SubmissionError (stage 'checks') with a message in words for the first failing check."""
     logits = model.logits(pixels)
     check_logits(logits, len(pixels))
@@ -30,11 +44,12 @@ def check_model(model: ModelProtocol, pixels: np.ndarray) -> ModelDescription:
     singles = np.concatenate([model.logits(pixels[i:i + 1]) for i in range(len(pixels))])
     check_logits(singles, len(pixels))
     gap = float(np.abs(logits - singles).max())
-    if gap > BATCH_TOLERANCE * max(1.0, float(np.abs(logits).max())):
+    scale = max(1.0, float(np.abs(logits).max()))
+    if gap > BATCH_TOLERANCE * scale:
         raise SubmissionError("checks", "the model's output for a face depends on the other faces in its batch "
                                         f"(max difference {gap:.3g} between model(x)[i] and model(x[i:i+1])); "
                                         "use module layers in eval mode, not batch statistics")
-    return description
+    return ModelChecks(description=description, batch_gap=gap / scale)
 
 
 def check_logits(logits: np.ndarray, batch: int) -> None:
