@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -70,6 +70,20 @@ class GradingSetup:
     manual: ManualScores = ManualScores.none()
 
 
+class StageListener(Protocol):
+    """Told when each stage of one submission starts and ends (a progress bar, a log)."""
+
+    def started(self, stage: str) -> None: ...
+
+    def finished(self, stage: str, seconds: float, ok: bool) -> None: ...
+
+
+def stage_names() -> list[str]:
+    """Every stage of a submission that grades fully, in order."""
+    tasks = [f"{question}_{task.__name__.removesuffix('_task')}" for question, task in QUESTION_TASKS.items()]
+    return ["spec", "load", "checks", "evaluate", *tasks, "probes", "report"]
+
+
 @dataclass
 class _Attempt:
     """What grading one submission has produced so far; failed stages leave their fields None."""
@@ -88,6 +102,7 @@ class _Attempt:
     checks: ModelChecks | None = None
     probes: Probes | None = None
     gate_failed: bool = False
+    listener: StageListener | None = None
 
     @contextmanager
     def stage(self, name: str, gating: bool = True) -> Iterator[None]:
@@ -95,6 +110,8 @@ class _Attempt:
         submission and skips what follows; a task's error leaves the submission partly scored."""
         started = time.perf_counter()
         errors_before = len(self.errors)
+        if self.listener is not None:
+            self.listener.started(name)
         try:
             yield
         except SubmissionError as error:
@@ -108,16 +125,19 @@ class _Attempt:
         finally:
             self.timings[name] = round(time.perf_counter() - started, 4)
             self.gate_failed |= gating and len(self.errors) > errors_before
+            if self.listener is not None:
+                self.listener.finished(name, self.timings[name], len(self.errors) == errors_before)
 
     @property
     def failed(self) -> bool:
         return self.gate_failed
 
 
-def grade_submission(folder: Path, setup: GradingSetup, taken_ids: dict[str, str] | None = None) -> Result:
+def grade_submission(folder: Path, setup: GradingSetup, taken_ids: dict[str, str] | None = None,
+                     listener: StageListener | None = None) -> Result:
     """Grade one submission folder and write its output folder; never raises for the student's faults."""
     setup.profile.apply()
-    attempt = _Attempt(folder=folder, student_id=folder_student_id(folder))
+    attempt = _Attempt(folder=folder, student_id=folder_student_id(folder), listener=listener)
     taken_ids = taken_ids if taken_ids is not None else {}
     model: ModelProtocol | None = None
     with attempt.stage("spec"):
@@ -244,12 +264,16 @@ def _write_outputs(result: Result, attempt: _Attempt, setup: GradingSetup) -> No
                          confusion=evaluation.confusion.astype(np.float32), labels=evaluation.labels,
                          predictions=evaluation.predictions)
     if setup.write_pdf:
+        if attempt.listener is not None:
+            attempt.listener.started("report")
         started = time.perf_counter()
         if confusion_png:
             figures.setdefault("q3", []).append(FigureRef(confusion_png, ""))
         html = render_html(result, setup.language, question_figures=figures)
         write_pdf(html, staging, staging / "report.pdf")
         result.timings["report"] = round(time.perf_counter() - started, 4)
+        if attempt.listener is not None:
+            attempt.listener.finished("report", result.timings["report"], True)
     result.write(staging / "result.json")
     replace_directory(staging, setup.out_dir / result.student_id)
 

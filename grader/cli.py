@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from grader.data.faceset import DataFormatError, FaceSet
@@ -112,6 +113,8 @@ def grade(
                                                                   "when bubblewrap is unavailable")] = False,
     manual: Annotated[Path | None, typer.Option("--manual", help="the TA's scores.csv (student_id, criterion, "
                                                                 "points, comment): manual scores and overrides")] = None,
+    canvas: Annotated[Path | None, typer.Option("--canvas", help="also write Canvas's grade-import CSV here")] = None,
+    assignment: Annotated[str, typer.Option(help="the assignment's column name in the Canvas CSV")] = "Explain your CNN",
 ) -> None:
     """Grade every submission folder under SUBMISSIONS; a failing submission never stops the batch."""
     quiet_libraries()
@@ -130,6 +133,11 @@ def grade(
 
     results = grade_all(submissions, setup, on_result=log)
     failed = sum(r.status == "failed" for r in results)
+    if canvas is not None:
+        from grader.report.gradebook import write_canvas
+
+        write_canvas(results, canvas, assignment)
+        console.print(f"Canvas grade import: {canvas}", highlight=False)
     unknown = setup.manual.students_not_in({r.student_id for r in results})
     if unknown:
         console.print(f"[yellow]warning:[/] {manual} scores student(s) with no submission here: "
@@ -160,13 +168,56 @@ def check(
     from grader.batch import grade_submission
 
     setup = _setup(data, usage, rubric, out, lang, profile, _isolation(False, strict=False), quick, smoothgrad)
-    result = grade_submission(submission, setup)
+    with StageProgress() as listener:
+        result = grade_submission(submission, setup, listener=listener)
     console.print(_score_table(result))
     for error in result.errors:
         console.print(f"[red]fix ({error.stage}):[/] {error.message}", highlight=False)
+    for line in _shortfalls(result):
+        console.print(f"[yellow]improve:[/] {line}", highlight=False)
     console.print(f"report: {out / result.student_id / 'report.pdf'}", highlight=False)
     if result.status == "failed":
         raise typer.Exit(code=1)
+
+
+class StageProgress:
+    """A Rich progress bar over one submission's stages, and a line for each stage as it ends."""
+
+    def __init__(self) -> None:
+        from grader.batch import stage_names
+
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description:<14}"), BarColumn(),
+                                 TextColumn("{task.completed}/{task.total} stages"), TimeElapsedColumn(),
+                                 console=console, transient=True)
+        self.task = self.progress.add_task("starting", total=len(stage_names()))
+
+    def __enter__(self) -> StageProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.progress.stop()
+
+    def started(self, stage: str) -> None:
+        self.progress.update(self.task, description=stage)
+
+    def finished(self, stage: str, seconds: float, ok: bool) -> None:
+        mark = "[green]done[/]" if ok else "[red]failed[/]"
+        self.progress.console.print(f"{mark:<20} {stage:<14} {seconds:6.1f} s", highlight=False)
+        self.progress.advance(self.task)
+
+
+def _shortfalls(result: Result) -> list[str]:
+    """One line per automatic criterion below full points: what was measured, what full points need."""
+    lines = []
+    for question in result.questions:
+        for criterion in question.criteria:
+            if criterion.manual or criterion.score is None or criterion.score >= criterion.max_score:
+                continue
+            measured = f"measured {criterion.value:.3g}" if criterion.value is not None else criterion.message
+            lines.append(f"{criterion.id} ({criterion.description or criterion.id}): {measured}; "
+                         f"points for {criterion.threshold}")
+    return lines
 
 
 def _score_table(result: Result) -> Table:

@@ -38,7 +38,7 @@ def graded(tmp_path_factory, small_eval_csv) -> Path:
     scores = tmp_path_factory.mktemp("ta") / "scores.csv"
     scores.write_text(MANUAL_SCORES, encoding="utf-8")
     result = invoke("grade", EXAMPLES, "--data", small_eval_csv, "--rubric", ROOT / "rubric.yaml", "--out", out,
-                    "--quick", "--manual", scores)
+                    "--quick", "--manual", scores, "--canvas", out / "canvas.csv")
     assert "scores student(s) with no submission here: b09999999" in result.output
     assert result.exit_code == 0, result.output
     return out
@@ -329,3 +329,34 @@ def test_the_better_model_earns_more_automatic_points(graded):
 
     assert automatic("vgg") > automatic("small_cnn")
     assert automatic("residual_zh") > automatic("small_cnn")
+
+
+def test_the_gradebook_has_a_column_per_criterion_and_marks_pending_manual_scores(graded):
+    book = pd.read_csv(graded / "gradebook.csv", dtype={"student_id": str}).set_index("student_id")
+    assert {"q1_sanity", "q2_gain", "q3_accuracy", "q4_answer"} <= set(book.columns)
+    assert book.loc["r11922055", "q1_answer"] == 1  # the TA's score
+    assert pd.isna(book.loc["r11922055", "q2_answer"])  # still waiting
+    assert bool(book.loc["r11922055", "manual_pending"])
+    assert book.loc["b09902011", "total"] == pytest.approx(read_result(graded, "vgg")["score"])
+
+
+def test_the_canvas_csv_has_canvas_columns_and_points_possible(graded):
+    canvas = pd.read_csv(graded / "canvas.csv", dtype={"SIS User ID": str}, keep_default_na=False)
+    assert list(canvas.columns) == ["Student", "ID", "SIS User ID", "Section", "Explain your CNN"]
+    assert canvas.iloc[0]["Student"] == "Points Possible" and float(canvas.iloc[0]["Explain your CNN"]) == 10
+    rows = canvas.iloc[1:].set_index("SIS User ID")
+    assert rows.loc["r11922055", "Student"] == "林志皓"
+    assert float(rows.loc["b09902066", "Explain your CNN"]) == 0  # the broken submission
+
+
+@pytest.mark.parametrize("folder", list(EXAMPLE_IDS))
+def test_every_examples_pdf_shows_its_id_name_questions_and_scores(graded, folder):
+    result = read_result(graded, folder)
+    text = pdf_text(graded / result["student_id"] / "report.pdf")
+    assert result["student_id"] in text and result["name"] in text
+    assert f"{result['score']:g} / {result['max_score']:g}" in text
+    for question in result["questions"]:
+        assert f"{question['id']}. {question['title']} — {question['score']:g} / {question['max_score']:g}" in text
+        for item in question["criteria"]:
+            if item["score"] is not None:
+                assert f"{item['score']:g} / {item['max_score']:g}" in text

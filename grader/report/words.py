@@ -19,6 +19,17 @@ WORDS: dict[str, dict[str, str]] = {
         "answer": "Your written answer", "ta_comment": "TA's comment",
         "no_answer": "No written answer found: report.md needs a section headed '## %s'.",
         "override": "Points set by the TA; the automatic score was",
+        # the class dashboard (grader/report/dashboard.py)
+        "dashboard_title": "Explain your CNN: class dashboard", "dashboard_name": "Name",
+        "dashboard_pending": "Manual scores pending", "dashboard_yes": "yes", "dashboard_no": "no",
+        "dashboard_report": "Report", "dashboard_students": "Students",
+        "dashboard_sort_hint": "Click a column header to sort by it; click it again to reverse the order.",
+        "dashboard_submissions": "Submissions", "dashboard_graded": "Graded", "dashboard_failed": "Failed",
+        "dashboard_mean": "Mean total", "dashboard_median": "Median total",
+        "dashboard_histograms": "Score distributions", "dashboard_count": "Students",
+        "dashboard_histogram_note": "Graded submissions only; %d failed submission(s) not counted.",
+        "dashboard_no_graded": "No submission has been graded.",
+        "dashboard_failures": "Failed submissions", "dashboard_no_failures": "No submission failed.",
     },
     "zh-TW": {
         "title": "解釋你的 CNN：評分報告", "student": "學生", "student_id": "學號",
@@ -36,6 +47,17 @@ WORDS: dict[str, dict[str, str]] = {
         "answer": "你的書面回答", "ta_comment": "助教評語",
         "no_answer": "找不到書面回答：report.md 需要一個標題為「## %s」的段落。",
         "override": "分數由助教調整；自動評分原為",
+        # the class dashboard (grader/report/dashboard.py)
+        "dashboard_title": "解釋你的 CNN：全班總覽", "dashboard_name": "姓名",
+        "dashboard_pending": "待助教評分", "dashboard_yes": "是", "dashboard_no": "否",
+        "dashboard_report": "報告", "dashboard_students": "學生",
+        "dashboard_sort_hint": "點選欄位標題即依該欄排序；再點一次則反向排序。",
+        "dashboard_submissions": "繳交數", "dashboard_graded": "已評分", "dashboard_failed": "失敗",
+        "dashboard_mean": "總分平均", "dashboard_median": "總分中位數",
+        "dashboard_histograms": "分數分布", "dashboard_count": "人數",
+        "dashboard_histogram_note": "只計已評分的繳交；另有 %d 份失敗的繳交未列入。",
+        "dashboard_no_graded": "尚無已評分的繳交。",
+        "dashboard_failures": "失敗的繳交", "dashboard_no_failures": "沒有失敗的繳交。",
     },
 }
 

@@ -1,0 +1,238 @@
+"""The class dashboard, `out/index.html`: every student's scores in one sortable table, histograms
+of the totals and of each question, and the failed submissions' messages.
+
+The page is one static file that works from file:// with no server and no network: its CSS and
+its small sorting script are inline, and the histograms are inline SVG drawn here in Python.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from markupsafe import Markup, escape
+
+from grader.atomic import atomic_write_text
+from grader.classes import Language
+from grader.report.pdf import _environment
+from grader.report.words import words
+from grader.result import Result
+
+TEMPLATE = "dashboard.html.j2"
+INDEX_NAME = "index.html"
+
+# Bin widths a histogram may use, smallest first. Rubric points come in quarters, so every width
+# is a multiple of 0.25 and a quarter point never straddles two bins.
+NICE_BIN_WIDTHS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
+MAX_BINS = 12
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Counts of values in bins over 0..max_score: bin i is [edges[i], edges[i+1]), the last one
+    closed so that full marks count."""
+
+    edges: tuple[float, ...]
+    counts: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class QuestionColumn:
+    """One question's column in the table and its histogram's caption."""
+
+    id: str
+    title: str
+    max_score: float
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The summary line: how many submissions, how they ended, and the graded totals' centre."""
+
+    submissions: int
+    graded: int
+    failed: int
+    mean_total: float | None
+    median_total: float | None
+    max_total: float
+
+
+@dataclass(frozen=True)
+class HistogramFigure:
+    """A histogram ready for the page: its caption and its SVG."""
+
+    caption: str
+    svg: Markup
+
+
+def write_dashboard(results: Sequence[Result], out_dir: Path, language: Language = "en") -> Path:
+    """Write `out_dir/index.html` in one step and return its path. Each student's PDF is linked
+    as `<student_id>/report.pdf`, relative to the page."""
+    target = Path(out_dir) / INDEX_NAME
+    atomic_write_text(target, render_dashboard(results, language=language))
+    return target
+
+
+def render_dashboard(results: Sequence[Result], language: Language = "en") -> str:
+    """The dashboard page as HTML, students in student-id order."""
+    ordered = sorted(results, key=lambda r: r.student_id)
+    w = words(language)
+    questions = question_columns(ordered)
+    summary = summarize(ordered)
+    return _environment().get_template(TEMPLATE).render(
+        w=w, language=language, results=ordered, questions=questions, summary=summary,
+        histograms=histogram_figures(ordered, questions, summary.max_total, w),
+        failures=[r for r in ordered if r.status == "failed"],
+        points=format_points, percent=format_percent, sort_key=sort_key)
+
+
+def question_columns(results: Sequence[Result]) -> list[QuestionColumn]:
+    """The questions any result has, in question order (q1, q2, ..., q10), each with its title
+    and its largest max_score."""
+    columns: dict[str, QuestionColumn] = {}
+    for result in results:
+        for question in result.questions:
+            known = columns.get(question.id)
+            if known is None or question.max_score > known.max_score:
+                columns[question.id] = QuestionColumn(question.id, known.title if known else question.title,
+                                                      question.max_score)
+    return sorted(columns.values(), key=lambda c: _question_number(c.id))
+
+
+def _question_number(question_id: str) -> tuple[float, str]:
+    # "q10" after "q9": order by the number, and keep any id without one in name order at the end.
+    digits = "".join(ch for ch in question_id if ch.isdigit())
+    return (int(digits) if digits else math.inf, question_id)
+
+
+def summarize(results: Sequence[Result]) -> Summary:
+    """Counts of submissions, graded and failed, and the mean and median total of the graded."""
+    totals = [r.score for r in results if r.status == "graded"]
+    return Summary(
+        submissions=len(results), graded=len(totals), failed=len(results) - len(totals),
+        mean_total=statistics.fmean(totals) if totals else None,
+        median_total=statistics.median(totals) if totals else None,
+        max_total=max((r.max_score for r in results), default=0.0))
+
+
+def histogram_figures(results: Sequence[Result], questions: Sequence[QuestionColumn], max_total: float,
+                      w: dict[str, str]) -> list[HistogramFigure]:
+    """The total's histogram, then one per question, over the graded students only (a failed
+    submission's zeros say nothing about how the class did)."""
+    graded = [r for r in results if r.status == "graded"]
+    if not graded:
+        return []
+    figures = [_figure(f"{w['total']} (/ {format_points(max_total)})", [r.score for r in graded], max_total, w)]
+    for column in questions:
+        scores = [q.score for r in graded if (q := r.question(column.id)) is not None]
+        caption = f"{column.id}. {column.title} (/ {format_points(column.max_score)})"
+        figures.append(_figure(caption, scores, column.max_score, w))
+    return figures
+
+
+def _figure(caption: str, values: Sequence[float], max_score: float, w: dict[str, str]) -> HistogramFigure:
+    svg = histogram_svg(histogram(values, max_score), title=caption,
+                        x_label=w["points"], y_label=w["dashboard_count"])
+    return HistogramFigure(caption, svg)
+
+
+def bin_width(max_score: float) -> float:
+    """The smallest nice bin width that covers 0..max_score in at most MAX_BINS bins."""
+    for width in NICE_BIN_WIDTHS:
+        if max_score / width <= MAX_BINS:
+            return width
+    return max_score / MAX_BINS
+
+
+def histogram(values: Sequence[float], max_score: float) -> Histogram:
+    """Bin `values` over 0..max_score; a value outside the range counts in the nearest end bin."""
+    if max_score <= 0:
+        return Histogram(edges=(0.0, 0.0), counts=(len(values),))
+    width = bin_width(max_score)
+    bins = math.ceil(max_score / width - 1e-9)
+    edges = tuple(min(i * width, max_score) for i in range(bins)) + (max_score,)
+    counts = [0] * bins
+    for value in values:
+        # The small epsilon keeps 0.75 / 0.25 = 2.9999999 from landing one bin low.
+        index = math.floor(value / width + 1e-9)
+        counts[min(max(index, 0), bins - 1)] += 1
+    return Histogram(edges=edges, counts=tuple(counts))
+
+
+# The SVG's geometry in CSS pixels: the plot area sits inside these margins.
+SVG_WIDTH, SVG_HEIGHT = 360, 230
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 46, 12, 20, 46
+
+
+def histogram_svg(hist: Histogram, title: str, x_label: str, y_label: str) -> Markup:
+    """An inline SVG bar chart of `hist`: a bar per bin with its count above it, the bin edges
+    on the x axis, count ticks on the y axis, and both axes labelled."""
+    plot_width = SVG_WIDTH - MARGIN_LEFT - MARGIN_RIGHT
+    plot_height = SVG_HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    bottom = MARGIN_TOP + plot_height
+    top_count = max(max(hist.counts, default=0), 1)
+    tick_step = max(1, math.ceil(top_count / 4))
+    y_max = tick_step * math.ceil(top_count / tick_step)
+    bin_pixels = plot_width / len(hist.counts)
+
+    def y_of(count: float) -> float:
+        return bottom - plot_height * count / y_max
+
+    parts = [
+        f'<svg class="histogram" role="img" xmlns="http://www.w3.org/2000/svg" '
+        f'viewBox="0 0 {SVG_WIDTH} {SVG_HEIGHT}" width="{SVG_WIDTH}" height="{SVG_HEIGHT}">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for count in range(0, y_max + 1, tick_step):
+        y = y_of(count)
+        parts.append(f'<line class="grid" x1="{MARGIN_LEFT}" y1="{y:.1f}" x2="{MARGIN_LEFT + plot_width}" y2="{y:.1f}"/>')
+        parts.append(f'<text class="tick" x="{MARGIN_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{count}</text>')
+    for index, count in enumerate(hist.counts):
+        x = MARGIN_LEFT + index * bin_pixels
+        if count:
+            y = y_of(count)
+            parts.append(f'<rect class="bar" x="{x + 1.5:.1f}" y="{y:.1f}" width="{bin_pixels - 3:.1f}" '
+                         f'height="{bottom - y:.1f}"><title>{_bin_text(hist, index)}: {count}</title></rect>')
+            parts.append(f'<text class="count" x="{x + bin_pixels / 2:.1f}" y="{y - 4:.1f}" '
+                         f'text-anchor="middle">{count}</text>')
+    label_every = 1 if len(hist.counts) <= 10 else 2  # keep edge labels from running into each other
+    for index, edge in enumerate(hist.edges):
+        if index % label_every and index != len(hist.edges) - 1:
+            continue
+        x = MARGIN_LEFT + index * bin_pixels
+        parts.append(f'<line class="axis" x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 4}"/>')
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{format_points(edge)}</text>')
+    parts += [
+        f'<line class="axis" x1="{MARGIN_LEFT}" y1="{bottom}" x2="{MARGIN_LEFT + plot_width}" y2="{bottom}"/>',
+        f'<line class="axis" x1="{MARGIN_LEFT}" y1="{MARGIN_TOP}" x2="{MARGIN_LEFT}" y2="{bottom}"/>',
+        f'<text class="label" x="{MARGIN_LEFT + plot_width / 2:.1f}" y="{SVG_HEIGHT - 8}" '
+        f'text-anchor="middle">{escape(x_label)}</text>',
+        f'<text class="label" transform="translate(14 {MARGIN_TOP + plot_height / 2:.1f}) rotate(-90)" '
+        f'text-anchor="middle">{escape(y_label)}</text>',
+        "</svg>",
+    ]
+    return Markup("".join(parts))
+
+
+def _bin_text(hist: Histogram, index: int) -> str:
+    closing = "]" if index == len(hist.counts) - 1 else ")"
+    return f"[{format_points(hist.edges[index])}, {format_points(hist.edges[index + 1])}{closing}"
+
+
+def format_points(value: float) -> str:
+    """Points as the PDF prints them: 4.75, 10, 0.5."""
+    return f"{value:g}"
+
+
+def format_percent(value: float | None) -> str:
+    """An accuracy as a percentage with one decimal, or a dash when it is unknown."""
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def sort_key(value: float | None) -> str:
+    """A numeric cell's data-sort value for the page's script; empty when unknown, which the
+    script sorts last in either direction."""
+    return "" if value is None else repr(float(value))

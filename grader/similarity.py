@@ -1,0 +1,752 @@
+"""A similarity report over the submissions: which pairs look copied, and why.
+
+Trusted-side and pure: it reads what the grader already has, a submission's weights file, its
+model source as text and its predictions on the evaluation set, and never imports or runs a
+student's Python. Weights are read with `torch.load(weights_only=True)` (a state_dict or a
+Lightning checkpoint) or `torch.jit.load` (TorchScript, whose loading runs no Python), through
+the same readers as `grader.submission.build`.
+
+Three independent signals, each with its own threshold (`SimilarityThresholds`):
+
+weights      `weights_similarity`: the weights matched by shape, whatever the parameter names,
+             each shape-matched pair scored by the absolute Pearson correlation of its values,
+             weighted by tensor size. Identical weights give 1, a copy with small noise or a few
+             epochs of fine-tuning stays near 1, independently trained models of one architecture
+             give about 0 (a fresh initialization is uncorrelated with any other). Strong evidence.
+source       `normalized_source`: model.py without comments, docstrings, annotations, formatting
+             or the student's own names. Only an exact match is flagged, and it is weak evidence
+             alone: students start from the course's template, so an unchanged template matches
+             every other unchanged template (pass the template to `find_similar_pairs` to ignore
+             it). `source_similarity`'s ratio below 1 is shown for flagged pairs, never flagged.
+predictions  `prediction_agreement`: agreement beyond what two models that err independently
+             (given each one's confusion matrix) would show, and above all whether they make the
+             same mistakes: two honest models err on many of the same ambiguous faces but often
+             pick different wrong classes there; a copy picks the same wrong class almost always.
+
+`find_similar_pairs` compares every pair (a few hundred submissions: fingerprints are computed
+once, weights are compared only tensor by tensor of equal shape, and the weights comparison is
+skipped where the shapes alone cannot reach the threshold), and `write_similarity_csv` writes
+similarity.csv.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import csv
+import difflib
+import functools
+import hashlib
+import inspect
+import io
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from grader.atomic import atomic_write_text
+from grader.submission.build import _load_torchscript, _read_state_dict, sniff_format
+from grader.submission.errors import SubmissionError
+from grader.submission.spec import SPEC_FILE, SubmissionSpec, load_spec
+
+SAMPLE_SIZE = 4096
+"""Values of a tensor that enter its correlation: all of them up to this, else this many at fixed
+pseudo-random positions that depend only on the tensor's size (so two tensors of one shape are
+sampled at the same positions). The correlation of a copy is estimated within about
+(1 - r^2) / sqrt(4096), that of two independent tensors within about 1/64."""
+
+MAX_WEIGHTS_BYTES = 256 * 2**20
+"""A weights file larger than this is not read (the course's models are a few MB)."""
+
+MAX_WEIGHT_ELEMENTS = 32_000_000
+"""A state dict with more values than this (about three ResNet-18s) gives no weights evidence."""
+
+MAX_SOURCE_BYTES = 1 * 2**20
+"""A model source larger than this gives no source evidence."""
+
+SIGNALS = ("weights", "source", "predictions")
+
+
+# --- weights --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class ShapeGroup:
+    """The tensors of one shape in one state dict.
+
+    units: (k, m) float32, each row a tensor's sampled values centered and scaled to unit norm
+        (a row of zeros for a constant tensor), so that the Pearson correlation of two tensors
+        is the dot product of their rows.
+    constants: (k,) the value of each constant tensor, NaN for the others.
+    digests: (k,) int64, the first 8 bytes of a BLAKE2 hash of each tensor's float64 values.
+    """
+
+    shape: tuple[int, ...]
+    size: int
+    units: np.ndarray
+    constants: np.ndarray
+    digests: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.units.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class WeightsFingerprint:
+    """What `weights_similarity` needs of a state dict, independent of its parameter names.
+
+    groups: the floating-point tensors grouped by shape, sorted by shape; BatchNorm's integer
+        `num_batches_tracked` counters (and any other non-float entry) are left out.
+    total: the number of values in all of them.
+    digest: a hash of the sorted multiset of (shape, values): equal digests are identical weights.
+    """
+
+    groups: tuple[ShapeGroup, ...]
+    total: int
+    digest: str
+
+    @functools.cached_property
+    def by_shape(self) -> dict[tuple[int, ...], ShapeGroup]:
+        return {group.shape: group for group in self.groups}
+
+
+def weights_fingerprint(state: Mapping[str, torch.Tensor]) -> WeightsFingerprint:
+    """The name-independent fingerprint of a state dict (see `WeightsFingerprint`).
+
+    Every floating-point tensor is kept, parameters and buffers alike (a copy copies BatchNorm's
+    running statistics too); integer entries such as BatchNorm's num_batches_tracked are not.
+    Raises ValueError for a state dict with more than MAX_WEIGHT_ELEMENTS values.
+    """
+    tensors = [t for t in state.values() if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    total = sum(t.numel() for t in tensors)
+    if total > MAX_WEIGHT_ELEMENTS:
+        raise ValueError(f"{total:,} weight values, more than the {MAX_WEIGHT_ELEMENTS:,} compared")
+    grouped: dict[tuple[int, ...], list[tuple[bytes, np.ndarray, float]]] = {}
+    for tensor in tensors:
+        values = tensor.detach().to("cpu", torch.float64).contiguous().reshape(-1).numpy()
+        digest = hashlib.blake2b(values.tobytes(), digest_size=16).digest()
+        unit, constant = _unit_sample(values)
+        grouped.setdefault(tuple(int(s) for s in tensor.shape), []).append((digest, unit, constant))
+    groups = []
+    overall = hashlib.blake2b(digest_size=16)
+    for shape in sorted(grouped):
+        entries = sorted(grouped[shape], key=lambda entry: entry[0])
+        size = math.prod(shape)
+        for digest, _, _ in entries:
+            overall.update(repr(shape).encode() + digest)
+        groups.append(ShapeGroup(
+            shape=shape, size=size,
+            units=np.stack([unit for _, unit, _ in entries]),
+            constants=np.array([constant for _, _, constant in entries], dtype=np.float64),
+            digests=np.array([int.from_bytes(d[:8], "little", signed=True) for d, _, _ in entries], dtype=np.int64),
+        ))
+    return WeightsFingerprint(groups=tuple(groups), total=total, digest=overall.hexdigest())
+
+
+def _unit_sample(values: np.ndarray) -> tuple[np.ndarray, float]:
+    """The sampled values centered to unit norm, or zeros and the value for a constant tensor."""
+    sample = values if values.size <= SAMPLE_SIZE else values[_sample_positions(values.size)]
+    sample = np.nan_to_num(sample, nan=0.0, posinf=0.0, neginf=0.0)
+    centered = sample - sample.mean() if sample.size else sample
+    norm = float(np.linalg.norm(centered))
+    if sample.size < 2 or norm <= 1e-12 * max(float(np.abs(sample).max()), 1e-300):
+        width = min(values.size, SAMPLE_SIZE)
+        return np.zeros(width, dtype=np.float32), float(sample[0]) if sample.size else 0.0
+    return (centered / norm).astype(np.float32), math.nan
+
+
+@functools.lru_cache(maxsize=256)
+def _sample_positions(size: int) -> np.ndarray:
+    positions = np.random.default_rng([20131, size]).choice(size, SAMPLE_SIZE, replace=False)
+    positions.sort()
+    return positions
+
+
+def weights_similarity(a: WeightsFingerprint | Mapping[str, torch.Tensor],
+                       b: WeightsFingerprint | Mapping[str, torch.Tensor]) -> float:
+    """How alike two models' weights are, in [0, 1], whatever their parameter names.
+
+    Tensors are matched by shape: within each shape the pairs that correlate most are matched one
+    to one (an optimal assignment, so renamed and reordered modules still meet their copies), and
+    each matched pair scores the absolute Pearson correlation of its values (two constant tensors
+    score 1 when their values are equal). The score is the size-weighted sum over matched pairs,
+    counted once for each side, over the values of both models together (a Dice coefficient):
+    unmatched tensors count 0, so models with no shape in common score 0 and a copy with a layer
+    added scores its share of the weights. Identical weights give exactly 1; weights plus small
+    noise, or a copy fine-tuned a little, stay near 1; independently initialized or trained models
+    of the same architecture score near 0 (under 0.05 for the course's CNNs; small tensors, such
+    as a 7-way bias, correlate more by chance but weigh little).
+
+    Caveat: a copy whose channels were permuted consistently (the same function) is not matched.
+    """
+    a = a if isinstance(a, WeightsFingerprint) else weights_fingerprint(a)
+    b = b if isinstance(b, WeightsFingerprint) else weights_fingerprint(b)
+    if a.total + b.total == 0:
+        return 0.0
+    if a.digest == b.digest:
+        return 1.0
+    matched = 0.0
+    for group_a in a.groups:
+        group_b = b.by_shape.get(group_a.shape)
+        if group_b is not None:
+            matched += group_a.size * _best_matching(_correlations(group_a, group_b))
+    return float(min(1.0, max(0.0, 2.0 * matched / (a.total + b.total))))
+
+
+def shared_shape_bound(a: WeightsFingerprint, b: WeightsFingerprint) -> float:
+    """The most `weights_similarity(a, b)` can be: the share of values whose shapes the other has."""
+    if a.total + b.total == 0:
+        return 0.0
+    shared = sum(group.size * min(group.count, b.by_shape[group.shape].count)
+                 for group in a.groups if group.shape in b.by_shape)
+    return 2.0 * shared / (a.total + b.total)
+
+
+def _correlations(a: ShapeGroup, b: ShapeGroup) -> np.ndarray:
+    """|Pearson correlation| of every tensor of `a` with every tensor of `b` (same shape)."""
+    scores = np.abs(a.units.astype(np.float64) @ b.units.astype(np.float64).T)
+    const_a, const_b = ~np.isnan(a.constants), ~np.isnan(b.constants)
+    if const_a.any() and const_b.any():
+        both = const_a[:, None] & const_b[None, :]
+        equal = np.isclose(a.constants[:, None], b.constants[None, :], rtol=1e-6, atol=1e-12)
+        scores[both] = equal[both].astype(np.float64)
+    scores[a.digests[:, None] == b.digests[None, :]] = 1.0
+    return np.minimum(scores, 1.0)
+
+
+def _best_matching(scores: np.ndarray) -> float:
+    """The largest sum of scores over a one-to-one matching of rows to columns."""
+    if scores.size == 1:
+        return float(scores[0, 0])
+    from scipy.optimize import linear_sum_assignment  # scipy comes with scikit-learn and lime
+
+    rows, cols = linear_sum_assignment(scores, maximize=True)
+    return float(scores[rows, cols].sum())
+
+
+# --- source ---------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def known_names() -> frozenset[str]:
+    """Names `normalized_source` keeps: Python's builtins, what torch, torch.nn,
+    torch.nn.functional, nn.Module and torch.Tensor define, the parameters of torch.nn's layers
+    (padding, stride, ...), and the usual aliases of those modules (torch, nn, F)."""
+    import torch.nn.functional as functional
+    from torch import nn
+
+    names = set(dir(builtins)) | {"torch", "nn", "F", "functional"}
+    for namespace in (torch, nn, functional, nn.Module, torch.Tensor):
+        names.update(dir(namespace))
+    for value in vars(nn).values():
+        if isinstance(value, type) and issubclass(value, nn.Module):
+            try:
+                names.update(inspect.signature(value.__init__).parameters)
+            except (TypeError, ValueError):
+                continue
+    names.discard("self")  # a convention, not an API name: renamed like any other
+    return frozenset(n for n in names if n.isidentifier())
+
+
+class _Normalizer(ast.NodeTransformer):
+    """Drops docstrings, bare strings and annotations; renames the student's identifiers to v0,
+    v1, ... in order of first appearance (the same name gets the same placeholder everywhere)."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.known = known_names()
+
+    def rename(self, name: str) -> str:
+        if name in self.known:
+            return name
+        return self.names.setdefault(name, f"v{len(self.names)}")
+
+    def _body(self, statements: list[ast.stmt]) -> list[ast.stmt]:
+        kept = [s for s in statements
+                if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str))]
+        return kept or [ast.Pass()]
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        for name, value in ast.iter_fields(node):
+            if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
+                setattr(node, name, self._body(value))
+        return super().generic_visit(node)
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST:
+        node.name = self.rename(node.name)
+        node.returns = None
+        return self.generic_visit(node)
+
+    visit_FunctionDef = _function
+    visit_AsyncFunctionDef = _function
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
+        node.name = self.rename(node.name)
+        return self.generic_visit(node)
+
+    def visit_arg(self, node: ast.arg) -> ast.AST:
+        node.arg = self.rename(node.arg)
+        node.annotation = None
+        return node
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
+        if node.value is None:
+            return ast.copy_location(ast.Pass(), node)
+        return self.visit(ast.copy_location(ast.Assign(targets=[node.target], value=node.value), node))
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        node.id = self.rename(node.id)
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        self.generic_visit(node)
+        node.attr = self.rename(node.attr)
+        return node
+
+    def visit_keyword(self, node: ast.keyword) -> ast.AST:
+        if node.arg is not None:
+            node.arg = self.rename(node.arg)
+        return self.generic_visit(node)
+
+    def visit_alias(self, node: ast.alias) -> ast.AST:
+        if node.asname is not None:
+            node.asname = self.rename(node.asname)
+        return node
+
+    def _names(self, node: ast.Global | ast.Nonlocal) -> ast.AST:
+        node.names = [self.rename(n) for n in node.names]
+        return node
+
+    visit_Global = _names
+    visit_Nonlocal = _names
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.AST:
+        if node.name is not None:
+            node.name = self.rename(node.name)
+        return self.generic_visit(node)
+
+
+def normalized_source(text: str) -> str:
+    """Python source with comments, docstrings, annotations, formatting and the student's own
+    names taken out, so that two files differing only in those normalize to the same string.
+
+    The text is parsed with `ast` (never imported or run); docstrings and other bare string
+    statements and type annotations are dropped; every identifier that is not in `known_names()`
+    (builtins, torch/nn/F names, nn layer parameters) becomes v0, v1, ... in order of first
+    appearance: function, class, variable, argument, attribute (self.conv1) and keyword names
+    alike. Then `ast.unparse` writes it in one canonical layout. Names in import statements other
+    than aliases are kept. Text that does not parse falls back to its lines without comments,
+    blank lines or runs of spaces.
+    """
+    try:
+        tree = ast.parse(text)
+        tree = ast.fix_missing_locations(_Normalizer().visit(tree))
+        return ast.unparse(tree)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return _stripped_lines(text)
+
+
+def _stripped_lines(text: str) -> str:
+    lines = (re.sub(r"\s+", " ", re.sub(r"#.*", "", line)).strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def source_similarity(a: str, b: str) -> float:
+    """1.0 when the normalized sources are equal, else difflib's SequenceMatcher ratio over their
+    lines. `a` and `b` are normalized sources (`normalized_source`). A ratio below 1 is context,
+    not evidence: everyone's model.py grows from the same template and the same nn layers."""
+    if a == b:
+        return 1.0
+    return difflib.SequenceMatcher(None, a.splitlines(), b.splitlines(), autojunk=False).ratio()
+
+
+# --- predictions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgreementStats:
+    """How two models' predictions on one labeled evaluation set agree, against chance.
+
+    observed: share of faces where the two predictions are equal.
+    expected: the same if the two models erred independently given the true class, each with its
+        own confusion matrix: sum over y of P(y) * sum over k of P_a(k|y) * P_b(k|y). Its k = y
+        terms are "both right", sum_y P(y) recall_a(y) recall_b(y), the class-wise form of
+        acc_a * acc_b (which ignores that both models find some classes easier, and so expects
+        too little agreement for honest pairs); its k != y terms are "both wrong the same way".
+    excess: (observed - expected) / sqrt(expected * (1 - expected) / n), a z-score. It grows with
+        sqrt(n), and honest models exceed independence too (they find the same faces hard), so
+        it is a guard against chance, not the verdict alone.
+    relative_excess: (observed - expected) / (1 - expected), Cohen's kappa against the
+        independence baseline; it does not grow with n.
+    both_wrong, either_wrong: how many faces both models, or at least one, got wrong.
+    error_jaccard: both_wrong / either_wrong, how much the two sets of mistakes overlap.
+    error_agreement: among the faces both got wrong, the share with the same wrong class: the
+        sharpest sign of a copy (NaN when none is wrong for both).
+    expected_error_agreement: the same under independence given the true class.
+    """
+
+    n: int
+    accuracy_a: float
+    accuracy_b: float
+    observed: float
+    expected: float
+    excess: float
+    relative_excess: float
+    both_wrong: int
+    either_wrong: int
+    error_jaccard: float
+    error_agreement: float
+    expected_error_agreement: float
+
+
+@dataclass(frozen=True, eq=False)
+class _PredictionPrint:
+    predictions: np.ndarray
+    labels: np.ndarray
+    correct: np.ndarray
+    conditional: np.ndarray  # (K, K) P(prediction k | true class y)
+
+
+def _prediction_print(predictions: np.ndarray, labels: np.ndarray, classes: int) -> _PredictionPrint:
+    counts = np.zeros((classes, classes), dtype=np.float64)
+    np.add.at(counts, (labels, predictions), 1.0)
+    rows = counts.sum(axis=1, keepdims=True)
+    conditional = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    return _PredictionPrint(predictions, labels, predictions == labels, conditional)
+
+
+def _as_labels(values: np.ndarray, what: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 1 or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
+        raise ValueError(f"{what} must be a 1-d integer array, got {array.dtype} {array.shape}")
+    if array.size and array.min() < 0:
+        raise ValueError(f"{what} must be class indices >= 0")
+    return array.astype(np.int64, copy=False)
+
+
+def prediction_agreement(pred_a: np.ndarray, pred_b: np.ndarray, labels: np.ndarray) -> AgreementStats:
+    """Agreement of two models' predictions (N,) on the same evaluation faces with `labels` (N,),
+    against what independent errors would give (see `AgreementStats` for each number)."""
+    pred_a, pred_b = _as_labels(pred_a, "pred_a"), _as_labels(pred_b, "pred_b")
+    labels = _as_labels(labels, "labels")
+    if not (pred_a.shape == pred_b.shape == labels.shape) or labels.size == 0:
+        raise ValueError(f"predictions and labels must be non-empty and of one length, got "
+                         f"{pred_a.shape}, {pred_b.shape}, {labels.shape}")
+    classes = int(max(pred_a.max(), pred_b.max(), labels.max())) + 1
+    prior = np.bincount(labels, minlength=classes) / labels.size
+    return _agreement(_prediction_print(pred_a, labels, classes), _prediction_print(pred_b, labels, classes), prior)
+
+
+def _agreement(a: _PredictionPrint, b: _PredictionPrint, prior: np.ndarray) -> AgreementStats:
+    n = a.labels.size
+    same = a.predictions == b.predictions
+    observed = float(same.mean())
+    joint = np.einsum("y,yk,yk->yk", prior, a.conditional, b.conditional)
+    expected = float(joint.sum())
+    expected_right = float(np.trace(joint))
+    diagonal_a, diagonal_b = np.diag(a.conditional), np.diag(b.conditional)
+    expected_both_wrong = float((prior * (1 - diagonal_a) * (1 - diagonal_b)).sum())
+    variance = expected * (1 - expected) / n
+    if variance > 0:
+        excess = (observed - expected) / math.sqrt(variance)
+    else:
+        excess = 0.0 if observed == expected else math.copysign(math.inf, observed - expected)
+    relative = (observed - expected) / (1 - expected) if expected < 1 else 0.0
+    wrong_a, wrong_b = ~a.correct, ~b.correct
+    both, either = wrong_a & wrong_b, wrong_a | wrong_b
+    both_wrong, either_wrong = int(both.sum()), int(either.sum())
+    return AgreementStats(
+        n=n,
+        accuracy_a=float(a.correct.mean()),
+        accuracy_b=float(b.correct.mean()),
+        observed=observed,
+        expected=expected,
+        excess=float(excess),
+        relative_excess=float(relative),
+        both_wrong=both_wrong,
+        either_wrong=either_wrong,
+        error_jaccard=both_wrong / either_wrong if either_wrong else math.nan,
+        error_agreement=float(same[both].mean()) if both_wrong else math.nan,
+        expected_error_agreement=((expected - expected_right) / expected_both_wrong
+                                  if expected_both_wrong > 0 else math.nan),
+    )
+
+
+# --- evidence and pairs ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class SubmissionEvidence:
+    """What the similarity report knows of one submission; a field it could not read is None.
+
+    weights: the fingerprint of the weights file (`weights_fingerprint`).
+    source: the normalized model source (`normalized_source`); source_name the file it came from.
+    predictions, labels: (N,) the model's predicted and the true classes on the evaluation set
+        (arrays/confusion.npz in the student's output folder).
+    notes: why a field is missing, in words (for the grader's log; never raised).
+    """
+
+    student_id: str
+    folder: Path
+    weights: WeightsFingerprint | None = None
+    source: str | None = None
+    predictions: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    source_name: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SimilarityThresholds:
+    """When a pair is flagged; calibrated on the example submissions (see the module's tests).
+
+    weights: `weights_similarity` at or above this. The examples, all different architectures,
+        reach 0.006 at most; re-initialized copies of each about 0.01; a copy with noise of 1e-3
+        of each tensor's spread 0.9999.
+    source: flag sources that are equal after normalization (False: never flag source).
+    prediction_excess and error_agreement: both must be reached. On the bundled 3,589 faces the
+        examples reach z 19 and agree on at most 66% of the faces both got wrong (expected about
+        40%); a copy reaches z 40 or more and 100% (98% after 2% of its predictions are changed).
+    min_joint_errors: fewer faces wrong for both than this make error_agreement too uncertain.
+    """
+
+    weights: float = 0.98
+    source: bool = True
+    prediction_excess: float = 10.0
+    error_agreement: float = 0.9
+    min_joint_errors: int = 20
+
+
+@dataclass(frozen=True)
+class SimilarPair:
+    """Two submissions flagged by at least one signal (`signals`, in SIGNALS' order).
+
+    weights_similarity: None when either has no weights evidence; weights_identical when the two
+    fingerprints are equal. source_identical: None when either has no source; source_similarity
+    the ratio (informational). agreement: None without predictions on a shared evaluation set.
+    reason: one line in words.
+    """
+
+    student_a: str
+    student_b: str
+    signals: tuple[str, ...]
+    weights_similarity: float | None
+    weights_identical: bool
+    source_identical: bool | None
+    source_similarity: float | None
+    agreement: AgreementStats | None
+    reason: str
+    folder_a: Path | None = None
+    folder_b: Path | None = None
+
+    @property
+    def prediction_excess(self) -> float | None:
+        return None if self.agreement is None else self.agreement.excess
+
+    @property
+    def error_agreement(self) -> float | None:
+        return None if self.agreement is None else self.agreement.error_agreement
+
+
+def find_similar_pairs(submissions: Sequence[SubmissionEvidence],
+                       thresholds: SimilarityThresholds = SimilarityThresholds(), *,
+                       templates: Iterable[str] = ()) -> list[SimilarPair]:
+    """Every pair of submissions that at least one signal flags, most signals first.
+
+    A pair is flagged for weights when `weights_similarity` >= thresholds.weights; for source
+    when both normalized sources are equal (and not equal to the normalized form of one of
+    `templates`, the raw source files the course handed out); for predictions when, on the same
+    evaluation set (equal labels), the agreement's excess z >= thresholds.prediction_excess and
+    its error_agreement >= thresholds.error_agreement over at least thresholds.min_joint_errors
+    faces both got wrong. For a flagged pair every available signal's value is filled in.
+    """
+    template_sources = {normalized_source(text) for text in templates}
+    prints = _prediction_prints(submissions)
+    pairs = []
+    for i, a in enumerate(submissions):
+        for j in range(i + 1, len(submissions)):
+            pair = _compare(a, submissions[j], prints[i], prints[j], thresholds, template_sources)
+            if pair is not None:
+                pairs.append(pair)
+    pairs.sort(key=lambda p: (-len(p.signals), -(p.weights_similarity or 0.0)))
+    return pairs
+
+
+def _prediction_prints(submissions: Sequence[SubmissionEvidence]) -> list[tuple[_PredictionPrint, np.ndarray] | None]:
+    """Per submission: its predictions' confusion and the class prior of its labels, computed once."""
+    usable = [(s.predictions, s.labels) for s in submissions
+              if s.predictions is not None and s.labels is not None]
+    classes = 1 + max((int(max(p.max(), y.max())) for p, y in usable if p.size), default=0)
+    prints: list[tuple[_PredictionPrint, np.ndarray] | None] = []
+    for s in submissions:
+        try:
+            if s.predictions is None or s.labels is None:
+                raise ValueError("no predictions")
+            predictions, labels = _as_labels(s.predictions, "predictions"), _as_labels(s.labels, "labels")
+            if predictions.shape != labels.shape or labels.size == 0:
+                raise ValueError("predictions and labels differ in length")
+        except ValueError:
+            prints.append(None)
+            continue
+        prior = np.bincount(labels, minlength=classes) / labels.size
+        prints.append((_prediction_print(predictions, labels, classes), prior))
+    return prints
+
+
+def _compare(a: SubmissionEvidence, b: SubmissionEvidence,
+             print_a: tuple[_PredictionPrint, np.ndarray] | None, print_b: tuple[_PredictionPrint, np.ndarray] | None,
+             thresholds: SimilarityThresholds, templates: set[str]) -> SimilarPair | None:
+    signals = []
+    weights = None
+    identical = False
+    if a.weights is not None and b.weights is not None:
+        identical = a.weights.digest == b.weights.digest
+        if identical:
+            weights = 1.0
+        elif shared_shape_bound(a.weights, b.weights) >= thresholds.weights:
+            weights = weights_similarity(a.weights, b.weights)
+        if weights is not None and weights >= thresholds.weights:
+            signals.append("weights")
+    source_identical = None if a.source is None or b.source is None else a.source == b.source
+    if thresholds.source and source_identical and a.source not in templates:
+        signals.append("source")
+    agreement = None
+    if (print_a is not None and print_b is not None and print_a[0].labels.shape == print_b[0].labels.shape
+            and np.array_equal(print_a[0].labels, print_b[0].labels)):
+        agreement = _agreement(print_a[0], print_b[0], print_a[1])
+        if (agreement.excess >= thresholds.prediction_excess and agreement.both_wrong >= thresholds.min_joint_errors
+                and agreement.error_agreement >= thresholds.error_agreement):
+            signals.append("predictions")
+    if not signals:
+        return None
+    if weights is None and a.weights is not None and b.weights is not None:
+        weights = weights_similarity(a.weights, b.weights)
+    ratio = None if a.source is None or b.source is None else source_similarity(a.source, b.source)
+    return SimilarPair(
+        student_a=a.student_id, student_b=b.student_id, signals=tuple(signals),
+        weights_similarity=weights, weights_identical=identical,
+        source_identical=source_identical, source_similarity=ratio, agreement=agreement,
+        reason=_reason(signals, weights, identical, a, b, agreement, ratio), folder_a=a.folder, folder_b=b.folder,
+    )
+
+
+def _reason(signals: list[str], weights: float | None, identical: bool, a: SubmissionEvidence,
+            b: SubmissionEvidence, agreement: AgreementStats | None, ratio: float | None) -> str:
+    parts = []
+    if "weights" in signals:
+        parts.append("identical weights" if identical
+                     else f"weights correlate {weights:.3f} after renaming (matched by shape, names ignored)")
+    if "source" in signals:
+        name = a.source_name if a.source_name == b.source_name and a.source_name else "model source"
+        parts.append(f"same {name} after normalization (comments, docstrings and names ignored)")
+    if "predictions" in signals:
+        assert agreement is not None
+        parts.append(f"predictions agree on {agreement.error_agreement:.0%} of the faces both got wrong, "
+                     f"where {agreement.expected_error_agreement:.0%} is expected "
+                     f"(on all faces {agreement.observed:.1%} vs {agreement.expected:.1%}, z {agreement.excess:.0f})")
+    if "weights" not in signals and weights is not None and weights >= 0.5:
+        parts.append(f"weights correlate {weights:.3f}")
+    if "source" not in signals and ratio is not None and ratio >= 0.9:
+        parts.append(f"sources {ratio:.0%} alike after normalization")
+    return "; ".join(parts)
+
+
+CSV_COLUMNS = ("student_a", "student_b", "signals", "weights_similarity", "source_identical",
+               "prediction_excess", "error_agreement", "reason")
+
+
+def write_similarity_csv(pairs: Sequence[SimilarPair], path: str | Path) -> None:
+    """similarity.csv: one row a flagged pair (CSV_COLUMNS), written in one step
+    (`grader.atomic.atomic_write_text`). signals are joined with '+'; a value the pair lacks
+    (no weights, source or predictions for one of the two) is left empty; source_identical is
+    true or false."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for pair in pairs:
+        writer.writerow([
+            pair.student_a, pair.student_b, "+".join(pair.signals),
+            "" if pair.weights_similarity is None else f"{pair.weights_similarity:.4f}",
+            "" if pair.source_identical is None else str(pair.source_identical).lower(),
+            "" if pair.prediction_excess is None else f"{pair.prediction_excess:.1f}",
+            "" if pair.error_agreement is None or math.isnan(pair.error_agreement) else f"{pair.error_agreement:.3f}",
+            pair.reason,
+        ])
+    atomic_write_text(path, buffer.getvalue())
+
+
+# --- reading a submission -------------------------------------------------------------------
+
+
+def read_state_dict(folder: str | Path, spec: SubmissionSpec) -> Mapping[str, torch.Tensor]:
+    """The tensors a submission's weights file holds, read without running any of its Python:
+    a state_dict or Lightning checkpoint with torch.load(weights_only=True) (the grader's own
+    reader, grader.submission.build._read_state_dict), TorchScript with torch.jit.load and
+    .state_dict(). Names are as saved (a Lightning 'model.' prefix is kept). Raises
+    SubmissionError saying what is wrong with the file."""
+    weights = Path(folder) / spec.model.weights
+    if not weights.is_file():
+        raise SubmissionError("load", f"weights file '{spec.model.weights}' not found in the submission folder")
+    if weights.stat().st_size > MAX_WEIGHTS_BYTES:
+        raise SubmissionError("load", f"'{weights.name}' is larger than {MAX_WEIGHTS_BYTES // 2**20} MB")
+    fmt = sniff_format(weights, spec.model.format)
+    if fmt == "torchscript":
+        return dict(_load_torchscript(weights).state_dict())
+    return _read_state_dict(weights, fmt)
+
+
+def gather_evidence(folder: str | Path, predictions: np.ndarray | None = None,
+                    labels: np.ndarray | None = None) -> SubmissionEvidence:
+    """The evidence of one submission folder: its submission.yaml (`load_spec`), the fingerprint
+    of its weights (`read_state_dict`) and its normalized model source (model.source, else a
+    model.py kept beside TorchScript), read as text. A file that is missing or cannot be read
+    leaves its field None with a note; this never raises for a student's broken files. The
+    student id is the spec's, else the folder's name."""
+    folder = Path(folder)
+    notes: list[str] = []
+    spec: SubmissionSpec | None = None
+    try:
+        spec = load_spec(folder)
+    except Exception as error:  # a missing or invalid submission.yaml: ConfigError, OSError, ...
+        notes.append(f"{SPEC_FILE}: {_first_line(error)}")
+    fingerprint = None
+    if spec is not None:
+        try:
+            fingerprint = weights_fingerprint(read_state_dict(folder, spec))
+        except Exception as error:  # SubmissionError, ValueError, torch's RuntimeError, MemoryError
+            notes.append(f"weights: {_first_line(error)}")
+    source_name = spec.model.source if spec is not None and spec.model.source else "model.py"
+    source = None
+    try:
+        path = folder / source_name
+        if path.is_file():
+            if path.stat().st_size > MAX_SOURCE_BYTES:
+                raise ValueError(f"larger than {MAX_SOURCE_BYTES // 2**20} MB")
+            source = normalized_source(path.read_text(encoding="utf-8", errors="replace"))
+        else:
+            notes.append(f"source: no {source_name}")
+    except Exception as error:
+        notes.append(f"source: {source_name}: {_first_line(error)}")
+    pred, lab = None, None
+    if predictions is not None and labels is not None:
+        try:
+            pred, lab = _as_labels(predictions, "predictions"), _as_labels(labels, "labels")
+            if pred.shape != lab.shape:
+                raise ValueError(f"{pred.shape[0]} predictions for {lab.shape[0]} labels")
+        except ValueError as error:
+            notes.append(f"predictions: {error}")
+            pred, lab = None, None
+    return SubmissionEvidence(
+        student_id=spec.student_id if spec is not None else folder.name, folder=folder,
+        weights=fingerprint, source=source, predictions=pred, labels=lab,
+        source_name=source_name if source is not None else None, notes=tuple(notes),
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

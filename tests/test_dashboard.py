@@ -1,0 +1,266 @@
+"""The class dashboard (out/index.html): what the page says, checked on its HTML, and how it
+behaves, checked in a real headless Chromium driven by Playwright.
+
+The browser tests need Debian's `chromium` and the `playwright` package (scripts/system-deps.sh
+and the test extra install both); `playwright install` is never needed, the system browser is used.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import statistics
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import pytest
+
+from grader.report.dashboard import histogram, render_dashboard, summarize, write_dashboard
+from grader.result import CriterionResult, QuestionResult, Result, StageError
+
+QUESTION_MAX = {"q1": 2.0, "q2": 3.0, "q3": 3.0, "q4": 2.0}
+TITLES = {"q1": "Saliency maps", "q2": "Filter visualization", "q3": "LIME with the confusion matrix",
+          "q4": "Free-choice visualization"}
+HOSTILE_MESSAGE = "the model printed <script>alert('pwned')</script> & returned shape (8, 6)"
+
+
+def graded(student_id: str, name: str, scores: tuple[float, float, float, float], accuracy: float,
+           pending: bool = False) -> Result:
+    """A graded result whose questions score `scores`; `pending` leaves a manual criterion unscored."""
+    questions = []
+    for (question_id, max_score), score in zip(QUESTION_MAX.items(), scores):
+        criteria = [CriterionResult(id=f"{question_id}_auto", score=score, max_score=max_score - 1),
+                    CriterionResult(id=f"{question_id}_answer", score=None if pending else 0.0,
+                                    max_score=1.0, manual=True)]
+        questions.append(QuestionResult(id=question_id, title=TITLES[question_id], score=score,
+                                        max_score=max_score, criteria=criteria))
+    return Result(student_id=student_id, name=name, status="graded", score=sum(scores), max_score=10.0,
+                  questions=questions, accuracy=accuracy, tool_version="test")
+
+
+def failed(student_id: str, name: str, message: str) -> Result:
+    return Result(student_id=student_id, name=name, status="failed", max_score=10.0,
+                  errors=[StageError(stage="checks", message=message)], tool_version="test")
+
+
+# Totals 9, 2.5, 6.75, 7.5 and 0 (failed); given out of id order so the page has to sort them.
+RESULTS = [
+    graded("r11922004", "林志皓", (1.0, 3.0, 1.5, 2.0), accuracy=0.87, pending=True),
+    graded("b09902001", "Alice Wang", (2.0, 2.5, 3.0, 1.5), accuracy=0.9),
+    graded("b09902003", "Carol Hsu", (1.5, 2.0, 2.25, 1.0), accuracy=0.82),
+    failed("b09902005", "Eve Wu", HOSTILE_MESSAGE),
+    graded("b09902002", "Bob Lin", (0.5, 1.0, 0.75, 0.25), accuracy=0.49, pending=True),
+]
+IDS_IN_ORDER = ["b09902001", "b09902002", "b09902003", "b09902005", "r11922004"]
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory) -> Path:
+    """The dashboard written into an output folder that holds every student's (fake) report.pdf."""
+    out_dir = tmp_path_factory.mktemp("out")
+    for result in RESULTS:
+        (out_dir / result.student_id).mkdir()
+        (out_dir / result.student_id / "report.pdf").write_bytes(b"%PDF-1.4\n")
+    return write_dashboard(RESULTS, out_dir)
+
+
+@pytest.fixture(scope="module")
+def html(dashboard) -> str:
+    return dashboard.read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------- the page's content
+
+
+def test_write_dashboard_writes_index_html_in_the_output_folder(dashboard):
+    assert dashboard.name == "index.html"
+    assert (dashboard.parent / "b09902001" / "report.pdf").is_file()
+    assert '<meta charset="utf-8">' in dashboard.read_text(encoding="utf-8")
+
+
+def test_the_page_lists_every_student_with_the_chinese_name_intact(html):
+    for result in RESULTS:
+        assert f'<td data-column="student_id">{result.student_id}</td>' in html
+    assert '<td data-column="name">林志皓</td>' in html
+
+
+def test_rows_start_in_student_id_order(html):
+    assert re.findall(r'<td data-column="student_id">([^<]+)</td>', html) == IDS_IN_ORDER
+
+
+def test_a_failed_students_error_is_listed_with_its_stage_and_escaped(html):
+    failures = html.split('<section id="failures">')[1]
+    assert "b09902005 · Eve Wu" in failures
+    assert ('<span class="stage">checks</span>: the model printed '
+            "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt; &amp; returned shape (8, 6)") in failures
+    assert "<script>alert" not in html
+
+
+def test_each_row_links_its_students_pdf_relatively(html):
+    assert '<a href="r11922004/report.pdf">PDF</a>' in html
+    assert '<a href="b09902005/report.pdf">PDF</a>' in html  # a failed student has a report too
+
+
+def test_there_is_one_histogram_svg_for_the_total_and_one_per_question(html):
+    captions = re.findall(r"<figcaption>([^<]+)</figcaption><svg class=\"histogram\"", html)
+    assert captions == ["Total (/ 10)", "q1. Saliency maps (/ 2)", "q2. Filter visualization (/ 3)",
+                        "q3. LIME with the confusion matrix (/ 3)", "q4. Free-choice visualization (/ 2)"]
+    assert html.count("<svg") == 5
+
+
+def test_histograms_count_graded_students_only_and_say_how_many_failed(html):
+    total_svg = html.split('<svg class="histogram"')[1]
+    counts = [int(n) for n in re.findall(r'<text class="count"[^>]*>(\d+)</text>', total_svg)]
+    assert sum(counts) == 4
+    assert "Graded submissions only; 1 failed submission(s) not counted." in html
+
+
+def test_histogram_bins_cover_zero_to_max_with_full_marks_in_the_last_bin():
+    result = histogram([0.0, 0.25, 0.75, 1.9, 2.0], max_score=2.0)
+    assert result.edges == (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+    assert result.counts == (1, 1, 0, 1, 0, 0, 0, 2)
+
+
+def test_histogram_of_a_ten_point_total_uses_one_point_bins():
+    result = histogram([4.75, 4.5, 3.75, 10.0], max_score=10.0)
+    assert result.edges == tuple(float(i) for i in range(11))
+    assert result.counts == (0, 0, 0, 1, 2, 0, 0, 0, 0, 1)
+
+
+def test_summary_counts_submissions_and_centres_the_graded_totals(html):
+    summary = summarize(RESULTS)
+    assert (summary.submissions, summary.graded, summary.failed) == (5, 4, 1)
+    assert summary.mean_total == pytest.approx(statistics.fmean([9.0, 2.5, 6.75, 7.5]))  # 6.4375
+    assert summary.median_total == pytest.approx(7.125)
+    assert "Mean total <b>6.44</b>" in html
+    assert "Median total <b>7.125</b>" in html
+
+
+def test_headings_follow_the_report_language():
+    page = render_dashboard(RESULTS, language="zh-TW")
+    assert '<html lang="zh-TW">' in page
+    assert "<h1>解釋你的 CNN：全班總覽</h1>" in page
+    assert "<h2>失敗的繳交</h2>" in page
+
+
+def test_a_dashboard_with_no_graded_student_says_so_instead_of_drawing_histograms():
+    page = render_dashboard([failed("b1", "", "no submission.yaml")])
+    assert "<svg" not in page
+    assert "No submission has been graded." in page
+
+
+def test_the_page_fetches_nothing(html):
+    assert not re.search(r"<(link|img|iframe)\b|\bsrc=", html)
+
+
+# ---------------------------------------------------------------- the page in Chromium
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """One headless Chromium (Debian's) for the whole module: starting one takes about a second."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the playwright package is not installed (pip install -e '.[test]')")
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.skip("Debian's chromium is not installed (scripts/system-deps.sh installs it)")
+    with sync_api.sync_playwright() as playwright:
+        # --no-sandbox: Chromium refuses to run its sandbox as root, and the tests may run as root.
+        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Tab:
+    """A browser tab showing the dashboard, with what went wrong in it and what it fetched."""
+
+    page: Any
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def column(self, name: str) -> list[str]:
+        """The column's cells, top to bottom, as the page shows them now."""
+        return self.page.locator(f'#students tbody td[data-column="{name}"]').all_text_contents()
+
+    def click_header(self, name: str) -> None:
+        self.page.click(f'#students th[data-column="{name}"] button')
+
+    def arrow(self, name: str) -> str:
+        return self.page.inner_text(f'#students th[data-column="{name}"] .arrow')
+
+
+@pytest.fixture()
+def tab(browser, dashboard) -> Iterator[Tab]:
+    """A fresh tab showing the dashboard from file://, recording errors and every request."""
+    page = browser.new_page()
+    opened = Tab(page)
+    page.on("console", lambda message: opened.errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: opened.errors.append(str(error)))
+    page.on("request", lambda request: opened.requests.append(request.url))
+    page.goto(dashboard.as_uri())
+    yield opened
+    page.close()
+
+
+def test_the_page_loads_from_file_without_errors_or_network_requests(tab, dashboard):
+    assert tab.page.title() == "Explain your CNN: class dashboard"
+    assert tab.errors == []
+    assert tab.requests == [dashboard.as_uri()]
+
+
+def test_clicking_total_sorts_ascending_then_descending(tab):
+    tab.click_header("total")
+    assert tab.column("total") == ["0", "2.5", "6.75", "7.5", "9"]
+    assert tab.column("student_id") == ["b09902005", "b09902002", "b09902003", "r11922004", "b09902001"]
+    tab.click_header("total")
+    assert tab.column("total") == ["9", "7.5", "6.75", "2.5", "0"]
+    assert tab.errors == []
+
+
+def test_the_sorted_column_shows_an_arrow_and_only_it(tab):
+    assert tab.arrow("student_id") == "▲"
+    tab.click_header("total")
+    assert tab.arrow("total") == "▲"
+    assert tab.arrow("student_id") == ""
+    tab.click_header("total")
+    assert tab.page.get_attribute('th[data-column="total"]', "aria-sort") == "descending"
+    assert tab.arrow("total") == "▼"
+
+
+def test_question_columns_sort_numerically(tab):
+    tab.click_header("q2")
+    # "—" is the failed student's missing score: unknown values stay last.
+    assert tab.column("q2") == ["1", "2", "2.5", "3", "—"]
+
+
+def test_accuracy_sorts_by_value_with_an_unknown_one_last_in_both_directions(tab):
+    # 0.87 before 0.9: compared as numbers, not digit run by digit run ("87" > "9").
+    tab.click_header("accuracy")
+    assert tab.column("accuracy") == ["49.0%", "82.0%", "87.0%", "90.0%", "—"]
+    tab.click_header("accuracy")
+    assert tab.column("accuracy") == ["90.0%", "87.0%", "82.0%", "49.0%", "—"]
+
+
+def test_text_columns_sort_by_locale_and_reverse(tab):
+    tab.click_header("name")
+    assert tab.column("name") == ["Alice Wang", "Bob Lin", "Carol Hsu", "Eve Wu", "林志皓"]
+    tab.click_header("name")
+    assert tab.column("name") == ["林志皓", "Eve Wu", "Carol Hsu", "Bob Lin", "Alice Wang"]
+
+
+def test_clicking_the_sorted_student_id_header_reverses_the_default_order(tab):
+    tab.click_header("student_id")
+    assert tab.column("student_id") == list(reversed(IDS_IN_ORDER))
+
+
+def test_every_pdf_link_resolves_to_that_students_report(tab, dashboard):
+    hrefs = tab.page.eval_on_selector_all("a", "links => links.map(link => link.href)")
+    targets = {Path(url2pathname(urlparse(href).path)) for href in hrefs}
+    assert targets == {dashboard.parent / student_id / "report.pdf" for student_id in IDS_IN_ORDER}
+    assert all(target.is_file() for target in targets)
+    assert len(tab.page.locator("#students a").all()) == len(RESULTS)
