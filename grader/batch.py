@@ -22,6 +22,7 @@ from grader.data.faceset import FaceSet
 from grader.evaluate import Evaluation, evaluate
 from grader.profile import HardwareProfile
 from grader.report.figures import confusion_matrix_figure, png_bytes
+from grader.report.dashboard import write_dashboard
 from grader.report.gradebook import write_gradebook
 from grader.report.pdf import FigureRef, render_html, write_pdf
 from grader.result import Result, StageError
@@ -294,7 +295,7 @@ def submission_folders(root: Path) -> list[Path]:
 
 def grade_all(root: Path, setup: GradingSetup,
               on_result: Callable[[Path, Result], None] | None = None) -> list[Result]:
-    """Grade every submission folder under `root`, then write gradebook.csv."""
+    """Grade every submission folder under `root`, then write gradebook.csv and the dashboard."""
     results = []
     taken_ids: dict[str, str] = {}
     for folder in submission_folders(root):
@@ -303,4 +304,5 @@ def grade_all(root: Path, setup: GradingSetup,
         if on_result is not None:
             on_result(folder, result)
     write_gradebook(results, setup.out_dir / "gradebook.csv")
+    write_dashboard(results, setup.out_dir, setup.language)
     return results

@@ -142,7 +142,8 @@ def grade(
     if unknown:
         console.print(f"[yellow]warning:[/] {manual} scores student(s) with no submission here: "
                       f"{', '.join(unknown)}", highlight=False)
-    console.print(f"{len(results) - failed} graded, {failed} failed; gradebook: {out / 'gradebook.csv'}",
+    console.print(f"{len(results) - failed} graded, {failed} failed; gradebook: {out / 'gradebook.csv'}, "
+                  f"dashboard: {out / 'index.html'}",
                   highlight=False)
 
 

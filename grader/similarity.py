@@ -385,9 +385,15 @@ class AgreementStats:
         independence baseline; it does not grow with n.
     both_wrong, either_wrong: how many faces both models, or at least one, got wrong.
     error_jaccard: both_wrong / either_wrong, how much the two sets of mistakes overlap.
-    error_agreement: among the faces both got wrong, the share with the same wrong class: the
-        sharpest sign of a copy (NaN when none is wrong for both).
-    expected_error_agreement: the same under independence given the true class.
+    error_agreement: among the faces at least one model got wrong, the share where the two
+        predictions are equal (error_jaccard times joint_error_agreement): the sharpest sign of a
+        copy, which makes the same mistakes, and only those (NaN when neither errs).
+    joint_error_agreement: among the faces both got wrong, the share with the same wrong class
+        (NaN when none is wrong for both). Alone it does not separate copies: on faces that are
+        truly ambiguous between two expressions, honest models that both err pick the same wrong
+        class (93-96% for the examples on the bundled data, where independence expects 55%).
+    expected_error_agreement, expected_joint_error_agreement: the same two under independence
+        given the true class.
     """
 
     n: int
@@ -402,6 +408,8 @@ class AgreementStats:
     error_jaccard: float
     error_agreement: float
     expected_error_agreement: float
+    joint_error_agreement: float
+    expected_joint_error_agreement: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -471,9 +479,11 @@ def _agreement(a: _PredictionPrint, b: _PredictionPrint, prior: np.ndarray) -> A
         both_wrong=both_wrong,
         either_wrong=either_wrong,
         error_jaccard=both_wrong / either_wrong if either_wrong else math.nan,
-        error_agreement=float(same[both].mean()) if both_wrong else math.nan,
-        expected_error_agreement=((expected - expected_right) / expected_both_wrong
-                                  if expected_both_wrong > 0 else math.nan),
+        error_agreement=float(same[either].mean()) if either_wrong else math.nan,
+        expected_error_agreement=(expected - expected_right) / (1 - expected_right) if expected_right < 1 else math.nan,
+        joint_error_agreement=float(same[both].mean()) if both_wrong else math.nan,
+        expected_joint_error_agreement=((expected - expected_right) / expected_both_wrong
+                                        if expected_both_wrong > 0 else math.nan),
     )
 
 
@@ -519,7 +529,7 @@ class SimilarityThresholds:
     source: bool = True
     prediction_excess: float = 10.0
     error_agreement: float = 0.9
-    min_joint_errors: int = 20
+    min_errors: int = 20
 
 
 @dataclass(frozen=True)
@@ -619,7 +629,7 @@ def _compare(a: SubmissionEvidence, b: SubmissionEvidence,
     if (print_a is not None and print_b is not None and print_a[0].labels.shape == print_b[0].labels.shape
             and np.array_equal(print_a[0].labels, print_b[0].labels)):
         agreement = _agreement(print_a[0], print_b[0], print_a[1])
-        if (agreement.excess >= thresholds.prediction_excess and agreement.both_wrong >= thresholds.min_joint_errors
+        if (agreement.excess >= thresholds.prediction_excess and agreement.either_wrong >= thresholds.min_errors
                 and agreement.error_agreement >= thresholds.error_agreement):
             signals.append("predictions")
     if not signals:
@@ -646,8 +656,8 @@ def _reason(signals: list[str], weights: float | None, identical: bool, a: Submi
         parts.append(f"same {name} after normalization (comments, docstrings and names ignored)")
     if "predictions" in signals:
         assert agreement is not None
-        parts.append(f"predictions agree on {agreement.error_agreement:.0%} of the faces both got wrong, "
-                     f"where {agreement.expected_error_agreement:.0%} is expected "
+        parts.append(f"predictions agree on {agreement.error_agreement:.0%} of the {agreement.either_wrong} faces "
+                     f"either got wrong, where {agreement.expected_error_agreement:.0%} is expected "
                      f"(on all faces {agreement.observed:.1%} vs {agreement.expected:.1%}, z {agreement.excess:.0f})")
     if "weights" not in signals and weights is not None and weights >= 0.5:
         parts.append(f"weights correlate {weights:.3f}")

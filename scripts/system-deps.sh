@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian packages the PDF (CJK font, HarfBuzz subsetting), the sandbox (bubblewrap) and the tests (poppler)
+# Install the Debian packages the PDF (CJK font, HarfBuzz subsetting), the sandbox (bubblewrap) and the tests (poppler,
+# chromium)
 # need, when run as root with apt-get; otherwise say exactly what to install and fail.
 set -euo pipefail
 
@@ -7,6 +8,9 @@ missing=()
 fc-list 2>/dev/null | grep "Noto Sans CJK" >/dev/null || missing+=(fonts-noto-cjk)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
+# The dashboard tests (tests/test_dashboard.py) drive Debian's chromium through Playwright, headless;
+# Playwright's own browser download is never used.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # WeasyPrint subsets fonts with HarfBuzz; without it, fontTools takes seconds per CJK PDF.
 ldconfig -p 2>/dev/null | grep libharfbuzz-subset >/dev/null || missing+=(libharfbuzz-subset0)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)

@@ -19,7 +19,12 @@ from urllib.request import url2pathname
 
 import pytest
 
-from grader.report.dashboard import histogram, render_dashboard, summarize, write_dashboard
+from grader.report.dashboard import (
+    histogram,
+    render_dashboard,
+    summarize,
+    write_dashboard,
+)
 from grader.result import CriterionResult, QuestionResult, Result, StageError
 
 QUESTION_MAX = {"q1": 2.0, "q2": 3.0, "q3": 3.0, "q4": 2.0}
@@ -32,7 +37,7 @@ def graded(student_id: str, name: str, scores: tuple[float, float, float, float]
            pending: bool = False) -> Result:
     """A graded result whose questions score `scores`; `pending` leaves a manual criterion unscored."""
     questions = []
-    for (question_id, max_score), score in zip(QUESTION_MAX.items(), scores):
+    for (question_id, max_score), score in zip(QUESTION_MAX.items(), scores, strict=True):
         criteria = [CriterionResult(id=f"{question_id}_auto", score=score, max_score=max_score - 1),
                     CriterionResult(id=f"{question_id}_answer", score=None if pending else 0.0,
                                     max_score=1.0, manual=True)]

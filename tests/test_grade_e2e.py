@@ -360,3 +360,12 @@ def test_every_examples_pdf_shows_its_id_name_questions_and_scores(graded, folde
         for item in question["criteria"]:
             if item["score"] is not None:
                 assert f"{item['score']:g} / {item['max_score']:g}" in text
+
+
+def test_grade_writes_the_dashboard_linking_every_students_pdf(graded):
+    import re
+
+    page = (graded / "index.html").read_text(encoding="utf-8")
+    links = set(re.findall(r'href="([^"]+/report\.pdf)"', page))
+    assert links == {f"{student_id}/report.pdf" for student_id in EXAMPLE_IDS.values()}
+    assert all((graded / link).is_file() for link in links)

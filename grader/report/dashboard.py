@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 
 from grader.atomic import atomic_write_text
 from grader.classes import Language
-from grader.report.pdf import _environment
+from grader.report.pdf import template_environment
 from grader.report.words import words
 from grader.result import Result
 
@@ -82,7 +82,7 @@ def render_dashboard(results: Sequence[Result], language: Language = "en") -> st
     w = words(language)
     questions = question_columns(ordered)
     summary = summarize(ordered)
-    return _environment().get_template(TEMPLATE).render(
+    return template_environment().get_template(TEMPLATE).render(
         w=w, language=language, results=ordered, questions=questions, summary=summary,
         histograms=histogram_figures(ordered, questions, summary.max_total, w),
         failures=[r for r in ordered if r.status == "failed"],
@@ -163,58 +163,107 @@ def histogram(values: Sequence[float], max_score: float) -> Histogram:
 
 
 # The SVG's geometry in CSS pixels: the plot area sits inside these margins.
-SVG_WIDTH, SVG_HEIGHT = 360, 230
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 46, 12, 20, 46
+SVG_WIDTH, SVG_HEIGHT = 360, 236
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 34, 12, 32, 46
+PLOT_WIDTH = SVG_WIDTH - MARGIN_LEFT - MARGIN_RIGHT
+PLOT_HEIGHT = SVG_HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+PLOT_BOTTOM = MARGIN_TOP + PLOT_HEIGHT
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """Where a histogram's bins and counts land in the plot area."""
+
+    bins: int
+    y_max: int
+    tick_step: int
+
+    @classmethod
+    def for_histogram(cls, hist: Histogram) -> _Scale:
+        top_count = max(max(hist.counts, default=0), 1)
+        tick_step = max(1, math.ceil(top_count / 4))  # at most five count ticks, whole students
+        return cls(bins=len(hist.counts), y_max=tick_step * math.ceil(top_count / tick_step),
+                   tick_step=tick_step)
+
+    @property
+    def bin_pixels(self) -> float:
+        return PLOT_WIDTH / self.bins
+
+    def x(self, edge_index: int) -> float:
+        return MARGIN_LEFT + edge_index * self.bin_pixels
+
+    def y(self, count: float) -> float:
+        return PLOT_BOTTOM - PLOT_HEIGHT * count / self.y_max
 
 
 def histogram_svg(hist: Histogram, title: str, x_label: str, y_label: str) -> Markup:
     """An inline SVG bar chart of `hist`: a bar per bin with its count above it, the bin edges
-    on the x axis, count ticks on the y axis, and both axes labelled."""
-    plot_width = SVG_WIDTH - MARGIN_LEFT - MARGIN_RIGHT
-    plot_height = SVG_HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
-    bottom = MARGIN_TOP + plot_height
-    top_count = max(max(hist.counts, default=0), 1)
-    tick_step = max(1, math.ceil(top_count / 4))
-    y_max = tick_step * math.ceil(top_count / tick_step)
-    bin_pixels = plot_width / len(hist.counts)
-
-    def y_of(count: float) -> float:
-        return bottom - plot_height * count / y_max
-
+    on the x axis, count ticks on the y axis, and both axes labelled (the y label above it)."""
+    scale = _Scale.for_histogram(hist)
     parts = [
-        f'<svg class="histogram" role="img" xmlns="http://www.w3.org/2000/svg" '
-        f'viewBox="0 0 {SVG_WIDTH} {SVG_HEIGHT}" width="{SVG_WIDTH}" height="{SVG_HEIGHT}">',
+        (f'<svg class="histogram" role="img" xmlns="http://www.w3.org/2000/svg" '
+         f'viewBox="0 0 {SVG_WIDTH} {SVG_HEIGHT}" width="{SVG_WIDTH}" height="{SVG_HEIGHT}">'),
         f"<title>{escape(title)}</title>",
-    ]
-    for count in range(0, y_max + 1, tick_step):
-        y = y_of(count)
-        parts.append(f'<line class="grid" x1="{MARGIN_LEFT}" y1="{y:.1f}" x2="{MARGIN_LEFT + plot_width}" y2="{y:.1f}"/>')
-        parts.append(f'<text class="tick" x="{MARGIN_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{count}</text>')
-    for index, count in enumerate(hist.counts):
-        x = MARGIN_LEFT + index * bin_pixels
-        if count:
-            y = y_of(count)
-            parts.append(f'<rect class="bar" x="{x + 1.5:.1f}" y="{y:.1f}" width="{bin_pixels - 3:.1f}" '
-                         f'height="{bottom - y:.1f}"><title>{_bin_text(hist, index)}: {count}</title></rect>')
-            parts.append(f'<text class="count" x="{x + bin_pixels / 2:.1f}" y="{y - 4:.1f}" '
-                         f'text-anchor="middle">{count}</text>')
-    label_every = 1 if len(hist.counts) <= 10 else 2  # keep edge labels from running into each other
-    for index, edge in enumerate(hist.edges):
-        if index % label_every and index != len(hist.edges) - 1:
-            continue
-        x = MARGIN_LEFT + index * bin_pixels
-        parts.append(f'<line class="axis" x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 4}"/>')
-        parts.append(f'<text class="tick" x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{format_points(edge)}</text>')
-    parts += [
-        f'<line class="axis" x1="{MARGIN_LEFT}" y1="{bottom}" x2="{MARGIN_LEFT + plot_width}" y2="{bottom}"/>',
-        f'<line class="axis" x1="{MARGIN_LEFT}" y1="{MARGIN_TOP}" x2="{MARGIN_LEFT}" y2="{bottom}"/>',
-        f'<text class="label" x="{MARGIN_LEFT + plot_width / 2:.1f}" y="{SVG_HEIGHT - 8}" '
-        f'text-anchor="middle">{escape(x_label)}</text>',
-        f'<text class="label" transform="translate(14 {MARGIN_TOP + plot_height / 2:.1f}) rotate(-90)" '
-        f'text-anchor="middle">{escape(y_label)}</text>',
+        *_count_grid(scale),
+        *_bars(hist, scale),
+        *_edge_ticks(hist, scale),
+        *_axes(x_label, y_label),
         "</svg>",
     ]
     return Markup("".join(parts))
+
+
+def _count_grid(scale: _Scale) -> list[str]:
+    """A faint line and a label at each count tick."""
+    parts = []
+    for count in range(0, scale.y_max + 1, scale.tick_step):
+        y = scale.y(count)
+        parts.append(f'<line class="grid" x1="{MARGIN_LEFT}" y1="{y:.1f}" '
+                     f'x2="{MARGIN_LEFT + PLOT_WIDTH}" y2="{y:.1f}"/>')
+        parts.append(f'<text class="tick" x="{MARGIN_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{count}</text>')
+    return parts
+
+
+def _bars(hist: Histogram, scale: _Scale) -> list[str]:
+    """A bar per non-empty bin, its count written above it and its range in its tooltip."""
+    parts = []
+    for index, count in enumerate(hist.counts):
+        if not count:
+            continue
+        x, y = scale.x(index), scale.y(count)
+        parts.append(f'<rect class="bar" x="{x + 1.5:.1f}" y="{y:.1f}" width="{scale.bin_pixels - 3:.1f}" '
+                     f'height="{PLOT_BOTTOM - y:.1f}"><title>{_bin_text(hist, index)}: {count}</title></rect>')
+        parts.append(f'<text class="count" x="{x + scale.bin_pixels / 2:.1f}" y="{y - 4:.1f}" '
+                     f'text-anchor="middle">{count}</text>')
+    return parts
+
+
+def _edge_ticks(hist: Histogram, scale: _Scale) -> list[str]:
+    """Tick marks and labels at the bin edges; every other one past ten bins, so that labels like
+    0.25 and 0.5 do not run into each other, but always the last (the maximum)."""
+    label_every = 1 if scale.bins <= 10 else 2
+    parts = []
+    for index, edge in enumerate(hist.edges):
+        if index % label_every and index != len(hist.edges) - 1:
+            continue
+        x = scale.x(index)
+        parts.append(f'<line class="axis" x1="{x:.1f}" y1="{PLOT_BOTTOM}" x2="{x:.1f}" y2="{PLOT_BOTTOM + 4}"/>')
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{PLOT_BOTTOM + 16}" '
+                     f'text-anchor="middle">{format_points(edge)}</text>')
+    return parts
+
+
+def _axes(x_label: str, y_label: str) -> list[str]:
+    return [
+        (f'<line class="axis" x1="{MARGIN_LEFT}" y1="{PLOT_BOTTOM}" '
+         f'x2="{MARGIN_LEFT + PLOT_WIDTH}" y2="{PLOT_BOTTOM}"/>'),
+        f'<line class="axis" x1="{MARGIN_LEFT}" y1="{MARGIN_TOP}" x2="{MARGIN_LEFT}" y2="{PLOT_BOTTOM}"/>',
+        (f'<text class="label" x="{MARGIN_LEFT + PLOT_WIDTH / 2:.1f}" y="{SVG_HEIGHT - 8}" '
+         f'text-anchor="middle">{escape(x_label)}</text>'),
+        # The count label sits level above the y axis rather than turned on its side, which
+        # would lay Chinese characters on their backs.
+        f'<text class="label" x="4" y="13">{escape(y_label)}</text>',
+    ]
 
 
 def _bin_text(hist: Histogram, index: int) -> str:

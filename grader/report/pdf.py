@@ -24,7 +24,7 @@ class FigureRef:
 
 
 @lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
     loader = jinja2.FileSystemLoader(str(resources.files("grader") / "templates"))
     return jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
 
@@ -36,7 +36,7 @@ def render_html(result: Result, language: Language = "en",
     css = (resources.files("grader") / "templates" / "report.css").read_text(encoding="utf-8")
     profile = result.profile
     profile_text = ", ".join(f"{k} {v}" for k, v in profile.items() if k != "limits") if profile else "—"
-    return _environment().get_template("report.html.j2").render(
+    return template_environment().get_template("report.html.j2").render(
         result=result, w=w, css=css, language=language, class_names=class_names(language),
         question_figures=question_figures or {},
         profile_text=profile_text, verdict=lambda c: _verdict(c, w))
