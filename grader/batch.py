@@ -1,5 +1,5 @@
-"""Grading submissions: one folder at a time into result.json, figures, arrays and a PDF;
-a whole class into those plus gradebook.csv. A failing submission never stops the batch."""
+"""Grading one submission folder into result.json, figures, arrays and a PDF. A failing
+submission never raises: its result says what failed. A whole class: grader.classrun."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hashlib
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +22,6 @@ from grader.data.faceset import FaceSet
 from grader.evaluate import Evaluation, evaluate
 from grader.profile import HardwareProfile
 from grader.report.figures import confusion_matrix_figure, png_bytes
-from grader.report.dashboard import write_dashboard
-from grader.report.gradebook import write_gradebook
 from grader.report.pdf import FigureRef, render_html, write_pdf
 from grader.result import Result, StageError
 from grader.scoring.manual import ManualScores
@@ -135,8 +133,11 @@ class _Attempt:
 
 
 def grade_submission(folder: Path, setup: GradingSetup, taken_ids: dict[str, str] | None = None,
-                     listener: StageListener | None = None) -> Result:
-    """Grade one submission folder and write its output folder; never raises for the student's faults."""
+                     listener: StageListener | None = None, cache_key: str = "") -> Result:
+    """Grade one submission folder and write its output folder; never raises for the student's faults.
+
+    taken_ids: student id -> the folder that owns it; a folder whose id another folder owns fails
+    at `spec`. cache_key is stored in result.json for grader.classrun's resume."""
     setup.profile.apply()
     attempt = _Attempt(folder=folder, student_id=folder_student_id(folder), listener=listener)
     taken_ids = taken_ids if taken_ids is not None else {}
@@ -163,6 +164,7 @@ def grade_submission(folder: Path, setup: GradingSetup, taken_ids: dict[str, str
             model.close()
     taken_ids.setdefault(attempt.student_id, folder.name)
     result = _result(attempt, setup)
+    result.cache_key = cache_key
     _write_outputs(result, attempt, setup)
     return result
 
@@ -291,18 +293,3 @@ def submission_sha256(folder: Path) -> str:
 def submission_folders(root: Path) -> list[Path]:
     """Every non-hidden folder directly under `root`, in name order."""
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
-
-
-def grade_all(root: Path, setup: GradingSetup,
-              on_result: Callable[[Path, Result], None] | None = None) -> list[Result]:
-    """Grade every submission folder under `root`, then write gradebook.csv and the dashboard."""
-    results = []
-    taken_ids: dict[str, str] = {}
-    for folder in submission_folders(root):
-        result = grade_submission(folder, setup, taken_ids)
-        results.append(result)
-        if on_result is not None:
-            on_result(folder, result)
-    write_gradebook(results, setup.out_dir / "gradebook.csv")
-    write_dashboard(results, setup.out_dir, setup.language)
-    return results

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from grader.data.faceset import DataFormatError, FaceSet
@@ -115,23 +115,35 @@ def grade(
                                                                 "points, comment): manual scores and overrides")] = None,
     canvas: Annotated[Path | None, typer.Option("--canvas", help="also write Canvas's grade-import CSV here")] = None,
     assignment: Annotated[str, typer.Option(help="the assignment's column name in the Canvas CSV")] = "Explain your CNN",
+    workers: Annotated[int | None, typer.Option(help="parallel Dask workers on this machine (default: one per "
+                                                      "core that memory allows; 1 grades in this process)")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="an existing Dask scheduler, tcp://HOST:PORT, whose workers "
+                                                       "share this file system")] = None,
+    force: Annotated[bool, typer.Option("--force", help="regrade even what an earlier run finished")] = False,
 ) -> None:
-    """Grade every submission folder under SUBMISSIONS; a failing submission never stops the batch."""
+    """Grade every submission folder under SUBMISSIONS; a failing submission never stops the batch.
+    A re-run reuses every result whose submission, rubric, data, profile and settings are unchanged."""
     quiet_libraries()
     if not submissions.is_dir():
         raise _fail(f"{submissions} is not a folder of submissions")
-    from grader.batch import grade_all, submission_folders
+    from grader.batch import submission_folders
+    from grader.classrun import Runner, grade_class
+    from grader.dask_runner import DaskRunner, local_worker_count
 
     setup = _setup(data, usage, rubric, out, lang, profile, _isolation(no_sandbox, strict=True), quick, smoothgrad,
                    manual)
+    if workers is not None and workers < 1:
+        raise _fail(f"--workers must be at least 1, not {workers}")
+    parallel = scheduler is not None or (workers or local_worker_count(setup)) > 1
+    runner = DaskRunner(workers, scheduler) if parallel else Runner()
     count = len(submission_folders(submissions))
+    where = f"Dask scheduler {scheduler}" if scheduler else (
+        f"{workers or local_worker_count(setup)} local Dask worker(s)" if parallel else "this process")
     console.print(f"Grading {count} submission(s) from {submissions} on {setup.evaluation.source}, "
-                  f"profile {setup.profile.describe()}, isolation {setup.isolation}", highlight=False)
+                  f"profile {setup.profile.describe()}, isolation {setup.isolation}, in {where}", highlight=False)
 
-    def log(folder: Path, result: Result) -> None:
-        console.print(_result_line(folder, result), highlight=False)
-
-    results = grade_all(submissions, setup, on_result=log)
+    with BatchProgress(count) as progress:
+        results = grade_class(submissions, setup, runner=runner, force=force, on_result=progress.result)
     failed = sum(r.status == "failed" for r in results)
     if canvas is not None:
         from grader.report.gradebook import write_canvas
@@ -147,11 +159,39 @@ def grade(
                   highlight=False)
 
 
-def _result_line(folder: Path, result: Result) -> str:
+def _result_line(folder: Path, result: Result, reused: bool = False) -> str:
+    again = " [dim](unchanged, from the last run)[/]" if reused else ""
     if result.status == "failed":
-        return f"[red]failed[/]  {folder.name} ({result.student_id}): {result.errors[0].message}"
+        return f"[red]failed[/]  {folder.name} ({result.student_id}): {result.errors[0].message}{again}"
     accuracy = f", accuracy {result.accuracy:.1%}" if result.accuracy is not None else ""
-    return f"[green]graded[/]  {folder.name} ({result.student_id}): {result.score:g}/{result.max_score:g}{accuracy}"
+    return (f"[green]graded[/]  {folder.name} ({result.student_id}): {result.score:g}/{result.max_score:g}"
+            f"{accuracy}{again}")
+
+
+class BatchProgress:
+    """A Rich progress bar over the batch (done, failed, remaining, ETA) and a log line a submission."""
+
+    def __init__(self, total: int) -> None:
+        self.failed = 0
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.completed}/{task.total}"), TextColumn("[red]{task.fields[failed]} failed"),
+                                 TextColumn("{task.fields[remaining]} remaining"), TimeRemainingColumn(),
+                                 console=console, transient=True)
+        self.task = self.progress.add_task("grading", total=total, failed=0, remaining=total)
+
+    def __enter__(self) -> BatchProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.progress.stop()
+
+    def result(self, folder: Path, result: Result, reused: bool) -> None:
+        self.failed += result.status == "failed"
+        self.progress.console.print(_result_line(folder, result, reused), highlight=False)
+        self.progress.advance(self.task)
+        task = self.progress.tasks[0]
+        self.progress.update(self.task, failed=self.failed, remaining=int(task.total - task.completed))
 
 
 @app.command()

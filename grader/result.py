@@ -63,6 +63,8 @@ class Result(BaseModel):
     isolation: str = Field("", description="how the student's code was run: bwrap, subprocess or inprocess")
     output: str = Field("", description="what the student's code printed (stdout and stderr, bounded)")
     answers: dict[str, str] = Field(default_factory=dict, description="report.md's section per question id")
+    cache_key: str = Field("", description="hash of everything the result depends on; a re-run with the same key "
+                                           "reuses it (see grader.classrun)")
 
     @property
     def pending_manual(self) -> bool:

@@ -20,8 +20,9 @@ source       `normalized_source`: model.py without comments, docstrings, annotat
              it). `source_similarity`'s ratio below 1 is shown for flagged pairs, never flagged.
 predictions  `prediction_agreement`: agreement beyond what two models that err independently
              (given each one's confusion matrix) would show, and above all whether they make the
-             same mistakes: two honest models err on many of the same ambiguous faces but often
-             pick different wrong classes there; a copy picks the same wrong class almost always.
+             same mistakes: on the faces at least one of them got wrong, two honest models
+             disagree often (one is right, or they pick different wrong classes); a copy makes
+             the same mistakes and only those.
 
 `find_similar_pairs` compares every pair (a few hundred submissions: fingerprints are computed
 once, weights are compared only tensor by tensor of equal shape, and the weights comparison is
@@ -42,11 +43,12 @@ import io
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment  # scipy comes with scikit-learn and lime
 
 from grader.atomic import atomic_write_text
 from grader.submission.build import _load_torchscript, _read_state_dict, sniff_format
@@ -95,6 +97,10 @@ class ShapeGroup:
     def count(self) -> int:
         return int(self.units.shape[0])
 
+    @functools.cached_property
+    def has_constants(self) -> bool:
+        return bool((~np.isnan(self.constants)).any())
+
 
 @dataclass(frozen=True, eq=False)
 class WeightsFingerprint:
@@ -113,6 +119,10 @@ class WeightsFingerprint:
     @functools.cached_property
     def by_shape(self) -> dict[tuple[int, ...], ShapeGroup]:
         return {group.shape: group for group in self.groups}
+
+    @functools.cached_property
+    def largest_first(self) -> tuple[ShapeGroup, ...]:
+        return tuple(sorted(self.groups, key=lambda group: -group.size * group.count))
 
 
 def weights_fingerprint(state: Mapping[str, torch.Tensor]) -> WeightsFingerprint:
@@ -179,23 +189,38 @@ def weights_similarity(a: WeightsFingerprint | Mapping[str, torch.Tensor],
     unmatched tensors count 0, so models with no shape in common score 0 and a copy with a layer
     added scores its share of the weights. Identical weights give exactly 1; weights plus small
     noise, or a copy fine-tuned a little, stay near 1; independently initialized or trained models
-    of the same architecture score near 0 (under 0.05 for the course's CNNs; small tensors, such
-    as a 7-way bias, correlate more by chance but weigh little).
+    of the same architecture score near 0 (a few hundredths; small tensors, such as a 7-way bias,
+    correlate more by chance but weigh little).
 
-    Caveat: a copy whose channels were permuted consistently (the same function) is not matched.
+    Caveats: models trained from the same initialization (a template that fixes the seed) keep
+    part of it: two small CNNs trained for six epochs from one seed scored 0.63. A copy whose
+    channels were permuted consistently (the same function) is not matched.
     """
     a = a if isinstance(a, WeightsFingerprint) else weights_fingerprint(a)
     b = b if isinstance(b, WeightsFingerprint) else weights_fingerprint(b)
-    if a.total + b.total == 0:
+    score = _weights_score(a, b, floor=None)
+    assert score is not None
+    return score
+
+
+def _weights_score(a: WeightsFingerprint, b: WeightsFingerprint, floor: float | None) -> float | None:
+    """weights_similarity(a, b), or None as soon as it is certain to stay below `floor`: the
+    shape groups are compared largest first, so an unrelated pair stops after its biggest tensor."""
+    total = a.total + b.total
+    if total == 0:
         return 0.0
     if a.digest == b.digest:
         return 1.0
+    shared = [(group, b.by_shape[group.shape]) for group in a.largest_first if group.shape in b.by_shape]
+    still_possible = sum(g.size * min(g.count, h.count) for g, h in shared)
     matched = 0.0
-    for group_a in a.groups:
-        group_b = b.by_shape.get(group_a.shape)
-        if group_b is not None:
-            matched += group_a.size * _best_matching(_correlations(group_a, group_b))
-    return float(min(1.0, max(0.0, 2.0 * matched / (a.total + b.total))))
+    for group_a, group_b in shared:
+        if floor is not None and 2.0 * (matched + still_possible) / total < floor:
+            return None
+        still_possible -= group_a.size * min(group_a.count, group_b.count)
+        matched += group_a.size * _best_matching(_correlations(group_a, group_b))
+    score = float(min(1.0, max(0.0, 2.0 * matched / total)))
+    return None if floor is not None and score < floor else score
 
 
 def shared_shape_bound(a: WeightsFingerprint, b: WeightsFingerprint) -> float:
@@ -209,22 +234,21 @@ def shared_shape_bound(a: WeightsFingerprint, b: WeightsFingerprint) -> float:
 
 def _correlations(a: ShapeGroup, b: ShapeGroup) -> np.ndarray:
     """|Pearson correlation| of every tensor of `a` with every tensor of `b` (same shape)."""
-    scores = np.abs(a.units.astype(np.float64) @ b.units.astype(np.float64).T)
-    const_a, const_b = ~np.isnan(a.constants), ~np.isnan(b.constants)
-    if const_a.any() and const_b.any():
-        both = const_a[:, None] & const_b[None, :]
-        equal = np.isclose(a.constants[:, None], b.constants[None, :], rtol=1e-6, atol=1e-12)
-        scores[both] = equal[both].astype(np.float64)
+    scores = np.abs(a.units @ b.units.T).astype(np.float64)
+    if a.has_constants and b.has_constants:
+        difference = np.abs(a.constants[:, None] - b.constants[None, :])
+        with np.errstate(invalid="ignore"):
+            equal = difference <= 1e-12 + 1e-6 * np.abs(b.constants[None, :])  # False where either is NaN
+        both = ~np.isnan(a.constants)[:, None] & ~np.isnan(b.constants)[None, :]
+        scores[both] = equal[both]
     scores[a.digests[:, None] == b.digests[None, :]] = 1.0
-    return np.minimum(scores, 1.0)
+    return np.minimum(scores, 1.0, out=scores)
 
 
 def _best_matching(scores: np.ndarray) -> float:
     """The largest sum of scores over a one-to-one matching of rows to columns."""
     if scores.size == 1:
         return float(scores[0, 0])
-    from scipy.optimize import linear_sum_assignment  # scipy comes with scikit-learn and lime
-
     rows, cols = linear_sum_assignment(scores, maximize=True)
     return float(scores[rows, cols].sum())
 
@@ -237,8 +261,8 @@ def known_names() -> frozenset[str]:
     """Names `normalized_source` keeps: Python's builtins, what torch, torch.nn,
     torch.nn.functional, nn.Module and torch.Tensor define, the parameters of torch.nn's layers
     (padding, stride, ...), and the usual aliases of those modules (torch, nn, F)."""
-    import torch.nn.functional as functional
     from torch import nn
+    from torch.nn import functional
 
     names = set(dir(builtins)) | {"torch", "nn", "F", "functional"}
     for namespace in (torch, nn, functional, nn.Module, torch.Tensor):
@@ -513,22 +537,29 @@ class SubmissionEvidence:
 
 @dataclass(frozen=True)
 class SimilarityThresholds:
-    """When a pair is flagged; calibrated on the example submissions (see the module's tests).
+    """When a pair is flagged; calibrated on the example submissions (tests/test_similarity.py).
 
-    weights: `weights_similarity` at or above this. The examples, all different architectures,
-        reach 0.006 at most; re-initialized copies of each about 0.01; a copy with noise of 1e-3
-        of each tensor's spread 0.9999.
-    source: flag sources that are equal after normalization (False: never flag source).
-    prediction_excess and error_agreement: both must be reached. On the bundled 3,589 faces the
-        examples reach z 19 and agree on at most 66% of the faces both got wrong (expected about
-        40%); a copy reaches z 40 or more and 100% (98% after 2% of its predictions are changed).
-    min_joint_errors: fewer faces wrong for both than this make error_agreement too uncertain.
+    weights: `weights_similarity` at or above this. The examples (all different architectures)
+        reach 0.007 at most against each other; a copy with Gaussian noise of 1e-3 (or 3e-2) of
+        each tensor's spread scores 0.99999 (0.9996), a copy fine-tuned for an epoch 0.999. Two
+        small CNNs trained from the same seed on different batch orders scored 0.63, from
+        different seeds 0.02: a course template that fixes the seed makes honest weights
+        correlate, so do not lower this much.
+    source: flag sources that are equal after normalization (False: never flag on source).
+    prediction_excess: the agreement's z-score at or above this: a guard against chance on small
+        evaluation sets, not the verdict (honest example pairs reach z 23 on the 3,589 bundled
+        faces, and z grows with sqrt(n)).
+    error_agreement: agreement on the faces at least one of the two got wrong, at or above this.
+        Honest example pairs reach 0.61 on the bundled faces (0.64 on a 500-face set; 0.06
+        expected under independence); a copy scores 1, a copy with 2% of its predictions changed
+        0.87-0.98, a copy with weight noise of 3e-2 of each tensor's spread 0.84-0.91.
+    min_errors: fewer faces wrong for at least one of the two make error_agreement meaningless.
     """
 
     weights: float = 0.98
     source: bool = True
-    prediction_excess: float = 10.0
-    error_agreement: float = 0.9
+    prediction_excess: float = 5.0
+    error_agreement: float = 0.8
     min_errors: int = 20
 
 
@@ -572,63 +603,101 @@ def find_similar_pairs(submissions: Sequence[SubmissionEvidence],
     when both normalized sources are equal (and not equal to the normalized form of one of
     `templates`, the raw source files the course handed out); for predictions when, on the same
     evaluation set (equal labels), the agreement's excess z >= thresholds.prediction_excess and
-    its error_agreement >= thresholds.error_agreement over at least thresholds.min_joint_errors
-    faces both got wrong. For a flagged pair every available signal's value is filled in.
+    its error_agreement (on the faces at least one got wrong, at least thresholds.min_errors of
+    them) >= thresholds.error_agreement. For a flagged pair every available signal's value is filled in.
     """
     template_sources = {normalized_source(text) for text in templates}
-    prints = _prediction_prints(submissions)
+    screen = _PredictionScreen(submissions, thresholds)
     pairs = []
     for i, a in enumerate(submissions):
         for j in range(i + 1, len(submissions)):
-            pair = _compare(a, submissions[j], prints[i], prints[j], thresholds, template_sources)
+            pair = _compare(a, submissions[j], screen.look(i, j), thresholds, template_sources)
             if pair is not None:
                 pairs.append(pair)
     pairs.sort(key=lambda p: (-len(p.signals), -(p.weights_similarity or 0.0)))
     return pairs
 
 
-def _prediction_prints(submissions: Sequence[SubmissionEvidence]) -> list[tuple[_PredictionPrint, np.ndarray] | None]:
-    """Per submission: its predictions' confusion and the class prior of its labels, computed once."""
-    usable = [(s.predictions, s.labels) for s in submissions
-              if s.predictions is not None and s.labels is not None]
-    classes = 1 + max((int(max(p.max(), y.max())) for p, y in usable if p.size), default=0)
-    prints: list[tuple[_PredictionPrint, np.ndarray] | None] = []
-    for s in submissions:
-        try:
-            if s.predictions is None or s.labels is None:
-                raise ValueError("no predictions")
-            predictions, labels = _as_labels(s.predictions, "predictions"), _as_labels(s.labels, "labels")
-            if predictions.shape != labels.shape or labels.size == 0:
-                raise ValueError("predictions and labels differ in length")
-        except ValueError:
-            prints.append(None)
-            continue
-        prior = np.bincount(labels, minlength=classes) / labels.size
-        prints.append((_prediction_print(predictions, labels, classes), prior))
-    return prints
+class _PredictionScreen:
+    """The prediction signal for all pairs at once: submissions graded on one evaluation set
+    (equal labels) are grouped, and each group's pairwise counts of equal predictions and of
+    faces both got right come from two matrix products, so that the full `AgreementStats` is
+    computed only for pairs whose error agreement already reaches the threshold (and, for the
+    report, for pairs another signal flagged)."""
+
+    def __init__(self, submissions: Sequence[SubmissionEvidence], thresholds: SimilarityThresholds) -> None:
+        self.thresholds = thresholds
+        self.prints: dict[int, _PredictionPrint] = {}
+        self.priors: dict[int, np.ndarray] = {}
+        self.place: dict[int, tuple[int, int]] = {}  # submission -> (group, row)
+        groups: dict[bytes, list[int]] = {}
+        usable: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for index, submission in enumerate(submissions):
+            try:
+                if submission.predictions is None or submission.labels is None:
+                    continue
+                predictions = _as_labels(submission.predictions, "predictions")
+                labels = _as_labels(submission.labels, "labels")
+            except ValueError:
+                continue
+            if predictions.shape == labels.shape and labels.size:
+                usable[index] = predictions, labels
+                key = hashlib.blake2b(labels.tobytes(), digest_size=16).digest()
+                groups.setdefault(key, []).append(index)
+        self.candidate: list[np.ndarray] = []
+        for number, members in enumerate(groups.values()):
+            labels = usable[members[0]][1]
+            predictions = np.stack([usable[m][0] for m in members])
+            classes = int(max(predictions.max(), labels.max())) + 1
+            prior = np.bincount(labels, minlength=classes) / labels.size
+            for row, member in enumerate(members):
+                self.place[member] = number, row
+                self.prints[member] = _prediction_print(predictions[row], labels, classes)
+                self.priors[member] = prior
+            self.candidate.append(self._candidates(predictions, labels, classes))
+
+    def _candidates(self, predictions: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
+        """(S, S) whether a pair's error agreement reaches the threshold over enough faces."""
+        right = (predictions == labels).astype(np.float32)
+        both_right = right @ right.T
+        same = np.zeros_like(both_right)
+        for k in range(classes):
+            said = (predictions == k).astype(np.float32)
+            same += said @ said.T
+        either_wrong = labels.size - both_right
+        with np.errstate(divide="ignore", invalid="ignore"):
+            agreement = (same - both_right) / either_wrong
+        return (either_wrong >= self.thresholds.min_errors) & (agreement >= self.thresholds.error_agreement)
+
+    def look(self, i: int, j: int) -> tuple[bool, _PredictionScreen, int, int] | None:
+        """None when the two have no predictions on one evaluation set, else whether the pair is a
+        candidate for the prediction signal, with what `agreement` needs."""
+        if i not in self.place or j not in self.place or self.place[i][0] != self.place[j][0]:
+            return None
+        group, row_i = self.place[i]
+        return bool(self.candidate[group][row_i, self.place[j][1]]), self, i, j
+
+    def agreement(self, i: int, j: int) -> AgreementStats:
+        return _agreement(self.prints[i], self.prints[j], self.priors[i])
 
 
 def _compare(a: SubmissionEvidence, b: SubmissionEvidence,
-             print_a: tuple[_PredictionPrint, np.ndarray] | None, print_b: tuple[_PredictionPrint, np.ndarray] | None,
+             screened: tuple[bool, _PredictionScreen, int, int] | None,
              thresholds: SimilarityThresholds, templates: set[str]) -> SimilarPair | None:
     signals = []
     weights = None
     identical = False
     if a.weights is not None and b.weights is not None:
         identical = a.weights.digest == b.weights.digest
-        if identical:
-            weights = 1.0
-        elif shared_shape_bound(a.weights, b.weights) >= thresholds.weights:
-            weights = weights_similarity(a.weights, b.weights)
-        if weights is not None and weights >= thresholds.weights:
+        weights = _weights_score(a.weights, b.weights, floor=thresholds.weights)
+        if weights is not None:
             signals.append("weights")
     source_identical = None if a.source is None or b.source is None else a.source == b.source
     if thresholds.source and source_identical and a.source not in templates:
         signals.append("source")
     agreement = None
-    if (print_a is not None and print_b is not None and print_a[0].labels.shape == print_b[0].labels.shape
-            and np.array_equal(print_a[0].labels, print_b[0].labels)):
-        agreement = _agreement(print_a[0], print_b[0], print_a[1])
+    if screened is not None and screened[0]:
+        agreement = screened[1].agreement(screened[2], screened[3])
         if (agreement.excess >= thresholds.prediction_excess and agreement.either_wrong >= thresholds.min_errors
                 and agreement.error_agreement >= thresholds.error_agreement):
             signals.append("predictions")
@@ -636,6 +705,8 @@ def _compare(a: SubmissionEvidence, b: SubmissionEvidence,
         return None
     if weights is None and a.weights is not None and b.weights is not None:
         weights = weights_similarity(a.weights, b.weights)
+    if agreement is None and screened is not None:
+        agreement = screened[1].agreement(screened[2], screened[3])
     ratio = None if a.source is None or b.source is None else source_similarity(a.source, b.source)
     return SimilarPair(
         student_a=a.student_id, student_b=b.student_id, signals=tuple(signals),
@@ -722,13 +793,13 @@ def gather_evidence(folder: str | Path, predictions: np.ndarray | None = None,
     spec: SubmissionSpec | None = None
     try:
         spec = load_spec(folder)
-    except Exception as error:  # a missing or invalid submission.yaml: ConfigError, OSError, ...
+    except Exception as error:  # noqa: BLE001  (a missing or invalid submission.yaml: ConfigError, OSError)
         notes.append(f"{SPEC_FILE}: {_first_line(error)}")
     fingerprint = None
     if spec is not None:
         try:
             fingerprint = weights_fingerprint(read_state_dict(folder, spec))
-        except Exception as error:  # SubmissionError, ValueError, torch's RuntimeError, MemoryError
+        except Exception as error:  # noqa: BLE001  (SubmissionError, torch's RuntimeError, MemoryError, ...)
             notes.append(f"weights: {_first_line(error)}")
     source_name = spec.model.source if spec is not None and spec.model.source else "model.py"
     source = None
@@ -740,7 +811,7 @@ def gather_evidence(folder: str | Path, predictions: np.ndarray | None = None,
             source = normalized_source(path.read_text(encoding="utf-8", errors="replace"))
         else:
             notes.append(f"source: no {source_name}")
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001  (OSError, RecursionError, ...: a broken file is less evidence)
         notes.append(f"source: {source_name}: {_first_line(error)}")
     pred, lab = None, None
     if predictions is not None and labels is not None:

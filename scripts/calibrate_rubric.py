@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from grader.batch import GradingSetup, grade_all
+from grader.batch import GradingSetup
+from grader.classrun import grade_class
 from grader.data.bundled import bundled_evaluation
 from grader.profile import get_profile
 from grader.quiet import quiet_libraries
@@ -36,7 +37,7 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as out:
         setup = GradingSetup(evaluation=bundled_evaluation(), rubric=every_metric_rubric(), profile=get_profile("cpu"),
                              out_dir=Path(out), write_pdf=False, isolation="inprocess", tasks=settings)
-        results = grade_all(folder, setup)
+        results = grade_class(folder, setup, force=True)
     table = pd.DataFrame({f"{r.folder}": {c.id: c.value for q in r.questions for c in q.criteria}
                           for r in results if r.status == "graded"})
     pd.set_option("display.width", 200)

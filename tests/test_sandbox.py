@@ -16,7 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-from grader.batch import GradingSetup, grade_all, grade_submission
+from grader.batch import GradingSetup, grade_submission
+from grader.classrun import grade_class
 from grader.data.synth import generate
 from grader.profile import HardwareProfile, Limits
 from grader.result import Result
@@ -177,7 +178,7 @@ def sandboxed_setup(out_dir: Path) -> GradingSetup:
 def graded(tmp_path_factory, world) -> dict[str, Result]:
     root = tmp_path_factory.mktemp("hostile")
     hostile_batch(root / "submissions", world)
-    return {r.student_id: r for r in grade_all(root / "submissions", sandboxed_setup(root / "out"))}
+    return {r.student_id: r for r in grade_class(root / "submissions", sandboxed_setup(root / "out"))}
 
 
 def failure(result: Result) -> tuple[str, str]:

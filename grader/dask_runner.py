@@ -1,0 +1,81 @@
+"""Grading submissions in parallel on Dask distributed workers.
+
+By default a LocalCluster sized to the machine: one single-threaded worker process per core, as
+many as the memory allows at the profile's per-submission limit (each worker runs one sandbox at
+a time, and the profile pins torch to one thread in it), so results are the same numbers as a
+sequential run. `scheduler="tcp://HOST:PORT"` uses an existing cluster: any machines running
+`dask worker HOST:PORT` with this package installed and the submissions and the output folder
+on a shared file system (see the README for Slurm with dask-jobqueue).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+
+from grader.batch import GradingSetup, grade_submission
+from grader.classrun import PlannedSubmission, Runner
+from grader.result import Result, StageError
+
+WORKER_OVERHEAD_MB = 1024
+"""Memory a worker process needs beside its sandbox (torch, the evaluation set, figures)."""
+
+
+def local_worker_count(setup: GradingSetup) -> int:
+    """One worker per core, no more than the memory holds at the profile's limit per sandbox."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (ValueError, OSError):
+        return max(1, cores)
+    by_memory = memory_mb // (setup.profile.limits.memory_mb + WORKER_OVERHEAD_MB)
+    return max(1, min(cores, by_memory))
+
+
+class DaskRunner(Runner):
+    """Submits one task per submission to Dask and reports each result as it completes."""
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None) -> None:
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1, not {workers}")
+        self.workers = workers
+        self.scheduler = scheduler
+
+    def run(self, pending: Sequence[PlannedSubmission], setup: GradingSetup, owners: dict[str, str],
+            on_result: Callable[[PlannedSubmission, Result], None]) -> None:
+        if not pending:
+            return
+        from dask.distributed import Client, LocalCluster, as_completed
+
+        cluster = None
+        if self.scheduler is None:
+            cluster = LocalCluster(n_workers=self.workers or local_worker_count(setup), threads_per_worker=1,
+                                   processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+        client = Client(self.scheduler or cluster)
+        try:
+            shared_setup = client.scatter(setup, broadcast=True)
+            futures = {client.submit(grade_submission, planned.folder, shared_setup, owners, None,
+                                     planned.cache_key, key=f"grade-{planned.student_id}-{planned.cache_key[:16]}",
+                                     pure=False): planned
+                       for planned in pending}
+            for future in as_completed(futures):
+                planned = futures[future]
+                try:
+                    result = future.result()
+                except Exception as error:  # a worker died under the task: say so, grade the rest
+                    result = _worker_failure(planned, error)
+                on_result(planned, result)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _worker_failure(planned: PlannedSubmission, error: Exception) -> Result:
+    from grader import __version__
+
+    message = (f"the Dask worker grading this submission failed ({type(error).__name__}: {error}); "
+               "nothing was written for it, so the next run grades it again")
+    return Result(student_id=planned.student_id, folder=planned.folder.name, status="failed",
+                  errors=[StageError(stage="worker", message=message)], tool_version=__version__)
