@@ -258,7 +258,7 @@ def _best_matching(scores: np.ndarray) -> float:
 
 @functools.lru_cache(maxsize=1)
 def known_names() -> frozenset[str]:
-    """Names `normalized_source` keeps: Python's builtins, what torch, torch.nn,
+    """Names `normalized_source` keeps unless the file binds them: Python's builtins, what torch, torch.nn,
     torch.nn.functional, nn.Module and torch.Tensor define, the parameters of torch.nn's layers
     (padding, stride, ...), and the usual aliases of those modules (torch, nn, F)."""
     from torch import nn
@@ -273,22 +273,42 @@ def known_names() -> frozenset[str]:
                 names.update(inspect.signature(value.__init__).parameters)
             except (TypeError, ValueError):
                 continue
-    names.discard("self")  # a convention, not an API name: renamed like any other
     return frozenset(n for n in names if n.isidentifier())
 
 
 class _Normalizer(ast.NodeTransformer):
-    """Drops docstrings, bare strings and annotations; renames the student's identifiers to v0,
-    v1, ... in order of first appearance (the same name gets the same placeholder everywhere)."""
+    """Drops docstrings, bare strings and annotations; renames the student's identifiers to
+    placeholders in order of first appearance.
 
-    def __init__(self) -> None:
+    A name is the student's when the file binds it anywhere (a class, function, argument,
+    variable, `self.x = ...` attribute, import alias, exception or loop name; not `forward` or
+    another nn.Module method), or when it is none of `known_names()`; the others (nn.Conv2d,
+    F.relu, x.flatten, super, padding=...) stay. A function's arguments and local variables get
+    placeholders of their own, a0, a1, ... (b0, ... in a nested function), counted afresh in each
+    function, so that `x` in one method and `img` in another normalize alike; every other name
+    gets v0, v1, ..., the same one wherever it occurs in the file."""
+
+    def __init__(self, tree: ast.AST) -> None:
         self.names: dict[str, str] = {}
-        self.known = known_names()
+        bound, self.aliases = _bound_names(tree)
+        self.known = known_names() - bound
+        self.scopes: list[tuple[set[str], dict[str, str]]] = []
 
     def rename(self, name: str) -> str:
+        if name in self.aliases:
+            return self.aliases[name]
         if name in self.known:
             return name
         return self.names.setdefault(name, f"v{len(self.names)}")
+
+    def rename_variable(self, name: str) -> str:
+        """A Name or an argument: the innermost function's local placeholder, if it is one."""
+        for depth in range(len(self.scopes) - 1, -1, -1):
+            local, placeholders = self.scopes[depth]
+            if name in local:
+                letter = "abcdefghijklmnopqrstu"[min(depth, 20)]
+                return placeholders.setdefault(name, f"{letter}{len(placeholders)}")
+        return self.rename(name)
 
     def _body(self, statements: list[ast.stmt]) -> list[ast.stmt]:
         kept = [s for s in statements
@@ -304,7 +324,22 @@ class _Normalizer(ast.NodeTransformer):
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST:
         node.name = self.rename(node.name)
         node.returns = None
-        return self.generic_visit(node)
+        # Decorators and defaults belong to the enclosing scope; arguments and body to the function's.
+        node.decorator_list = [self.visit(d) for d in node.decorator_list]
+        node.args.defaults = [self.visit(d) for d in node.args.defaults]
+        node.args.kw_defaults = [None if d is None else self.visit(d) for d in node.args.kw_defaults]
+        self.scopes.append((_local_names(node), {}))
+        try:
+            arguments = node.args
+            for group in (arguments.posonlyargs, arguments.args, [arguments.vararg], arguments.kwonlyargs,
+                          [arguments.kwarg]):
+                for argument in group:
+                    if argument is not None:
+                        self.visit(argument)
+            node.body = [self.visit(statement) for statement in self._body(node.body)]
+        finally:
+            self.scopes.pop()
+        return node
 
     visit_FunctionDef = _function
     visit_AsyncFunctionDef = _function
@@ -314,7 +349,7 @@ class _Normalizer(ast.NodeTransformer):
         return self.generic_visit(node)
 
     def visit_arg(self, node: ast.arg) -> ast.AST:
-        node.arg = self.rename(node.arg)
+        node.arg = self.rename_variable(node.arg)
         node.annotation = None
         return node
 
@@ -324,7 +359,7 @@ class _Normalizer(ast.NodeTransformer):
         return self.visit(ast.copy_location(ast.Assign(targets=[node.target], value=node.value), node))
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
-        node.id = self.rename(node.id)
+        node.id = self.rename_variable(node.id)
         return node
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
@@ -338,12 +373,12 @@ class _Normalizer(ast.NodeTransformer):
         return self.generic_visit(node)
 
     def visit_alias(self, node: ast.alias) -> ast.AST:
-        if node.asname is not None:
+        if node.asname is not None:  # the module's canonical alias, or a placeholder
             node.asname = self.rename(node.asname)
         return node
 
     def _names(self, node: ast.Global | ast.Nonlocal) -> ast.AST:
-        node.names = [self.rename(n) for n in node.names]
+        node.names = [self.rename_variable(n) for n in node.names]
         return node
 
     visit_Global = _names
@@ -351,8 +386,66 @@ class _Normalizer(ast.NodeTransformer):
 
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.AST:
         if node.name is not None:
-            node.name = self.rename(node.name)
+            node.name = self.rename_variable(node.name)
         return self.generic_visit(node)
+
+
+CANONICAL_ALIASES = {"torch": "torch", "torch.nn": "nn", "torch.nn.functional": "F", "numpy": "np"}
+"""`import torch.nn as tnn` is normalized to `import torch.nn as nn`, and every tnn to nn."""
+
+
+def _bound_names(tree: ast.AST) -> tuple[set[str], dict[str, str]]:
+    """The names the file binds, and its aliases of the modules in CANONICAL_ALIASES. A method or
+    attribute that nn.Module already has (__init__, forward, self.training) is not the student's."""
+    module_names = _module_names()
+    bound: set[str] = set()
+    aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) or (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                                              and node.name not in module_names):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.add(node.id)
+        elif isinstance(node, ast.Attribute) and not isinstance(node.ctx, ast.Load) and node.attr not in module_names:
+            bound.add(node.attr)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.asname is None:
+                    continue
+                full = alias.name if isinstance(node, ast.Import) else f"{node.module}.{alias.name}"
+                if full in CANONICAL_ALIASES:
+                    aliases[alias.asname] = CANONICAL_ALIASES[full]
+                else:
+                    bound.add(alias.asname)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            bound.update(node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name is not None:
+            bound.add(node.name)
+    return bound, aliases
+
+
+def _local_names(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """The function's arguments and the names it assigns, less those it declares global or
+    nonlocal (nested functions' own names included: they get the nested function's placeholders)."""
+    arguments = function.args
+    local = {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                             arguments.vararg, arguments.kwarg) if a is not None}
+    declared: set[str] = set()
+    for node in (n for statement in function.body for n in ast.walk(statement)):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            local.add(node.id)
+        elif isinstance(node, ast.ExceptHandler) and node.name is not None:
+            local.add(node.name)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            declared.update(node.names)
+    return local - declared
+
+
+@functools.lru_cache(maxsize=1)
+def _module_names() -> frozenset[str]:
+    return frozenset(dir(torch.nn.Module))
 
 
 def normalized_source(text: str) -> str:
@@ -360,16 +453,22 @@ def normalized_source(text: str) -> str:
     names taken out, so that two files differing only in those normalize to the same string.
 
     The text is parsed with `ast` (never imported or run); docstrings and other bare string
-    statements and type annotations are dropped; every identifier that is not in `known_names()`
-    (builtins, torch/nn/F names, nn layer parameters) becomes v0, v1, ... in order of first
-    appearance: function, class, variable, argument, attribute (self.conv1) and keyword names
-    alike. Then `ast.unparse` writes it in one canonical layout. Names in import statements other
-    than aliases are kept. Text that does not parse falls back to its lines without comments,
-    blank lines or runs of spaces.
+    statements and type annotations are dropped; aliases of torch, torch.nn, torch.nn.functional
+    and numpy become torch, nn, F and np; every other identifier the file binds (class,
+    function, argument, variable, `self.conv1 = ...` attribute, import alias; not a method or
+    attribute nn.Module has, such as forward) or that is not in `known_names()` (builtins,
+    torch/nn/F and Tensor/Module names, nn layer parameters) becomes a placeholder in order of
+    first appearance: a0, a1, ... for a function's arguments and locals, counted afresh in each
+    function, and v0, v1, ... for the rest, the same wherever it occurs (keyword arguments and
+    attributes included). What stays is the API the model is built from: nn.Conv2d(1, 32, 3,
+    padding=1), x.flatten(1), super(). Then `ast.unparse` writes it in one canonical layout.
+    Module names in import statements are kept (`from torch import nn` and `import torch.nn as
+    nn` differ). Text that does not parse falls back to its lines without comments, blank lines
+    or runs of spaces.
     """
     try:
         tree = ast.parse(text)
-        tree = ast.fix_missing_locations(_Normalizer().visit(tree))
+        tree = ast.fix_missing_locations(_Normalizer(tree).visit(tree))
         return ast.unparse(tree)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return _stripped_lines(text)
@@ -611,7 +710,7 @@ def find_similar_pairs(submissions: Sequence[SubmissionEvidence],
     pairs = []
     for i, a in enumerate(submissions):
         for j in range(i + 1, len(submissions)):
-            pair = _compare(a, submissions[j], screen.look(i, j), thresholds, template_sources)
+            pair = _compare(a, submissions[j], screen.pair(i, j), thresholds, template_sources)
             if pair is not None:
                 pairs.append(pair)
     pairs.sort(key=lambda p: (-len(p.signals), -(p.weights_similarity or 0.0)))
@@ -669,20 +768,27 @@ class _PredictionScreen:
             agreement = (same - both_right) / either_wrong
         return (either_wrong >= self.thresholds.min_errors) & (agreement >= self.thresholds.error_agreement)
 
-    def look(self, i: int, j: int) -> tuple[bool, _PredictionScreen, int, int] | None:
-        """None when the two have no predictions on one evaluation set, else whether the pair is a
-        candidate for the prediction signal, with what `agreement` needs."""
+    def pair(self, i: int, j: int) -> _ScreenedPair | None:
+        """None when submissions i and j have no predictions on one evaluation set."""
         if i not in self.place or j not in self.place or self.place[i][0] != self.place[j][0]:
             return None
-        group, row_i = self.place[i]
-        return bool(self.candidate[group][row_i, self.place[j][1]]), self, i, j
+        group, row = self.place[i]
+        return _ScreenedPair(self, i, j, candidate=bool(self.candidate[group][row, self.place[j][1]]))
 
-    def agreement(self, i: int, j: int) -> AgreementStats:
-        return _agreement(self.prints[i], self.prints[j], self.priors[i])
+
+@dataclass(frozen=True)
+class _ScreenedPair:
+    screen: _PredictionScreen
+    i: int
+    j: int
+    candidate: bool  # the error agreement reaches the threshold over enough faces
+
+    def agreement(self) -> AgreementStats:
+        return _agreement(self.screen.prints[self.i], self.screen.prints[self.j], self.screen.priors[self.i])
 
 
 def _compare(a: SubmissionEvidence, b: SubmissionEvidence,
-             screened: tuple[bool, _PredictionScreen, int, int] | None,
+             screened: _ScreenedPair | None,
              thresholds: SimilarityThresholds, templates: set[str]) -> SimilarPair | None:
     signals = []
     weights = None
@@ -696,8 +802,8 @@ def _compare(a: SubmissionEvidence, b: SubmissionEvidence,
     if thresholds.source and source_identical and a.source not in templates:
         signals.append("source")
     agreement = None
-    if screened is not None and screened[0]:
-        agreement = screened[1].agreement(screened[2], screened[3])
+    if screened is not None and screened.candidate:
+        agreement = screened.agreement()
         if (agreement.excess >= thresholds.prediction_excess and agreement.either_wrong >= thresholds.min_errors
                 and agreement.error_agreement >= thresholds.error_agreement):
             signals.append("predictions")
@@ -706,7 +812,7 @@ def _compare(a: SubmissionEvidence, b: SubmissionEvidence,
     if weights is None and a.weights is not None and b.weights is not None:
         weights = weights_similarity(a.weights, b.weights)
     if agreement is None and screened is not None:
-        agreement = screened[1].agreement(screened[2], screened[3])
+        agreement = screened.agreement()
     ratio = None if a.source is None or b.source is None else source_similarity(a.source, b.source)
     return SimilarPair(
         student_a=a.student_id, student_b=b.student_id, signals=tuple(signals),

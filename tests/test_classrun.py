@@ -1,0 +1,169 @@
+"""Grading a whole class: resume from finished results, settled duplicate ids, SIGKILL in the
+middle of a batch, and the same results on a Dask scheduler with two worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from grader.batch import GradingSetup
+from grader.classrun import PlannedSubmission, Runner, grade_class, plan_class
+from grader.data.readers import read_faces
+from grader.profile import get_profile
+from grader.scoring.rubric import load_rubric
+from grader.tasks import TaskSettings
+from tests.conftest import EXAMPLES, ROOT
+
+pytestmark = pytest.mark.slow
+GRADER = [sys.executable, "-m", "grader.cli"]
+
+
+@pytest.fixture
+def class_folder(tmp_path) -> Path:
+    """Three copies of the small example under three ids, and one broken submission."""
+    root = tmp_path / "class"
+    for index in range(3):
+        target = root / f"student{index}"
+        shutil.copytree(EXAMPLES / "small_cnn", target, ignore=shutil.ignore_patterns("__pycache__"))
+        spec = target / "submission.yaml"
+        spec.write_text(spec.read_text().replace("b09902022", f"b0000000{index}"))
+    shutil.copytree(EXAMPLES / "broken_six_classes", root / "zz_broken", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def setup_for(out: Path, small_eval_csv: Path, **changes) -> GradingSetup:
+    fields = dict(evaluation=read_faces(small_eval_csv), rubric=load_rubric(ROOT / "rubric.yaml"),
+                  profile=get_profile("cpu"), out_dir=out, isolation="inprocess", tasks=TaskSettings.quick())
+    return GradingSetup(**(fields | changes))
+
+
+def graded_ids(**kwargs) -> tuple[list, list]:
+    log = []
+    results = grade_class(on_result=lambda folder, result, reused: log.append((folder.name, reused)), **kwargs)
+    return results, log
+
+
+def test_a_rerun_reuses_every_finished_result(class_folder, tmp_path, small_eval_csv):
+    setup = setup_for(tmp_path / "out", small_eval_csv)
+    first, log = graded_ids(root=class_folder, setup=setup)
+    assert not any(reused for _, reused in log)
+    stamp = (tmp_path / "out" / "b00000001" / "result.json").stat().st_mtime_ns
+
+    again, log = graded_ids(root=class_folder, setup=setup)
+    assert all(reused for _, reused in log) and len(log) == 4
+    assert [r.model_dump() for r in again] == [r.model_dump() for r in first]
+    assert (tmp_path / "out" / "b00000001" / "result.json").stat().st_mtime_ns == stamp
+
+
+def test_a_changed_submission_or_force_regrades_only_what_it_must(class_folder, tmp_path, small_eval_csv):
+    setup = setup_for(tmp_path / "out", small_eval_csv)
+    grade_class(class_folder, setup)
+    (class_folder / "student1" / "report.md").write_text("## 1\nnew answer\n", encoding="utf-8")
+
+    _, log = graded_ids(root=class_folder, setup=setup)
+    assert dict(log) == {"student0": True, "student1": False, "student2": True, "zz_broken": True}
+    _, log = graded_ids(root=class_folder, setup=setup, force=True)
+    assert not any(reused for _, reused in log)
+
+
+def test_other_settings_are_a_different_key(class_folder, tmp_path, small_eval_csv):
+    quick = plan_class(class_folder, setup_for(tmp_path / "out", small_eval_csv))
+    full = plan_class(class_folder, setup_for(tmp_path / "out", small_eval_csv, tasks=TaskSettings()))
+    chinese = plan_class(class_folder, setup_for(tmp_path / "out", small_eval_csv, language="zh-TW"))
+    keys = [{p.cache_key for p in plan.submissions} for plan in (quick, full, chinese)]
+    assert not (keys[0] & keys[1]) and not (keys[0] & keys[2])
+
+
+class Reversed(Runner):
+    """Grades the last folder first, as a parallel run may."""
+
+    def run(self, pending, setup, owners, on_result):
+        super().run(list(reversed(pending)), setup, owners, on_result)
+
+
+def test_a_duplicate_id_goes_to_the_first_folder_whatever_order_they_are_graded_in(class_folder, tmp_path,
+                                                                                   small_eval_csv):
+    spec = class_folder / "student2" / "submission.yaml"
+    spec.write_text(spec.read_text().replace("b00000002", "b00000000"))
+    results = grade_class(class_folder, setup_for(tmp_path / "out", small_eval_csv), runner=Reversed())
+    by_folder = {r.folder: r for r in results}
+    assert by_folder["student0"].student_id == "b00000000" and by_folder["student0"].status == "graded"
+    assert by_folder["student2"].student_id == "student2" and by_folder["student2"].status == "failed"
+    assert "already used by the submission folder 'student0'" in by_folder["student2"].errors[0].message
+
+
+def run_grader(*args, **popen) -> subprocess.Popen:
+    return subprocess.Popen([*GRADER, "grade", *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def grade_cli(class_folder: Path, out: Path, data: Path, *extra: str) -> str:
+    process = run_grader(class_folder, "--out", out, "--data", data, "--quick", "--no-sandbox", *extra)
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output
+    return output
+
+
+def test_a_batch_killed_by_sigkill_resumes_to_the_same_gradebook(class_folder, tmp_path, small_eval_csv):
+    grade_cli(class_folder, tmp_path / "whole", small_eval_csv, "--workers", "1")
+
+    killed = tmp_path / "killed"
+    process = run_grader(class_folder, "--out", killed, "--data", small_eval_csv, "--quick", "--no-sandbox",
+                         "--workers", "1", start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (killed / "b00000000" / "result.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # the grader, its sandbox, everything it started
+    process.wait()
+    assert not (killed / "gradebook.csv").exists()  # it really died in the middle
+
+    output = grade_cli(class_folder, killed, small_eval_csv, "--workers", "1")
+    assert "(unchanged, from the last run)" in output
+    assert (killed / "gradebook.csv").read_bytes() == (tmp_path / "whole" / "gradebook.csv").read_bytes()
+    assert sorted(p.name for p in killed.iterdir() if p.is_dir()) == \
+        sorted(p.name for p in (tmp_path / "whole").iterdir() if p.is_dir())
+
+
+def comparable(out: Path) -> dict[str, dict]:
+    """Every result.json of a run, without the wall-clock timings (the one field runs differ in)."""
+    results = {}
+    for path in sorted(out.glob("*/result.json")):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        result.pop("timings")
+        results[path.parent.name] = result
+    return results
+
+
+def test_a_scheduler_with_two_worker_processes_gives_the_same_results(class_folder, tmp_path, small_eval_csv):
+    grade_cli(class_folder, tmp_path / "local", small_eval_csv, "--workers", "1")
+
+    dask = Path(sys.executable).with_name("dask")
+    scheduler_file = tmp_path / "scheduler.json"
+    started = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                 "--scheduler-file", scheduler_file], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        for _ in range(2):
+            started.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard"],
+                                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                            start_new_session=True))
+        output = grade_cli(class_folder, tmp_path / "cluster", small_eval_csv, "--scheduler", address)
+    finally:
+        for process in started:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert f"Dask scheduler {address}" in output
+    assert comparable(tmp_path / "cluster") == comparable(tmp_path / "local")
+    assert len(comparable(tmp_path / "local")) == 4
