@@ -83,6 +83,8 @@ def _setup(data: Path | None, usage: str, rubric: Path, out: Path, language: str
     try:
         evaluation = _evaluation_set(data, usage)
         hardware = get_profile(profile)
+        if hardware.unavailable_reason():
+            raise ValueError(hardware.unavailable_reason())
     except (DataFormatError, ValueError) as error:
         raise _fail(str(error)) from None
     return GradingSetup(evaluation=evaluation, rubric=rubric_model, profile=hardware, out_dir=out,
@@ -111,10 +113,10 @@ def grade(
     smoothgrad: SmoothGradOption = False,
     no_sandbox: Annotated[bool, typer.Option("--no-sandbox", help="run student code in a plain subprocess "
                                                                   "when bubblewrap is unavailable")] = False,
-    manual: Annotated[Path | None, typer.Option("--manual", help="the TA's scores.csv (student_id, criterion, "
-                                                                "points, comment): manual scores and overrides")] = None,
+    manual: Annotated[Path | None, typer.Option(
+        "--manual", help="the TA's scores.csv (student_id, criterion, points, comment): scores and overrides")] = None,
     canvas: Annotated[Path | None, typer.Option("--canvas", help="also write Canvas's grade-import CSV here")] = None,
-    assignment: Annotated[str, typer.Option(help="the assignment's column name in the Canvas CSV")] = "Explain your CNN",
+    assignment: Annotated[str, typer.Option(help="the assignment's column in the Canvas CSV")] = "Explain your CNN",
     workers: Annotated[int | None, typer.Option(help="parallel Dask workers on this machine (default: one per "
                                                       "core that memory allows; 1 grades in this process)")] = None,
     scheduler: Annotated[str | None, typer.Option(help="an existing Dask scheduler, tcp://HOST:PORT, whose workers "
@@ -174,7 +176,8 @@ class BatchProgress:
     def __init__(self, total: int) -> None:
         self.failed = 0
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                 TextColumn("{task.completed}/{task.total}"), TextColumn("[red]{task.fields[failed]} failed"),
+                                 TextColumn("{task.completed}/{task.total}"),
+                                 TextColumn("[red]{task.fields[failed]} failed"),
                                  TextColumn("{task.fields[remaining]} remaining"), TimeRemainingColumn(),
                                  console=console, transient=True)
         self.task = self.progress.add_task("grading", total=total, failed=0, remaining=total)

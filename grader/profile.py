@@ -37,7 +37,11 @@ class HardwareProfile(BaseModel):
     limits: Limits = Limits()
 
     def apply(self) -> None:
-        """Set torch's threads, seeds and deterministic algorithms for this process."""
+        """Set torch's threads, seeds and deterministic algorithms for this process; ValueError when
+        the profile wants a device this machine lacks."""
+        problem = self.unavailable_reason()
+        if problem:
+            raise ValueError(problem)
         torch.set_num_threads(self.threads)
         random.seed(self.seed)
         np.random.seed(self.seed)
@@ -46,13 +50,31 @@ class HardwareProfile(BaseModel):
             # cuBLAS needs this to be deterministic on CUDA; harmless on the CPU.
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+            # TF32 rounds fp32 matmuls to 10-bit mantissas on Ampere and later: off, so fp32 means fp32.
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+
+    def unavailable_reason(self) -> str | None:
+        """Why this machine cannot run the profile, in words; None when it can."""
+        if self.device == "cuda" and not torch.cuda.is_available():
+            return (f"the {self.name} profile needs a CUDA GPU, and torch sees none here (torch {torch.__version__}); "
+                    "grade with --profile cpu")
+        return None
 
     def describe(self) -> str:
         return (f"{self.name}: {self.device}, {self.dtype}, {self.threads} thread(s), seed {self.seed}, "
                 f"{'deterministic' if self.deterministic else 'non-deterministic'}, torch {torch.__version__}")
 
 
-PROFILES: dict[str, HardwareProfile] = {"cpu": HardwareProfile()}
+PROFILES: dict[str, HardwareProfile] = {
+    "cpu": HardwareProfile(),
+    # CUDA when present: the model and every request on the GPU, fp32 without TF32, deterministic
+    # algorithms (cuBLAS workspace config, cuDNN deterministic). The grader's own work (LIME's
+    # surrogates, figures, the PDF) stays on the CPU with one thread.
+    "gpu": HardwareProfile(name="gpu", device="cuda"),
+}
 
 
 def get_profile(name: str) -> HardwareProfile:

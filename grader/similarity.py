@@ -24,10 +24,11 @@ predictions  `prediction_agreement`: agreement beyond what two models that err i
              disagree often (one is right, or they pick different wrong classes); a copy makes
              the same mistakes and only those.
 
-`find_similar_pairs` compares every pair (a few hundred submissions: fingerprints are computed
-once, weights are compared only tensor by tensor of equal shape, and the weights comparison is
-skipped where the shapes alone cannot reach the threshold), and `write_similarity_csv` writes
-similarity.csv.
+`gather_evidence` reads one submission folder; `find_similar_pairs` compares every pair (a few
+hundred submissions, 200 in about a second: fingerprints are computed once, weights are compared
+only tensor by tensor of equal shape, largest first, stopping as soon as the threshold is out of
+reach; the prediction signal is screened for all pairs at once with matrix products); and
+`write_similarity_csv` writes similarity.csv.
 """
 
 from __future__ import annotations
@@ -322,7 +323,7 @@ class _Normalizer(ast.NodeTransformer):
         return super().generic_visit(node)
 
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST:
-        node.name = self.rename(node.name)
+        node.name = self.rename_variable(node.name)
         node.returns = None
         # Decorators and defaults belong to the enclosing scope; arguments and body to the function's.
         node.decorator_list = [self.visit(d) for d in node.decorator_list]
@@ -345,7 +346,7 @@ class _Normalizer(ast.NodeTransformer):
     visit_AsyncFunctionDef = _function
 
     def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
-        node.name = self.rename(node.name)
+        node.name = self.rename_variable(node.name)
         return self.generic_visit(node)
 
     def visit_arg(self, node: ast.arg) -> ast.AST:
@@ -427,19 +428,29 @@ def _bound_names(tree: ast.AST) -> tuple[set[str], dict[str, str]]:
 
 
 def _local_names(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
-    """The function's arguments and the names it assigns, less those it declares global or
-    nonlocal (nested functions' own names included: they get the nested function's placeholders)."""
+    """The function's arguments and the names its own body binds (not those of functions or
+    classes nested in it, which get their own placeholders), less those it declares global or
+    nonlocal."""
     arguments = function.args
     local = {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
                              arguments.vararg, arguments.kwarg) if a is not None}
     declared: set[str] = set()
-    for node in (n for statement in function.body for n in ast.walk(statement)):
+    pending: list[ast.AST] = list(function.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            local.add(node.name)
+            pending.extend(node.decorator_list)
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
         if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
             local.add(node.id)
         elif isinstance(node, ast.ExceptHandler) and node.name is not None:
             local.add(node.name)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             declared.update(node.names)
+        pending.extend(ast.iter_child_nodes(node))
     return local - declared
 
 
@@ -639,19 +650,21 @@ class SimilarityThresholds:
     """When a pair is flagged; calibrated on the example submissions (tests/test_similarity.py).
 
     weights: `weights_similarity` at or above this. The examples (all different architectures)
-        reach 0.007 at most against each other; a copy with Gaussian noise of 1e-3 (or 3e-2) of
-        each tensor's spread scores 0.99999 (0.9996), a copy fine-tuned for an epoch 0.999. Two
-        small CNNs trained from the same seed on different batch orders scored 0.63, from
-        different seeds 0.02: a course template that fixes the seed makes honest weights
-        correlate, so do not lower this much.
-    source: flag sources that are equal after normalization (False: never flag on source).
+        reach 0.007 at most against each other, and 0.005-0.03 against a fresh initialization of
+        their own architecture; a copy with Gaussian noise of 1e-3 (3e-2) of each tensor's spread
+        scores 0.99999 (0.9996), a copy fine-tuned for an epoch 0.999. Two small CNNs trained
+        from the same seed on different batch orders scored 0.63, from different seeds 0.02: a
+        course template that fixes the seed makes honest weights correlate, so do not lower this
+        much.
+    source: flag sources that are equal after normalization (False: never flag on source). No
+        two examples are; their closest pair is 0.70 alike.
     prediction_excess: the agreement's z-score at or above this: a guard against chance on small
-        evaluation sets, not the verdict (honest example pairs reach z 23 on the 3,589 bundled
-        faces, and z grows with sqrt(n)).
+        evaluation sets, not the verdict. Honest example pairs reach z 23 on the 3,589 bundled
+        faces (z grows with sqrt(n)); a copy 31-58, a copy with 2% of its predictions changed 30-57.
     error_agreement: agreement on the faces at least one of the two got wrong, at or above this.
-        Honest example pairs reach 0.61 on the bundled faces (0.64 on a 500-face set; 0.06
-        expected under independence); a copy scores 1, a copy with 2% of its predictions changed
-        0.87-0.98, a copy with weight noise of 3e-2 of each tensor's spread 0.84-0.91.
+        Honest example pairs reach 0.61 on the bundled faces (0.64 on a 500-face set), where
+        independence expects about 0.06; a copy scores 1, a copy with 2% of its predictions
+        changed 0.86-0.96, a copy with weight noise of 3e-2 of each tensor's spread 0.84-0.91.
     min_errors: fewer faces wrong for at least one of the two make error_agreement meaningless.
     """
 
@@ -757,8 +770,8 @@ class _PredictionScreen:
 
     def _candidates(self, predictions: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
         """(S, S) whether a pair's error agreement reaches the threshold over enough faces."""
-        right = (predictions == labels).astype(np.float32)
-        both_right = right @ right.T
+        right = (predictions == labels).astype(np.float32)  # counts are exact in float32 up to 2**24
+        both_right = (right @ right.T).astype(np.float64)
         same = np.zeros_like(both_right)
         for k in range(classes):
             said = (predictions == k).astype(np.float32)
@@ -827,7 +840,7 @@ def _reason(signals: list[str], weights: float | None, identical: bool, a: Submi
     parts = []
     if "weights" in signals:
         parts.append("identical weights" if identical
-                     else f"weights correlate {weights:.3f} after renaming (matched by shape, names ignored)")
+                     else f"weights correlate {_correlation(weights)} after renaming (matched by shape, names ignored)")
     if "source" in signals:
         name = a.source_name if a.source_name == b.source_name and a.source_name else "model source"
         parts.append(f"same {name} after normalization (comments, docstrings and names ignored)")
@@ -837,10 +850,18 @@ def _reason(signals: list[str], weights: float | None, identical: bool, a: Submi
                      f"either got wrong, where {agreement.expected_error_agreement:.0%} is expected "
                      f"(on all faces {agreement.observed:.1%} vs {agreement.expected:.1%}, z {agreement.excess:.0f})")
     if "weights" not in signals and weights is not None and weights >= 0.5:
-        parts.append(f"weights correlate {weights:.3f}")
+        parts.append(f"weights correlate {_correlation(weights)}")
     if "source" not in signals and ratio is not None and ratio >= 0.9:
         parts.append(f"sources {ratio:.0%} alike after normalization")
     return "; ".join(parts)
+
+
+def _correlation(value: float) -> str:
+    """0.981, or 0.999997 for a near copy: cut, never rounded up to 1."""
+    if value >= 1.0:
+        return "1"
+    digits = 3 if value < 0.999 else 6
+    return f"{math.floor(value * 10**digits) / 10**digits:.{digits}f}"
 
 
 CSV_COLUMNS = ("student_a", "student_b", "signals", "weights_similarity", "source_identical",

@@ -78,8 +78,9 @@ def test_other_settings_are_a_different_key(class_folder, tmp_path, small_eval_c
     quick = plan_class(class_folder, setup_for(tmp_path / "out", small_eval_csv))
     full = plan_class(class_folder, setup_for(tmp_path / "out", small_eval_csv, tasks=TaskSettings()))
     chinese = plan_class(class_folder, setup_for(tmp_path / "out", small_eval_csv, language="zh-TW"))
-    keys = [{p.cache_key for p in plan.submissions} for plan in (quick, full, chinese)]
-    assert not (keys[0] & keys[1]) and not (keys[0] & keys[2])
+    gpu = plan_class(class_folder, setup_for(tmp_path / "out", small_eval_csv, profile=get_profile("gpu")))
+    keys = [{p.cache_key for p in plan.submissions} for plan in (quick, full, chinese, gpu)]
+    assert all(not (keys[0] & other) for other in keys[1:])
 
 
 class Reversed(Runner):

@@ -126,6 +126,11 @@ def _bwrap_prefix(snapshot: Path) -> list[str]:
     binds += [(str(path), str(path)) for path in _python_paths()]
     binds.append((str(Path(grader.__file__).resolve().parent), f"{SANDBOX_PACKAGE_ROOT}/grader"))
     binds.append((str(snapshot), SANDBOX_SUBMISSION))
+    # The gpu profile: the NVIDIA device files and the driver's /proc entries (the driver's
+    # libraries live under /usr, bound above). Absent on a machine without NVIDIA's driver.
+    args += [arg for device in sorted(Path("/dev").glob("nvidia*")) for arg in ("--dev-bind", str(device), str(device))]
+    if Path("/proc/driver/nvidia").exists():
+        args += ["--ro-bind", "/proc/driver/nvidia", "/proc/driver/nvidia"]
     # bwrap makes missing parent folders 0700; after the uid drop they must be passable.
     parents = sorted({str(p) for _, target in binds for p in Path(target).parents if str(p) != "/"},
                      key=lambda p: p.count("/"))

@@ -19,9 +19,10 @@ from grader.yamlfile import ConfigError
 
 def serve(submission: str, profile: dict, requests: int, responses: int) -> None:
     quiet_libraries()  # keep the captured output the student's own
-    HardwareProfile.model_validate(profile).apply()
+    hardware = HardwareProfile.model_validate(profile)
     try:
-        model = load(Path(submission))
+        hardware.apply()
+        model = load(Path(submission), hardware.device)
     except BaseException as error:  # noqa: BLE001  (whatever the student's import does, report it)
         write_message(responses, failure(error, "load"))
         return
@@ -41,12 +42,12 @@ def serve(submission: str, profile: dict, requests: int, responses: int) -> None
         write_message(responses, response)
 
 
-def load(folder: Path) -> InProcessModel:
+def load(folder: Path, device: str = "cpu") -> InProcessModel:
     try:
         spec = load_spec(folder)
     except ConfigError as error:
         raise SubmissionError("spec", "; ".join(error.problems)) from None
-    return InProcessModel(SubmissionModule(build_model(folder, spec), spec.input))
+    return InProcessModel(SubmissionModule(build_model(folder, spec), spec.input), device=device)
 
 
 def answer(request: Message, models: dict[int, ModelProtocol]) -> Message:

@@ -32,10 +32,12 @@ class _StopForward(BaseException):
 
 
 class InProcessModel(ModelProtocol):
-    """Answers the protocol's requests with torch, on the CPU, one whole batch per request."""
+    """Answers the protocol's requests with torch, on `device` (the profile's: cpu, or cuda), one
+    whole batch per request; numpy in and out."""
 
-    def __init__(self, module: SubmissionModule) -> None:
-        self.module = module.eval()
+    def __init__(self, module: SubmissionModule, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.module = module.eval().to(self.device)
         for parameter in self.module.parameters():
             # Only input gradients are ever needed: frozen parameters skip their weight gradients.
             parameter.requires_grad_(False)
@@ -53,15 +55,16 @@ class InProcessModel(ModelProtocol):
         """Logits through Lightning's predict loop, in batches of PREDICT_BATCH."""
         if len(pixels) == 0:
             return np.zeros((0, self.describe().num_classes), np.float32)
-        loader = DataLoader(TensorDataset(_tensor(pixels)), batch_size=PREDICT_BATCH)
-        trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        loader = DataLoader(TensorDataset(_tensor(pixels)), batch_size=PREDICT_BATCH)  # Lightning moves batches
+        accelerator = "gpu" if self.device.type == "cuda" else "cpu"
+        trainer = pl.Trainer(accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
                              enable_progress_bar=False, enable_model_summary=False)
         with self._forward_errors(pixels):
             batches = trainer.predict(self.module, dataloaders=loader)
         return _as_numpy(torch.cat([_logits_tensor(b) for b in batches]))
 
     def input_gradient(self, pixels: np.ndarray, objective: Objective) -> tuple[np.ndarray, np.ndarray]:
-        x = _tensor(pixels).requires_grad_(True)
+        x = self._tensor(pixels).requires_grad_(True)
         with torch.enable_grad(), self._forward_errors(pixels):
             values = self._objective_values(x, objective)
             (gradient,) = torch.autograd.grad(values.sum(), x)
@@ -69,15 +72,15 @@ class InProcessModel(ModelProtocol):
 
     def activations(self, pixels: np.ndarray, layer: str) -> np.ndarray:
         with torch.no_grad(), self._forward_errors(pixels):
-            return _as_numpy(self._forward_to(_tensor(pixels), layer))
+            return _as_numpy(self._forward_to(self._tensor(pixels), layer))
 
     def layer_gradient(self, pixels: np.ndarray, layer: str, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         target = self._module_named(layer)
         if self._scripted:
             with torch.enable_grad(), self._forward_errors(pixels):
-                x = _tensor(pixels).requires_grad_(True)
+                x = self._tensor(pixels).requires_grad_(True)
                 activation, logits = self._tapped(layer, with_output=True)(self.module.preprocess(x))
-                picked = _logits_tensor(logits)[torch.arange(len(x)), torch.as_tensor(classes, dtype=torch.long)]
+                picked = _pick(_logits_tensor(logits), classes)
                 (gradient,) = torch.autograd.grad(picked.sum(), activation)
             return _as_numpy(activation), _as_numpy(gradient)
         captured: list[torch.Tensor] = []
@@ -89,11 +92,11 @@ class InProcessModel(ModelProtocol):
         handle = target.register_forward_hook(capture)
         try:
             with torch.enable_grad(), self._forward_errors(pixels):
-                x = _tensor(pixels).requires_grad_(True)  # so the graph reaches the layer with frozen weights
+                x = self._tensor(pixels).requires_grad_(True)  # so the graph reaches the layer with frozen weights
                 logits = _logits_tensor(self.module(x))
                 if not captured:
                     raise SubmissionError("request", f"layer '{layer}' is never called in the model's forward")
-                picked = logits[torch.arange(len(x)), torch.as_tensor(classes, dtype=torch.long)]
+                picked = _pick(logits, classes)
                 (gradient,) = torch.autograd.grad(picked.sum(), captured[0])
         finally:
             handle.remove()
@@ -108,7 +111,7 @@ class InProcessModel(ModelProtocol):
                 _reinitialize(layer)
         finally:
             torch.random.set_rng_state(generator_state)
-        return InProcessModel(clone)
+        return InProcessModel(clone, str(self.device))
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -122,24 +125,22 @@ class InProcessModel(ModelProtocol):
         except Exception as error:
             if is_out_of_memory(error):
                 raise memory_error(error) from None
-            shape = tuple(self.module.preprocess(_tensor(pixels[:1])).shape[1:])
+            shape = tuple(self.module.preprocess(self._tensor(pixels[:1])).shape[1:])
             raise SubmissionError("request", f"the model's forward failed on a batch of {len(pixels)} faces shaped "
                                              f"{(len(pixels), *shape)}: {describe_exception(error)}") from None
 
     def _objective_values(self, x: torch.Tensor, objective: Objective) -> torch.Tensor:
         if isinstance(objective, ChannelMean):
             output = self._forward_to(x, objective.layer)
-            channels = torch.as_tensor(objective.channels, dtype=torch.long)
             flat = output.reshape(output.shape[0], output.shape[1], -1)
             if objective.negative_slope != 1.0:
                 flat = F.leaky_relu(flat, objective.negative_slope)
-            return flat[torch.arange(len(x)), channels].mean(dim=1)
+            return _pick(flat, objective.channels).mean(dim=1)
         logits = _logits_tensor(self.module(x))
         if isinstance(objective, ClassLogit):
-            classes = torch.as_tensor(objective.classes, dtype=torch.long)
-            return logits[torch.arange(len(x)), classes]
+            return _pick(logits, objective.classes)
         if isinstance(objective, CrossEntropy):
-            labels = torch.as_tensor(objective.labels, dtype=torch.long)
+            labels = torch.as_tensor(objective.labels, dtype=torch.long, device=x.device)
             return F.cross_entropy(logits, labels, reduction="none")
         raise TypeError(f"unknown objective {objective!r}")
 
@@ -167,6 +168,9 @@ class InProcessModel(ModelProtocol):
             raise SubmissionError("request", f"layer '{layer}' is never called in the model's forward")
         return captured[0]
 
+    def _tensor(self, pixels: np.ndarray) -> torch.Tensor:
+        return _tensor(pixels).to(self.device)
+
     @property
     def _scripted(self) -> bool:
         return isinstance(self.module.net, torch.jit.ScriptModule)
@@ -189,14 +193,14 @@ class InProcessModel(ModelProtocol):
         """Every named module with its output shape for one face, found with forward hooks (for
         TorchScript, with a cut of its graph; a layer it cannot observe keeps an unknown shape)."""
         shapes: dict[str, tuple[int, ...]] = {}
-        zeros = torch.zeros(1, 48, 48)
+        zeros = torch.zeros(1, 48, 48, device=self.device)
         if self._scripted:
             logits = self._scripted_shapes(zeros, shapes)
         else:
             handles = [layer.register_forward_hook(_record_shape(name, shapes))
                        for name, layer in self.module.net.named_modules() if name]
             try:
-                with torch.no_grad(), self._forward_errors(zeros.numpy()):
+                with torch.no_grad(), self._forward_errors(np.zeros((1, 48, 48), np.float32)):
                     logits = _logits_tensor(self.module(zeros))
             finally:
                 for handle in handles:
@@ -212,7 +216,7 @@ class InProcessModel(ModelProtocol):
     def _scripted_shapes(self, pixels: torch.Tensor, shapes: dict[str, tuple[int, ...]]) -> torch.Tensor:
         """Fill `shapes` for the TorchScript layers that can be observed; returns the logits."""
         names = observable_layers(self.module.net, [name for name, _ in self.module.net.named_modules() if name])
-        with torch.no_grad(), self._forward_errors(pixels.numpy()):
+        with torch.no_grad(), self._forward_errors(np.zeros((1, 48, 48), np.float32)):
             *outputs, logits = LayerTaps(self.module.net, names, with_output=True)(self.module.preprocess(pixels))
         shapes.update((name, tuple(output.shape[1:])) for name, output in zip(names, outputs)
                       if isinstance(output, torch.Tensor))
@@ -261,6 +265,12 @@ def _some_names(modules: dict[str, nn.Module], limit: int = 6) -> list[str]:
 
 def _tensor(pixels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
+
+
+def _pick(values: torch.Tensor, columns: np.ndarray) -> torch.Tensor:
+    """values[i, columns[i]] for every row i."""
+    rows = torch.arange(len(values), device=values.device)
+    return values[rows, torch.as_tensor(columns, dtype=torch.long, device=values.device)]
 
 
 def _logits_tensor(output: object) -> torch.Tensor:

@@ -1,0 +1,36 @@
+"""Hardware profiles: cpu (the default) and gpu (CUDA when present), recorded in every result."""
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from grader.cli import app
+from grader.profile import PROFILES, get_profile
+
+
+def test_the_cpu_profile_pins_one_thread_and_deterministic_algorithms():
+    before = torch.get_num_threads()
+    try:
+        get_profile("cpu").apply()
+        assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_gpu_profile_runs_on_cuda_fp32_deterministically():
+    gpu = PROFILES["gpu"]
+    assert (gpu.device, gpu.dtype, gpu.deterministic) == ("cuda", "float32", True)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the gpu profile can run")
+def test_the_gpu_profile_without_cuda_is_refused_before_anything_runs(tmp_path):
+    assert "needs a CUDA GPU" in get_profile("gpu").unavailable_reason()
+    outcome = CliRunner().invoke(app, ["grade", "submissions", "--profile", "gpu", "--out", str(tmp_path)])
+    assert outcome.exit_code == 2
+    assert "the gpu profile needs a CUDA GPU" in outcome.output and "--profile cpu" in outcome.output
+    assert not any(tmp_path.iterdir())
+
+
+def test_an_unknown_profile_names_the_choices():
+    with pytest.raises(ValueError, match="choose one of cpu, gpu"):
+        get_profile("tpu")
