@@ -46,12 +46,14 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="a tenth of the explanation work")
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as scratch:
         folder = make_class(Path(scratch), args.copies)
         times = {workers: grade(folder, Path(scratch) / f"out{workers}", workers, args.quick) for workers in (1, 2)}
     for workers, seconds in times.items():
-        print(f"{args.copies} x VGG, {workers} worker(s): {seconds:7.1f} s  ({seconds / args.copies:5.1f} s a submission)")
+        print(f"{args.copies} x VGG, {workers} worker(s): {seconds:7.1f} s "
+              f"({seconds / args.copies:5.1f} s a submission)")
     print(f"speed-up with 2 workers: {times[1] / times[2]:.2f}x")
 
 
