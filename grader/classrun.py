@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ from grader.batch import GradingSetup, folder_student_id, grade_submission, subm
 from grader.report.dashboard import write_dashboard
 from grader.report.gradebook import write_gradebook
 from grader.result import Result
+from grader.similarity import SimilarPair, find_similar_pairs, gather_evidence, write_similarity_csv
 from grader.submission.spec import load_spec
 from grader.yamlfile import ConfigError
 
@@ -108,13 +109,31 @@ def grade_class(root: Path, setup: GradingSetup, runner: Runner | None = None, f
 
     (runner or Runner()).run(pending, setup, plan.owners, collect)
     results = [done[planned.folder] for planned in plan.submissions]
-    write_class_outputs(results, setup)
+    write_class_outputs(plan, results, setup)
     return results
 
 
-def write_class_outputs(results: Sequence[Result], setup: GradingSetup) -> None:
+def write_class_outputs(plan: ClassPlan, results: Sequence[Result], setup: GradingSetup) -> None:
+    """gradebook.csv, similarity.csv and the dashboard (index.html)."""
     write_gradebook(results, setup.out_dir / "gradebook.csv")
-    write_dashboard(results, setup.out_dir, setup.language)
+    pairs = similar_submissions(plan, results, setup)
+    write_similarity_csv(pairs, setup.out_dir / "similarity.csv")
+    write_dashboard(results, setup.out_dir, setup.language, similar=pairs)
+
+
+def similar_submissions(plan: ClassPlan, results: Sequence[Result], setup: GradingSetup) -> list[SimilarPair]:
+    """Pairs with near-identical weights, the same normalized source, or predictions that agree far
+    more than their accuracies explain (grader.similarity). Weights are read with weights_only and
+    model.py as text: no student code runs here."""
+    evidence = []
+    for planned, result in zip(plan.submissions, results):
+        predictions = labels = None
+        confusion = setup.out_dir / result.student_id / "arrays" / "confusion.npz"
+        if confusion.is_file():
+            with np.load(confusion) as arrays:
+                predictions, labels = arrays["predictions"], arrays["labels"]
+        evidence.append(replace(gather_evidence(planned.folder, predictions, labels), student_id=result.student_id))
+    return find_similar_pairs(evidence)
 
 
 def _spec_id(folder: Path) -> str | None:

@@ -168,3 +168,17 @@ def test_a_scheduler_with_two_worker_processes_gives_the_same_results(class_fold
     assert f"Dask scheduler {address}" in output
     assert comparable(tmp_path / "cluster") == comparable(tmp_path / "local")
     assert len(comparable(tmp_path / "local")) == 4
+
+
+def test_copies_under_different_ids_are_flagged_in_similarity_csv_and_the_dashboard(class_folder, tmp_path,
+                                                                                    small_eval_csv):
+    import pandas as pd
+
+    out = tmp_path / "out"
+    grade_class(class_folder, setup_for(out, small_eval_csv))
+    pairs = pd.read_csv(out / "similarity.csv", dtype=str)
+    assert sorted(zip(pairs["student_a"], pairs["student_b"])) == [
+        ("b00000000", "b00000001"), ("b00000000", "b00000002"), ("b00000001", "b00000002")]
+    assert all("weights" in signals and "source" in signals for signals in pairs["signals"])
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "Similar submissions" in page and "b00000001" in page.split('id="similar"')[1]

@@ -369,3 +369,9 @@ def test_grade_writes_the_dashboard_linking_every_students_pdf(graded):
     links = set(re.findall(r'href="([^"]+/report\.pdf)"', page))
     assert links == {f"{student_id}/report.pdf" for student_id in EXAMPLE_IDS.values()}
     assert all((graded / link).is_file() for link in links)
+
+
+def test_the_examples_are_not_flagged_as_similar(graded):
+    rows = pd.read_csv(graded / "similarity.csv")
+    assert list(rows.columns[:3]) == ["student_a", "student_b", "signals"] and rows.empty
+    assert "No two submissions look copied." in (graded / "index.html").read_text(encoding="utf-8")

@@ -20,6 +20,7 @@ from grader.classes import Language
 from grader.report.pdf import template_environment
 from grader.report.words import words
 from grader.result import Result
+from grader.similarity import SimilarPair
 
 TEMPLATE = "dashboard.html.j2"
 INDEX_NAME = "index.html"
@@ -68,16 +69,19 @@ class HistogramFigure:
     svg: Markup
 
 
-def write_dashboard(results: Sequence[Result], out_dir: Path, language: Language = "en") -> Path:
+def write_dashboard(results: Sequence[Result], out_dir: Path, language: Language = "en",
+                    similar: Sequence[SimilarPair] = ()) -> Path:
     """Write `out_dir/index.html` in one step and return its path. Each student's PDF is linked
     as `<student_id>/report.pdf`, relative to the page."""
     target = Path(out_dir) / INDEX_NAME
-    atomic_write_text(target, render_dashboard(results, language=language))
+    atomic_write_text(target, render_dashboard(results, language=language, similar=similar))
     return target
 
 
-def render_dashboard(results: Sequence[Result], language: Language = "en") -> str:
-    """The dashboard page as HTML, students in student-id order."""
+def render_dashboard(results: Sequence[Result], language: Language = "en",
+                     similar: Sequence[SimilarPair] = ()) -> str:
+    """The dashboard page as HTML, students in student-id order; `similar` are the flagged pairs
+    of the similarity report (grader.similarity)."""
     ordered = sorted(results, key=lambda r: r.student_id)
     w = words(language)
     questions = question_columns(ordered)
@@ -85,7 +89,7 @@ def render_dashboard(results: Sequence[Result], language: Language = "en") -> st
     return template_environment().get_template(TEMPLATE).render(
         w=w, language=language, results=ordered, questions=questions, summary=summary,
         histograms=histogram_figures(ordered, questions, summary.max_total, w),
-        failures=[r for r in ordered if r.status == "failed"],
+        failures=[r for r in ordered if r.status == "failed"], similar=list(similar),
         points=format_points, percent=format_percent, sort_key=sort_key)
 
 

@@ -30,6 +30,9 @@ WORDS: dict[str, dict[str, str]] = {
         "dashboard_histogram_note": "Graded submissions only; %d failed submission(s) not counted.",
         "dashboard_no_graded": "No submission has been graded.",
         "dashboard_failures": "Failed submissions", "dashboard_no_failures": "No submission failed.",
+        "dashboard_similar": "Similar submissions", "dashboard_signals": "Signals", "dashboard_reason": "Why",
+        "dashboard_no_similar": "No two submissions look copied.",
+        "dashboard_similar_note": "Flagged for a TA to look at, not judged: see similarity.csv for every value.",
     },
     "zh-TW": {
         "title": "解釋你的 CNN：評分報告", "student": "學生", "student_id": "學號",
@@ -58,6 +61,9 @@ WORDS: dict[str, dict[str, str]] = {
         "dashboard_histogram_note": "只計已評分的繳交；另有 %d 份失敗的繳交未列入。",
         "dashboard_no_graded": "尚無已評分的繳交。",
         "dashboard_failures": "失敗的繳交", "dashboard_no_failures": "沒有失敗的繳交。",
+        "dashboard_similar": "相似的繳交", "dashboard_signals": "訊號", "dashboard_reason": "原因",
+        "dashboard_no_similar": "沒有看似抄襲的繳交。",
+        "dashboard_similar_note": "僅供助教檢查，並非判定；所有數值見 similarity.csv。",
     },
 }
 

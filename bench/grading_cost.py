@@ -1,0 +1,675 @@
+"""What grading one submission costs (issue 8), measured, not optimized: per task, our code paths
+against the naive way a student's script does the same work, and against the FLOP floor of this
+machine, side by side in one run, for two models:
+
+- vgg: the VGG example (submissions/vgg), built as grader.batch.open_model builds it in-process;
+- typical: a typical course-size CNN with random weights (conv 64-64-pool-128-128-pool-256-256-pool-
+  512-pool, FC 512-7, BatchNorm after each conv, ReLU, Dropout before the FC layers), eval mode.
+
+    .venv/bin/python bench/grading_cost.py [--quick] [--threads N] [--results bench/RESULTS.md]
+
+Ours: the project's own code (grader.batch.evaluation_logits, grader.tasks.QUESTION_TASKS,
+grader.scoring.probes.run_probes, grader.scoring.score.score) on an InProcessModel (no sandbox:
+bench/sandbox_overhead.py measures what the sandbox adds), under the "cpu" hardware profile.
+Naive: plain torch, parameters left trainable, one image (LIME: lime's batch of 10) at a time;
+the long parts are timed on a subset and scaled linearly (marked * in the table).
+Floor: the FLOPs each task's requests need (counted image by image through a counting proxy of
+the model protocol, times per-image FLOPs from torch.utils.flop_counter) over this machine's fp32
+matmul rate measured in the same run with the same thread count.
+The PDF is timed separately: grader.batch.grade_submission on the VGG example, write_pdf=True,
+reading its own "report" timing (render_html + write_pdf); cold (first report of the process) and warm.
+
+A full run writes its output into RESULTS.md (its own section); --quick does a tenth of the work
+and writes nothing unless --results is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import cProfile
+import datetime
+import io
+import os
+import platform
+import pstats
+import re
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from grader.batch import GradingSetup, evaluation_logits, grade_submission
+from grader.data.bundled import bundled_evaluation
+from grader.data.faceset import FaceSet
+from grader.evaluate import Evaluation, evaluate
+from grader.explain.filters import resolve_layer
+from grader.profile import HardwareProfile, get_profile
+from grader.protocol import ChannelMean, ModelDescription, ModelProtocol, Objective
+from grader.quiet import quiet_libraries
+from grader.scoring.measures import parts_region
+from grader.scoring.metrics import Measurements
+from grader.scoring.probes import run_probes
+from grader.scoring.rubric import Rubric, load_rubric
+from grader.scoring.score import score
+from grader.submission.build import build_model
+from grader.submission.checks import check_model
+from grader.submission.inprocess import InProcessModel
+from grader.submission.module import SubmissionModule
+from grader.submission.spec import InputSpec, VisualizeSpec, load_spec
+from grader.tasks import QUESTION_TASKS, ClassExamples, TaskContext, TaskOutput, TaskSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "RESULTS.md"
+SECTION_START = "<!-- grading_cost:start -->"
+SECTION_END = "<!-- grading_cost:end -->"
+CHECK_BATCH = 8  # grader.batch.CHECK_BATCH: faces for the output checks
+MATMUL_SIDE = 2048
+NUM_CLASSES = 7
+FILTER_STEP = 3.0  # pixels RMS per step, as FilterVisualization
+CLASSVIZ_STEP, CLASSVIZ_L2 = 2.0, 0.02  # as ClassModelVisualization
+
+
+# --- the typical course-size CNN ------------------------------------------------------------------
+
+
+class TypicalCNN(nn.Module):
+    """conv 64-64-pool-128-128-pool-256-256-pool-512-pool, FC 512-7: BatchNorm and ReLU after each
+    conv, Dropout before each FC layer. About 4.7M parameters and 0.77 GFLOP per 48x48 face."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 1
+        for width in (64, 64, "pool", 128, 128, "pool", 256, 256, "pool", 512, "pool"):
+            if width == "pool":
+                layers.append(nn.MaxPool2d(2))
+                continue
+            layers += [nn.Conv2d(channels, int(width), 3, padding=1), nn.BatchNorm2d(int(width)), nn.ReLU(inplace=True)]
+            channels = int(width)
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(512 * 3 * 3, 512),
+                                        nn.ReLU(inplace=True), nn.Dropout(0.5), nn.Linear(512, NUM_CLASSES))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+# --- the models under test ------------------------------------------------------------------------
+
+
+@dataclass
+class Subject:
+    """One model: `ours` for the project's code (parameters frozen by InProcessModel), `naive` an
+    independent copy with trainable parameters, as a student's script holds it."""
+
+    name: str
+    ours: InProcessModel
+    naive: SubmissionModule
+    visualize: VisualizeSpec
+
+
+def vgg_subject() -> Subject:
+    """The VGG example, built as grader.batch.open_model builds it for isolation="inprocess"."""
+    folder = ROOT / "submissions" / "vgg"
+    spec = load_spec(folder)
+    naive = SubmissionModule(build_model(folder, spec), spec.input).eval()
+    ours = InProcessModel(SubmissionModule(build_model(folder, spec), spec.input))
+    return Subject("vgg", ours, naive, spec.visualize)
+
+
+def typical_subject(seed: int = 0) -> Subject:
+    """The typical CNN with random weights (seeded), eval mode, default input and visualize specs."""
+    torch.manual_seed(seed)
+    net = TypicalCNN().eval()
+    naive = SubmissionModule(copy.deepcopy(net), InputSpec()).eval()
+    ours = InProcessModel(SubmissionModule(net, InputSpec()))
+    return Subject("typical", ours, naive, VisualizeSpec())
+
+
+def warm_up(subject: Subject) -> None:
+    """One forward at batch 256 and 1 and one backward on each copy, so no timing pays first-call costs."""
+    pixels = np.full((256, 48, 48), 128, np.float32)
+    subject.ours.logits(pixels)
+    subject.ours.logits(pixels[:1])
+    x = torch.from_numpy(pixels[:1]).requires_grad_(True)
+    subject.naive(x).sum().backward()
+    subject.naive.zero_grad()
+
+
+# --- counting the work: a proxy of the model protocol ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """One protocol request: its kind ("logits", "gradient", "cut_gradient", "activations",
+    "layer_gradient"), how many images it carried, and the layer it stops at (cut requests)."""
+
+    kind: str
+    images: int
+    layer: str = ""
+
+
+class CountingModel(ModelProtocol):
+    """Forwards every request to `inner` and records it in `log` (shared with its randomized copies)."""
+
+    def __init__(self, inner: ModelProtocol, log: list[Request] | None = None) -> None:
+        self.inner = inner
+        self.log: list[Request] = log if log is not None else []
+
+    def describe(self) -> ModelDescription:
+        return self.inner.describe()
+
+    def logits(self, pixels: np.ndarray) -> np.ndarray:
+        self.log.append(Request("logits", len(pixels)))
+        return self.inner.logits(pixels)
+
+    def input_gradient(self, pixels: np.ndarray, objective: Objective) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(objective, ChannelMean):
+            self.log.append(Request("cut_gradient", len(pixels), objective.layer))
+        else:
+            self.log.append(Request("gradient", len(pixels)))
+        return self.inner.input_gradient(pixels, objective)
+
+    def activations(self, pixels: np.ndarray, layer: str) -> np.ndarray:
+        self.log.append(Request("activations", len(pixels), layer))
+        return self.inner.activations(pixels, layer)
+
+    def layer_gradient(self, pixels: np.ndarray, layer: str, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.log.append(Request("layer_gradient", len(pixels), layer))
+        return self.inner.layer_gradient(pixels, layer, classes)
+
+    def randomized(self, seed: int, top_layers: int) -> ModelProtocol:
+        return CountingModel(self.inner.randomized(seed, top_layers), self.log)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def request_summary(requests: list[Request]) -> str:
+    """'logits 3589 img in 4 req, gradient 7 img in 1 req' for a stage's requests."""
+    totals: dict[str, list[int]] = {}
+    for request in requests:
+        key = request.kind + (f"@{request.layer}" if request.layer else "")
+        totals.setdefault(key, [0, 0])
+        totals[key][0] += request.images
+        totals[key][1] += 1
+    return ", ".join(f"{key} {images} img/{count} req" for key, (images, count) in totals.items()) or "no requests"
+
+
+# --- FLOPs ----------------------------------------------------------------------------------------
+
+
+def counted_flops(call: Callable[[], object]) -> int:
+    """The FLOPs torch.utils.flop_counter counts for `call` (matmuls and convolutions, forward and backward)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        call()
+    return int(counter.get_total_flops())
+
+
+@dataclass
+class PerImageFlops:
+    """FLOPs per 48x48 face: forward; forward + backward to the input with frozen parameters (all
+    that an input gradient needs); forward + backward with trainable parameters (what the naive
+    scripts run); and, per cut layer, forward (+ backward) up to that layer only."""
+
+    forward: float
+    input_gradient: float
+    with_parameter_gradients: float
+    cut_forward: dict[str, float] = field(default_factory=dict)
+    cut_gradient: dict[str, float] = field(default_factory=dict)
+
+    def of(self, request: Request) -> float:
+        """The floor FLOPs of one request."""
+        per_image = {"logits": self.forward, "gradient": self.input_gradient,
+                     "layer_gradient": self.input_gradient,
+                     "cut_gradient": self.cut_gradient.get(request.layer, self.input_gradient),
+                     "activations": self.cut_forward.get(request.layer, self.forward)}[request.kind]
+        return per_image * request.images
+
+
+def per_image_flops(subject: Subject, layer: str, batch: int = 4) -> PerImageFlops:
+    """Count on `batch` faces and divide. Full-network counts use plain torch on a frozen copy; the
+    cut counts go through InProcessModel (its forward stops at the layer by raising in a hook)."""
+    pixels = np.full((batch, 48, 48), 128, np.float32)
+    frozen = copy.deepcopy(subject.naive).requires_grad_(False)
+    trainable = subject.naive
+
+    def forward() -> None:
+        with torch.no_grad():
+            frozen(torch.from_numpy(pixels))
+
+    def backward(module: nn.Module) -> Callable[[], None]:
+        def run() -> None:
+            x = torch.from_numpy(pixels.copy()).requires_grad_(True)
+            module(x)[:, 0].sum().backward()
+            module.zero_grad()
+        return run
+
+    cut = ChannelMean(layer, np.zeros(batch, np.int64), negative_slope=0.01)
+    return PerImageFlops(
+        forward=counted_flops(forward) / batch,
+        input_gradient=counted_flops(backward(frozen)) / batch,
+        with_parameter_gradients=counted_flops(backward(trainable)) / batch,
+        cut_forward={layer: counted_flops(lambda: subject.ours.activations(pixels, layer)) / batch},
+        cut_gradient={layer: counted_flops(lambda: subject.ours.input_gradient(pixels, cut)) / batch},
+    )
+
+
+def matmul_gflops(seconds: float = 3.0, side: int = MATMUL_SIDE) -> float:
+    """This machine's best fp32 torch.mm rate (GFLOP/s) over ~`seconds` of side x side products,
+    at the current torch thread count: the peak the floor divides by."""
+    a, b = torch.randn(side, side), torch.randn(side, side)
+    out = torch.empty(side, side)
+    torch.mm(a, b, out=out)
+    best, started = 0.0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = max(best, 2 * side**3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+# --- timing ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def stopwatch(into: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        into[name] = time.perf_counter() - started
+
+
+@dataclass
+class Row:
+    """One line of the table: our time, the naive time (None: same code as ours), how much of the
+    naive work was timed (1.0: all of it), and the floor's FLOPs."""
+
+    task: str
+    ours: float
+    naive: float | None = None
+    naive_share: float = 1.0
+    naive_note: str = ""
+    flops: float = 0.0
+    requests: str = ""
+
+
+# --- ours -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class OursRun:
+    rows: dict[str, Row]
+    evaluation: Evaluation
+    examples: ClassExamples
+    outputs: dict[str, TaskOutput]
+
+
+def run_ours(subject: Subject, faces: FaceSet, settings: TaskSettings, rubric: Rubric,
+             flops: PerImageFlops) -> OursRun:
+    """Grade one submission with the project's code, stage by stage, as grader.batch does it."""
+    model = CountingModel(subject.ours)
+    times: dict[str, float] = {}
+    logs: dict[str, list[Request]] = {}
+
+    @contextmanager
+    def stage(name: str) -> Iterator[None]:
+        model.log.clear()
+        with stopwatch(times, name):
+            yield
+        logs[name] = list(model.log)
+
+    with stage("checks"):
+        checks = check_model(model, faces.images[:CHECK_BATCH].astype(np.float32))
+    with stage("confusion"):
+        evaluation = evaluate(evaluation_logits(model, faces), faces.labels)
+    examples = ClassExamples.choose(faces, evaluation)
+    context = TaskContext(model=model, faces=faces, examples=examples, settings=settings,
+                          visualize=subject.visualize)
+    outputs: dict[str, TaskOutput] = {}
+    names = {"q1": "q1 saliency", "q2": "q2 filters", "q3": "q3 lime", "q4": "q4 classviz"}
+    for question, task in QUESTION_TASKS.items():
+        with stage(names[question]):
+            outputs[question] = task(context)
+    with stage("probes"):
+        probes = run_probes(model, outputs, settings)
+    region = parts_region(faces.masks[examples.indices]) if faces.masks is not None else None
+    with stage("scoring"):
+        score(rubric, Measurements(evaluation=evaluation, tasks=outputs, probes=probes, region=region, checks=checks))
+    rows = {name: Row(name, seconds, flops=sum(flops.of(r) for r in logs[name]), requests=request_summary(logs[name]))
+            for name, seconds in times.items()}
+    return OursRun(rows, evaluation, examples, outputs)
+
+
+# --- the naive way --------------------------------------------------------------------------------
+
+
+def naive_confusion(net: nn.Module, faces: FaceSet, count: int) -> float:
+    """Seconds for the first `count` faces' predictions at batch 1, no_grad."""
+    pixels = torch.from_numpy(faces.images[:count].astype(np.float32))
+    started = time.perf_counter()
+    with torch.no_grad():
+        for i in range(count):
+            net(pixels[i:i + 1]).argmax(dim=1)
+    return time.perf_counter() - started
+
+
+def naive_saliency(net: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
+    """Seconds for |d cross-entropy / d pixels| one image at a time, parameters trainable."""
+    started = time.perf_counter()
+    for image, label in zip(images, labels):
+        x = torch.tensor(image[None], dtype=torch.float32, requires_grad=True)
+        F.cross_entropy(net(x), torch.tensor([int(label)])).backward()
+        x.grad.abs()
+        net.zero_grad()
+    return time.perf_counter() - started
+
+
+def _noise_start(seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(np.clip(128 + 8 * rng.standard_normal((1, 48, 48)), 0, 255).astype(np.float32))
+
+
+def _ascent_step(x: torch.Tensor, step: float, l2: float = 0.0) -> None:
+    """x += step * grad / RMS(grad), decay toward gray, clip; clears the gradient."""
+    with torch.no_grad():
+        gradient = x.grad
+        x += step * gradient / gradient.pow(2).mean().sqrt().clamp_min(1e-12)
+        if l2:
+            x.copy_(128 + (1 - l2) * (x - 128))
+        x.clamp_(0, 255)
+    x.grad = None
+
+
+def naive_filters(net: nn.Module, layer: str, channels: int, steps: int) -> float:
+    """Seconds for gradient ascent on channels 0..channels-1 of `layer`, one channel at a time, each
+    step a full forward of the whole network (the layer's output taken by a forward hook) and a
+    backward with parameter gradients."""
+    captured: list[torch.Tensor] = []
+    handle = dict(net.named_modules())[layer].register_forward_hook(lambda _m, _i, out: captured.append(out))
+    started = time.perf_counter()
+    try:
+        for channel in range(channels):
+            x = _noise_start().requires_grad_(True)
+            for _ in range(steps):
+                captured.clear()
+                net(x)
+                captured[0][0, channel].mean().backward()
+                _ascent_step(x, FILTER_STEP)
+                net.zero_grad()
+    finally:
+        handle.remove()
+    return time.perf_counter() - started
+
+
+def naive_classviz(net: nn.Module, classes: int, steps: int) -> float:
+    """Seconds for class-model visualization of classes 0..classes-1, one class at a time."""
+    started = time.perf_counter()
+    for target in range(classes):
+        x = _noise_start().requires_grad_(True)
+        for _ in range(steps):
+            net(x)[0, target].backward()
+            _ascent_step(x, CLASSVIZ_STEP, CLASSVIZ_L2)
+            net.zero_grad()
+    return time.perf_counter() - started
+
+
+def naive_lime(net: nn.Module, images: np.ndarray, num_samples: int) -> float:
+    """Seconds for lime's own LimeImageExplainer().explain_instance with its defaults (batch_size 10,
+    quickshift, top_labels 5), one image at a time, the classifier a plain no_grad forward."""
+    from lime.lime_image import LimeImageExplainer
+
+    def classifier_fn(batch: np.ndarray) -> np.ndarray:
+        pixels = torch.from_numpy(np.ascontiguousarray(batch[..., 0] * 255, dtype=np.float32))
+        with torch.no_grad():
+            return F.softmax(net(pixels), dim=1).numpy()
+
+    started = time.perf_counter()
+    for image in images:
+        LimeImageExplainer().explain_instance(image.astype(np.float64) / 255, classifier_fn,
+                                              num_samples=num_samples, random_seed=0)
+    return time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class NaiveShare:
+    """How much of each naive task is timed: the rest is scaled linearly."""
+
+    confusion_faces: int
+    lime_images: int
+    filter_channels: int
+    classviz_classes: int
+
+
+def run_naive(subject: Subject, faces: FaceSet, run: OursRun, settings: TaskSettings, share: NaiveShare,
+              rows: dict[str, Row]) -> None:
+    """Fill each row's naive time (scaled up from the timed share)."""
+    net = subject.naive
+    images, labels = faces.images[run.examples.indices], faces.labels[run.examples.indices]
+    description = subject.ours.describe()
+    layer = resolve_layer(description, subject.visualize.filter_layer)
+    total_channels = min(description.layer(layer).output_shape[0], settings.max_channels)
+
+    def fill(task: str, seconds: float, done: int, of: int, what: str) -> None:
+        done = min(done, of)
+        rows[task].naive, rows[task].naive_share = seconds * of / done, done / of
+        rows[task].naive_note = f"{done} of {of} {what}"
+
+    fill("confusion", naive_confusion(net, faces, min(share.confusion_faces, len(faces))),
+         share.confusion_faces, len(faces), "faces at batch 1")
+    fill("q1 saliency", naive_saliency(net, images, labels), len(images), len(images), "images one at a time")
+    channels = min(share.filter_channels, total_channels)
+    fill("q2 filters", naive_filters(net, layer, channels, settings.filter_steps), channels, total_channels,
+         f"channels of {layer}, {settings.filter_steps} full f+b steps each")
+    classes = min(share.classviz_classes, NUM_CLASSES)
+    fill("q4 classviz", naive_classviz(net, classes, settings.classviz_steps), classes, NUM_CLASSES,
+         f"classes, {settings.classviz_steps} steps each")
+    lime_images = min(share.lime_images, len(images))
+    fill("q3 lime", naive_lime(net, images[:lime_images], settings.lime_samples), lime_images, len(images),
+         f"images, lime defaults, {settings.lime_samples} samples at batch 10")
+
+
+# --- the PDF --------------------------------------------------------------------------------------
+
+
+def pdf_seconds(faces: FaceSet, rubric: Rubric, profile: HardwareProfile, threads: int) -> tuple[float, float]:
+    """The report stage's own timing (render_html + write_pdf) of grade_submission on the VGG example,
+    in-process with quick task settings (the report has the same pages and figures): cold (the first
+    report in this process, weasyprint's import included) and warm (a second run)."""
+    times = []
+    with tempfile.TemporaryDirectory() as out:
+        setup = GradingSetup(evaluation=faces, rubric=rubric, profile=profile, out_dir=Path(out), write_pdf=True,
+                             isolation="inprocess", tasks=TaskSettings.quick())
+        for _ in range(2):
+            result = grade_submission(ROOT / "submissions" / "vgg", setup)
+            torch.set_num_threads(threads)  # grade_submission re-applies the profile
+            times.append(result.timings["report"])
+    return times[0], times[1]
+
+
+# --- reporting ------------------------------------------------------------------------------------
+
+
+class Output:
+    """Prints each line and keeps it for RESULTS.md."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, text: str = "") -> None:
+        print(text, flush=True)
+        self.lines.append(text)
+
+
+def _ratio(numerator: float, denominator: float) -> str:
+    return f"{numerator / denominator:.1f}x" if denominator > 0 else "—"
+
+
+def print_table(out: Output, subject: str, rows: dict[str, Row], gflops: float) -> None:
+    """task | ours (s) | naive (s) | speed-up | floor (s) | ours/floor, and a total row. Rows without
+    a naive counterpart (checks, probes, scoring) count our time on both sides of the total."""
+    out(f"\n{subject}: task | ours (s) | naive (s) | speed-up | floor (s) | ours/floor")
+    out(f"{'task':14} {'ours (s)':>9} {'naive (s)':>11} {'speed-up':>9} {'floor (s)':>10} {'ours/floor':>11}")
+    total_ours = total_naive = total_floor = 0.0
+    for row in rows.values():
+        floor = row.flops / (gflops * 1e9)
+        naive = row.naive if row.naive is not None else row.ours
+        total_ours, total_naive, total_floor = total_ours + row.ours, total_naive + naive, total_floor + floor
+        naive_text = "= ours" if row.naive is None else f"{row.naive:.2f}{'*' if row.naive_share < 1 else ' '}"
+        speed = "—" if row.naive is None else _ratio(row.naive, row.ours)
+        out(f"{row.task:14} {row.ours:9.2f} {naive_text:>11} {speed:>9} {floor:10.3f} "
+            f"{_ratio(row.ours, floor) if row.flops else '—':>11}")
+    out(f"{'total':14} {total_ours:9.2f} {total_naive:10.2f}* {_ratio(total_naive, total_ours):>9} "
+        f"{total_floor:10.3f} {_ratio(total_ours, total_floor):>11}")
+    for row in rows.values():
+        if row.naive_note:
+            star = "* extrapolated linearly from " if row.naive_share < 1 else "  timed in full: "
+            out(f"  {row.task}: naive {star}{row.naive_note}")
+    out("  * the total's naive side is partly extrapolated; checks, probes and scoring count our time on both sides")
+    for row in rows.values():
+        out(f"  {row.task} requests: {row.requests}; floor {row.flops / 1e9:.2f} GFLOP")
+
+
+def machine_line(threads: int) -> str:
+    cpu = "unknown CPU"
+    try:
+        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+        cpu = found.group(1).strip() if found else cpu
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python "
+            f"{platform.python_version()}, torch {torch.__version__}, torch threads {threads} "
+            f"(interop {torch.get_num_interop_threads()})")
+
+
+def write_results(path: Path, command: str, machine: str, lines: list[str]) -> None:
+    """Replace (or append) this benchmark's section of RESULTS.md, leaving other sections as they are."""
+    today = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    section = "\n".join([
+        SECTION_START, "## Grading cost: ours, the naive way and the FLOP floor (bench/grading_cost.py)", "",
+        f"- command: `{command}`", f"- date: {today}", f"- machine: {machine}", "",
+        "```", *lines, "```", SECTION_END])
+    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
+    if SECTION_START in text and SECTION_END in text:
+        before, rest = text.split(SECTION_START, 1)
+        text = before + section + rest.split(SECTION_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def profile_tasks(subject: Subject, faces: FaceSet, run: OursRun, settings: TaskSettings, out: Output,
+                  top: int = 14) -> None:
+    """cProfile of our q2 and q3 on `subject`: where their time goes, by own time."""
+    context = TaskContext(model=subject.ours, faces=faces, examples=run.examples, settings=settings,
+                          visualize=subject.visualize)
+    for question in ("q2", "q3"):
+        profiler = cProfile.Profile()
+        profiler.enable()
+        QUESTION_TASKS[question](context)
+        profiler.disable()
+        buffer = io.StringIO()
+        pstats.Stats(profiler, stream=buffer).sort_stats("tottime").print_stats(top)
+        out(f"\ncProfile of our {question} on {subject.name}, top {top} by own time:")
+        for line in buffer.getvalue().splitlines():
+            if line.strip() and not line.startswith(("   Ordered", "   List reduced")):
+                out("  " + line.rstrip())
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+
+def evaluation_faces(quick: bool) -> FaceSet:
+    """The 3,589 bundled evaluation faces; a tenth of them with --quick."""
+    faces = bundled_evaluation()
+    if not quick:
+        return faces
+    n = len(faces) // 10
+    return FaceSet(images=faces.images[:n], labels=faces.labels[:n], ids=faces.ids[:n],
+                   masks=None if faces.masks is None else faces.masks[:n], source=faces.source)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a tenth of the work, to check the script")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: the cpu profile's setting)")
+    parser.add_argument("--models", default="vgg,typical", help="comma-separated: vgg, typical")
+    parser.add_argument("--results", type=Path, default=None,
+                        help=f"write the output there (default {RESULTS.relative_to(ROOT)} for a full run)")
+    parser.add_argument("--profile-tasks", action="store_true",
+                        help="also cProfile our q2 and q3 on the last model")
+    parser.add_argument("--no-pdf", action="store_true", help="skip the PDF timing")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "bench/grading_cost.py", *sys.argv[1:]])
+    started = time.perf_counter()
+    quiet_libraries()
+    profile = get_profile("cpu")
+    profile.apply()
+    threads = args.threads or profile.threads
+    torch.set_num_threads(threads)
+    out = Output()
+    settings = TaskSettings.quick() if args.quick else TaskSettings()
+    share = (NaiveShare(confusion_faces=50, lime_images=1, filter_channels=2, classviz_classes=1) if args.quick
+             else NaiveShare(confusion_faces=500, lime_images=2, filter_channels=8, classviz_classes=2))
+    faces = evaluation_faces(args.quick)
+    rubric = load_rubric(ROOT / "rubric.yaml")
+    machine = machine_line(threads)
+
+    out(f"machine: {machine}")
+    out(f"profile: {profile.describe()}" + (f"; threads overridden to {threads}" if threads != profile.threads else ""))
+    out(f"work: {'--quick (a tenth): ' if args.quick else ''}{len(faces)} evaluation faces, {settings}")
+    out("ours: the project's code on an InProcessModel (no sandbox; see bench/sandbox_overhead.py)")
+    gflops = matmul_gflops()
+    out(f"fp32 matmul ({MATMUL_SIDE}x{MATMUL_SIDE} torch.mm, best of ~3 s, {threads} thread(s)): {gflops:.1f} GFLOP/s")
+
+    builders = {"vgg": vgg_subject, "typical": typical_subject}
+    last: tuple[Subject, OursRun] | None = None
+    for name in args.models.split(","):
+        subject = builders[name.strip()]()
+        warm_up(subject)
+        layer = resolve_layer(subject.ours.describe(), subject.visualize.filter_layer)
+        flops = per_image_flops(subject, layer)
+        params = sum(p.numel() for p in subject.naive.parameters())
+        out(f"\n== {name}: {params / 1e6:.2f}M parameters; per face: forward {flops.forward / 1e9:.3f} GFLOP, "
+            f"forward+input gradient {flops.input_gradient / 1e9:.3f}, with parameter gradients "
+            f"{flops.with_parameter_gradients / 1e9:.3f}; filter layer {layer}: forward to it "
+            f"{flops.cut_forward[layer] / 1e6:.1f} MFLOP, with input gradient {flops.cut_gradient[layer] / 1e6:.1f} MFLOP")
+        run = run_ours(subject, faces, settings, rubric, flops)
+        run_naive(subject, faces, run, settings, share, run.rows)
+        print_table(out, name, run.rows, gflops)
+        last = (subject, run)
+
+    if not args.no_pdf:
+        cold, warm = pdf_seconds(faces, rubric, profile, threads)
+        out(f"\nPDF (VGG example, grade_submission write_pdf=True, in-process, its 'report' timing = render_html + "
+            f"write_pdf): cold {cold:.2f} s (first report of the process), warm {warm:.2f} s")
+    if args.profile_tasks and last is not None:
+        profile_tasks(last[0], faces, last[1], settings, out)
+    out(f"\nbenchmark wall time: {time.perf_counter() - started:.0f} s")
+
+    target = args.results if args.results is not None else (None if args.quick else RESULTS)
+    if target is not None:
+        write_results(target, command, machine, out.lines)
+        print(f"written to {target}")
+
+
+if __name__ == "__main__":
+    main()
