@@ -240,11 +240,12 @@ class PerImageFlops:
 
 
 def per_image_flops(subject: Subject, layer: str, batch: int = 4) -> PerImageFlops:
-    """Count on `batch` faces and divide. Full-network counts use plain torch on a frozen copy; the
-    cut counts go through InProcessModel (its forward stops at the layer by raising in a hook)."""
+    """Count on `batch` faces and divide, with plain torch on a frozen copy (on the trainable copy
+    for the naive count). The cut counts stop the forward at `layer` by raising in a forward hook,
+    as InProcessModel does. (FlopCounterMode cannot watch torch.autograd.grad on a leaf, which
+    InProcessModel.input_gradient calls, so the counts use .backward().)"""
     pixels = np.full((batch, 48, 48), 128, np.float32)
     frozen = copy.deepcopy(subject.naive).requires_grad_(False)
-    trainable = subject.naive
 
     def forward() -> None:
         with torch.no_grad():
@@ -257,14 +258,44 @@ def per_image_flops(subject: Subject, layer: str, batch: int = 4) -> PerImageFlo
             module.zero_grad()
         return run
 
-    cut = ChannelMean(layer, np.zeros(batch, np.int64), negative_slope=0.01)
+    def to_layer(with_gradient: bool) -> Callable[[], None]:
+        def run() -> None:
+            x = torch.from_numpy(pixels.copy()).requires_grad_(with_gradient)
+            with torch.set_grad_enabled(with_gradient):
+                output = forward_to(frozen, x, layer)
+                if with_gradient:
+                    F.leaky_relu(output, 0.01)[:, 0].mean().backward()
+        return run
+
     return PerImageFlops(
         forward=counted_flops(forward) / batch,
         input_gradient=counted_flops(backward(frozen)) / batch,
-        with_parameter_gradients=counted_flops(backward(trainable)) / batch,
-        cut_forward={layer: counted_flops(lambda: subject.ours.activations(pixels, layer)) / batch},
-        cut_gradient={layer: counted_flops(lambda: subject.ours.input_gradient(pixels, cut)) / batch},
+        with_parameter_gradients=counted_flops(backward(subject.naive)) / batch,
+        cut_forward={layer: counted_flops(to_layer(False)) / batch},
+        cut_gradient={layer: counted_flops(to_layer(True)) / batch},
     )
+
+
+class _Stop(BaseException):
+    """Raised by the forward hook of `forward_to` once the layer has its output."""
+
+
+def forward_to(module: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
+    """`layer`'s output for x, the forward stopped right after it (module: a SubmissionModule)."""
+    captured: list[torch.Tensor] = []
+
+    def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        captured.append(output)
+        raise _Stop
+
+    handle = dict(module.net.named_modules())[layer].register_forward_hook(hook)
+    try:
+        module(x)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return captured[0]
 
 
 def matmul_gflops(seconds: float = 3.0, side: int = MATMUL_SIDE) -> float:
