@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps grade test bench examples clean
+.PHONY: setup system-deps grade test bench bench-cost examples clean
 
 setup: system-deps $(STAMP)
 
@@ -29,6 +29,10 @@ test: setup
 # Benchmarks print numbers and ratios; they are not timed tests.
 bench: setup
 	$(BIN)/python bench/sandbox_overhead.py
+
+# Grading cost per task: ours, the naive way and the FLOP floor (about 10 minutes on 2 cores); writes bench/RESULTS.md.
+bench-cost: setup
+	$(BIN)/python bench/grading_cost.py
 
 # Retrain the example submissions (minutes on 2 CPU cores; the trained weights are committed).
 examples: setup

@@ -26,6 +26,7 @@ and writes nothing unless --results is given.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import cProfile
 import datetime
@@ -42,6 +43,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -69,12 +71,14 @@ from grader.submission.module import SubmissionModule
 from grader.submission.spec import InputSpec, VisualizeSpec, load_spec
 from grader.tasks import QUESTION_TASKS, ClassExamples, TaskContext, TaskOutput, TaskSettings
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION_START = "<!-- grading_cost:start -->"
 SECTION_END = "<!-- grading_cost:end -->"
 CHECK_BATCH = 8  # grader.batch.CHECK_BATCH: faces for the output checks
 MATMUL_SIDE = 2048
+PDF_FACES = 359  # faces graded before the timed PDFs: the report has the same pages whatever their number
 NUM_CLASSES = 7
 FILTER_STEP = 3.0  # pixels RMS per step, as FilterVisualization
 CLASSVIZ_STEP, CLASSVIZ_L2 = 2.0, 0.02  # as ClassModelVisualization
@@ -153,41 +157,47 @@ def warm_up(subject: Subject) -> None:
 @dataclass(frozen=True)
 class Request:
     """One protocol request: its kind ("logits", "gradient", "cut_gradient", "activations",
-    "layer_gradient"), how many images it carried, and the layer it stops at (cut requests)."""
+    "layer_gradient"), how many images it carried, the layer it stops at (cut requests), and the
+    seconds the model took to answer it."""
 
     kind: str
     images: int
     layer: str = ""
+    seconds: float = 0.0
 
 
 class CountingModel(ModelProtocol):
-    """Forwards every request to `inner` and records it in `log` (shared with its randomized copies)."""
+    """Forwards every request to `inner`, timing it, and records it in `log` (shared with its
+    randomized copies). Its own cost is one Python call and two clock reads a request."""
 
     def __init__(self, inner: ModelProtocol, log: list[Request] | None = None) -> None:
         self.inner = inner
         self.log: list[Request] = log if log is not None else []
 
+    def _timed(self, kind: str, images: int, layer: str, call: Callable[[], T]) -> T:
+        started = time.perf_counter()
+        try:
+            return call()
+        finally:
+            self.log.append(Request(kind, images, layer, time.perf_counter() - started))
+
     def describe(self) -> ModelDescription:
         return self.inner.describe()
 
     def logits(self, pixels: np.ndarray) -> np.ndarray:
-        self.log.append(Request("logits", len(pixels)))
-        return self.inner.logits(pixels)
+        return self._timed("logits", len(pixels), "", lambda: self.inner.logits(pixels))
 
     def input_gradient(self, pixels: np.ndarray, objective: Objective) -> tuple[np.ndarray, np.ndarray]:
-        if isinstance(objective, ChannelMean):
-            self.log.append(Request("cut_gradient", len(pixels), objective.layer))
-        else:
-            self.log.append(Request("gradient", len(pixels)))
-        return self.inner.input_gradient(pixels, objective)
+        cut = isinstance(objective, ChannelMean)
+        return self._timed("cut_gradient" if cut else "gradient", len(pixels), objective.layer if cut else "",
+                           lambda: self.inner.input_gradient(pixels, objective))
 
     def activations(self, pixels: np.ndarray, layer: str) -> np.ndarray:
-        self.log.append(Request("activations", len(pixels), layer))
-        return self.inner.activations(pixels, layer)
+        return self._timed("activations", len(pixels), layer, lambda: self.inner.activations(pixels, layer))
 
     def layer_gradient(self, pixels: np.ndarray, layer: str, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        self.log.append(Request("layer_gradient", len(pixels), layer))
-        return self.inner.layer_gradient(pixels, layer, classes)
+        return self._timed("layer_gradient", len(pixels), layer,
+                           lambda: self.inner.layer_gradient(pixels, layer, classes))
 
     def randomized(self, seed: int, top_layers: int) -> ModelProtocol:
         return CountingModel(self.inner.randomized(seed, top_layers), self.log)
@@ -336,6 +346,7 @@ class Row:
     naive_note: str = ""
     flops: float = 0.0
     requests: str = ""
+    in_model: float = 0.0
 
 
 # --- ours -----------------------------------------------------------------------------------------
@@ -380,7 +391,8 @@ def run_ours(subject: Subject, faces: FaceSet, settings: TaskSettings, rubric: R
     region = parts_region(faces.masks[examples.indices]) if faces.masks is not None else None
     with stage("scoring"):
         score(rubric, Measurements(evaluation=evaluation, tasks=outputs, probes=probes, region=region, checks=checks))
-    rows = {name: Row(name, seconds, flops=sum(flops.of(r) for r in logs[name]), requests=request_summary(logs[name]))
+    rows = {name: Row(name, seconds, flops=sum(flops.of(r) for r in logs[name]), requests=request_summary(logs[name]),
+                      in_model=sum(r.seconds for r in logs[name]))
             for name, seconds in times.items()}
     return OursRun(rows, evaluation, examples, outputs)
 
@@ -401,7 +413,7 @@ def naive_confusion(net: nn.Module, faces: FaceSet, count: int) -> float:
 def naive_saliency(net: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
     """Seconds for |d cross-entropy / d pixels| one image at a time, parameters trainable."""
     started = time.perf_counter()
-    for image, label in zip(images, labels):
+    for image, label in zip(images, labels, strict=True):
         x = torch.tensor(image[None], dtype=torch.float32, requires_grad=True)
         F.cross_entropy(net(x), torch.tensor([int(label)])).backward()
         x.grad.abs()
@@ -425,12 +437,13 @@ def _ascent_step(x: torch.Tensor, step: float, l2: float = 0.0) -> None:
     x.grad = None
 
 
-def naive_filters(net: nn.Module, layer: str, channels: int, steps: int) -> float:
+def naive_filters(net: SubmissionModule, layer: str, channels: int, steps: int) -> float:
     """Seconds for gradient ascent on channels 0..channels-1 of `layer`, one channel at a time, each
     step a full forward of the whole network (the layer's output taken by a forward hook) and a
     backward with parameter gradients."""
     captured: list[torch.Tensor] = []
-    handle = dict(net.named_modules())[layer].register_forward_hook(lambda _m, _i, out: captured.append(out))
+    layers = dict(net.net.named_modules())
+    handle = layers[layer].register_forward_hook(lambda _m, _i, out: captured.append(out))
     started = time.perf_counter()
     try:
         for channel in range(channels):
@@ -469,9 +482,10 @@ def naive_lime(net: nn.Module, images: np.ndarray, num_samples: int) -> float:
             return F.softmax(net(pixels), dim=1).numpy()
 
     started = time.perf_counter()
-    for image in images:
-        LimeImageExplainer().explain_instance(image.astype(np.float64) / 255, classifier_fn,
-                                              num_samples=num_samples, random_seed=0)
+    with contextlib.redirect_stderr(io.StringIO()):  # lime's progress bar
+        for image in images:
+            LimeImageExplainer().explain_instance(image.astype(np.float64) / 255, classifier_fn,
+                                                  num_samples=num_samples, random_seed=0)
     return time.perf_counter() - started
 
 
@@ -518,8 +532,9 @@ def run_naive(subject: Subject, faces: FaceSet, run: OursRun, settings: TaskSett
 
 def pdf_seconds(faces: FaceSet, rubric: Rubric, profile: HardwareProfile, threads: int) -> tuple[float, float]:
     """The report stage's own timing (render_html + write_pdf) of grade_submission on the VGG example,
-    in-process with quick task settings (the report has the same pages and figures): cold (the first
-    report in this process, weasyprint's import included) and warm (a second run)."""
+    in-process with quick task settings on `faces` (the report has the same pages and figures as a
+    full grading's): cold (the first report in this process, weasyprint's import included) and warm
+    (a second run)."""
     times = []
     with tempfile.TemporaryDirectory() as out:
         setup = GradingSetup(evaluation=faces, rubric=rubric, profile=profile, out_dir=Path(out), write_pdf=True,
@@ -552,7 +567,7 @@ def _ratio(numerator: float, denominator: float) -> str:
 def print_table(out: Output, subject: str, rows: dict[str, Row], gflops: float) -> None:
     """task | ours (s) | naive (s) | speed-up | floor (s) | ours/floor, and a total row. Rows without
     a naive counterpart (checks, probes, scoring) count our time on both sides of the total."""
-    out(f"\n{subject}: task | ours (s) | naive (s) | speed-up | floor (s) | ours/floor")
+    out(f"\n{subject}:")
     out(f"{'task':14} {'ours (s)':>9} {'naive (s)':>11} {'speed-up':>9} {'floor (s)':>10} {'ours/floor':>11}")
     total_ours = total_naive = total_floor = 0.0
     for row in rows.values():
@@ -570,8 +585,10 @@ def print_table(out: Output, subject: str, rows: dict[str, Row], gflops: float) 
             star = "* extrapolated linearly from " if row.naive_share < 1 else "  timed in full: "
             out(f"  {row.task}: naive {star}{row.naive_note}")
     out("  * the total's naive side is partly extrapolated; checks, probes and scoring count our time on both sides")
+    out("  our requests per task (images/requests), the floor's FLOPs, and the share of our time spent inside model requests:")
     for row in rows.values():
-        out(f"  {row.task} requests: {row.requests}; floor {row.flops / 1e9:.2f} GFLOP")
+        share = f"{100 * row.in_model / row.ours:.0f}%" if row.ours > 0 else "—"
+        out(f"  {row.task}: {row.requests}; floor {row.flops / 1e9:.2f} GFLOP; in model {row.in_model:.2f} s ({share})")
 
 
 def machine_line(threads: int) -> str:
@@ -602,7 +619,7 @@ def write_results(path: Path, command: str, machine: str, lines: list[str]) -> N
     path.write_text(text, encoding="utf-8")
 
 
-def profile_tasks(subject: Subject, faces: FaceSet, run: OursRun, settings: TaskSettings, out: Output,
+def profile_tasks(subject: Subject, run: OursRun, faces: FaceSet, settings: TaskSettings, out: Output,
                   top: int = 14) -> None:
     """cProfile of our q2 and q3 on `subject`: where their time goes, by own time."""
     context = TaskContext(model=subject.ours, faces=faces, examples=run.examples, settings=settings,
@@ -623,14 +640,17 @@ def profile_tasks(subject: Subject, faces: FaceSet, run: OursRun, settings: Task
 # --- main -----------------------------------------------------------------------------------------
 
 
+def first_faces(faces: FaceSet, count: int) -> FaceSet:
+    """The first `count` faces of a set, with their labels and masks."""
+    return FaceSet(images=faces.images[:count], labels=None if faces.labels is None else faces.labels[:count],
+                   ids=faces.ids[:count], masks=None if faces.masks is None else faces.masks[:count],
+                   source=faces.source)
+
+
 def evaluation_faces(quick: bool) -> FaceSet:
-    """The 3,589 bundled evaluation faces; a tenth of them with --quick."""
+    """The 3,589 bundled evaluation faces; the first tenth of them with --quick."""
     faces = bundled_evaluation()
-    if not quick:
-        return faces
-    n = len(faces) // 10
-    return FaceSet(images=faces.images[:n], labels=faces.labels[:n], ids=faces.ids[:n],
-                   masks=None if faces.masks is None else faces.masks[:n], source=faces.source)
+    return first_faces(faces, len(faces) // 10) if quick else faces
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -668,11 +688,11 @@ def main(argv: list[str] | None = None) -> None:
     out(f"profile: {profile.describe()}" + (f"; threads overridden to {threads}" if threads != profile.threads else ""))
     out(f"work: {'--quick (a tenth): ' if args.quick else ''}{len(faces)} evaluation faces, {settings}")
     out("ours: the project's code on an InProcessModel (no sandbox; see bench/sandbox_overhead.py)")
-    gflops = matmul_gflops()
-    out(f"fp32 matmul ({MATMUL_SIDE}x{MATMUL_SIDE} torch.mm, best of ~3 s, {threads} thread(s)): {gflops:.1f} GFLOP/s")
-
+    # The floor's rate is the best of three measurements (before, between and after the models), so a
+    # moment of load from other processes lowers it less; every table divides by the same rate.
+    rates = [matmul_gflops()]
     builders = {"vgg": vgg_subject, "typical": typical_subject}
-    last: tuple[Subject, OursRun] | None = None
+    runs: list[tuple[Subject, OursRun]] = []
     for name in args.models.split(","):
         subject = builders[name.strip()]()
         warm_up(subject)
@@ -685,15 +705,22 @@ def main(argv: list[str] | None = None) -> None:
             f"{flops.cut_forward[layer] / 1e6:.1f} MFLOP, with input gradient {flops.cut_gradient[layer] / 1e6:.1f} MFLOP")
         run = run_ours(subject, faces, settings, rubric, flops)
         run_naive(subject, faces, run, settings, share, run.rows)
-        print_table(out, name, run.rows, gflops)
-        last = (subject, run)
+        runs.append((subject, run))
+        rates.append(matmul_gflops())
+    gflops = max(rates)
+    out(f"\nfp32 matmul ({MATMUL_SIDE}x{MATMUL_SIDE} torch.mm, {threads} thread(s), best call of ~3 s, measured "
+        f"{len(rates)} times: {', '.join(f'{r:.1f}' for r in rates)}): the floor uses {gflops:.1f} GFLOP/s")
+    for subject, run in runs:
+        print_table(out, subject.name, run.rows, gflops)
 
     if not args.no_pdf:
-        cold, warm = pdf_seconds(faces, rubric, profile, threads)
-        out(f"\nPDF (VGG example, grade_submission write_pdf=True, in-process, its 'report' timing = render_html + "
-            f"write_pdf): cold {cold:.2f} s (first report of the process), warm {warm:.2f} s")
-    if args.profile_tasks and last is not None:
-        profile_tasks(last[0], faces, last[1], settings, out)
+        pdf_faces = first_faces(faces, PDF_FACES)
+        cold, warm = pdf_seconds(pdf_faces, rubric, profile, threads)
+        out(f"\nPDF (VGG example: grade_submission, write_pdf=True, in-process, quick tasks on the first {len(pdf_faces)} "
+            f"faces; its own 'report' timing = render_html + write_pdf): cold {cold:.2f} s (the process's first "
+            f"report, weasyprint's import included), warm {warm:.2f} s (the next)")
+    if args.profile_tasks and runs:
+        profile_tasks(*runs[-1], faces=faces, settings=settings, out=out)
     out(f"\nbenchmark wall time: {time.perf_counter() - started:.0f} s")
 
     target = args.results if args.results is not None else (None if args.quick else RESULTS)

@@ -358,8 +358,8 @@ def test_every_examples_pdf_shows_its_id_name_questions_and_scores(graded, folde
     for question in result["questions"]:
         assert f"{question['id']}. {question['title']} — {question['score']:g} / {question['max_score']:g}" in text
         for item in question["criteria"]:
-            if item["score"] is not None:
-                assert f"{item['score']:g} / {item['max_score']:g}" in text
+            if item["score"] is not None:  # pdftotext may drop the spaces around a narrow "/"
+                assert f"{item['score']:g}/{item['max_score']:g}" in text.replace(" ", "")
 
 
 def test_grade_writes_the_dashboard_linking_every_students_pdf(graded):
