@@ -182,7 +182,8 @@ def _run_tasks(attempt: _Attempt, model: ModelProtocol, setup: GradingSetup) -> 
 def open_model(folder: Path, spec: SubmissionSpec, setup: GradingSetup) -> ModelProtocol:
     """The submission behind the model protocol, isolated as the setup says."""
     if setup.isolation == "inprocess":
-        return InProcessModel(SubmissionModule(build_model(folder, spec), spec.input))
+        return InProcessModel(SubmissionModule(build_model(folder, spec), spec.input), setup.profile.device,
+                              setup.profile.dtype)
     return SandboxedModel.open(folder, setup.profile, setup.isolation)
 
 

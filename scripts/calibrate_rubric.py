@@ -1,6 +1,6 @@
 """Print every registered metric for every submission under a folder, to set rubric.yaml's bands.
 
-    python scripts/calibrate_rubric.py [SUBMISSIONS] [--quick]
+    python scripts/calibrate_rubric.py [SUBMISSIONS] [--quick] [--profile cpu|fast]
 
 Grades in-process (trusted submissions only: the course's examples) on the bundled evaluation
 set, with a rubric that scores every metric, and prints one row per metric, one column per
@@ -32,10 +32,12 @@ def every_metric_rubric() -> Rubric:
 
 def main(argv: list[str]) -> None:
     quiet_libraries()
-    folder = Path(next((a for a in argv if not a.startswith("--")), "submissions"))
     settings = TaskSettings.quick() if "--quick" in argv else TaskSettings()
+    profile = argv[argv.index("--profile") + 1] if "--profile" in argv else "cpu"
+    argv = [a for a in argv if a not in ("--profile", profile)]
+    folder = Path(next((a for a in argv if not a.startswith("--")), "submissions"))
     with tempfile.TemporaryDirectory() as out:
-        setup = GradingSetup(evaluation=bundled_evaluation(), rubric=every_metric_rubric(), profile=get_profile("cpu"),
+        setup = GradingSetup(evaluation=bundled_evaluation(), rubric=every_metric_rubric(), profile=get_profile(profile),
                              out_dir=Path(out), write_pdf=False, isolation="inprocess", tasks=settings)
         results = grade_class(folder, setup, force=True)
     table = pd.DataFrame({f"{r.folder}": {c.id: c.value for q in r.questions for c in q.criteria}

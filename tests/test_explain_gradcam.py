@@ -33,8 +33,10 @@ def test_gradcam_equals_captums_layer_gradcam(kind):
     size = module.input_spec.size
     expected = LayerAttribution.interpolate(cam, (size, size), interpolate_mode="bilinear")[:, 0].detach().numpy()
     offset = (48 - size) // 2
+    # atol: channels_last sums in another order; cells near 0 (where Grad-CAM's ReLU cuts) differ in
+    # their last bits, relative to the map's maximum.
     np.testing.assert_allclose(maps[:, offset:offset + size, offset:offset + size], expected, rtol=1e-4,
-                               atol=1e-6 * float(np.abs(expected).max()))
+                               atol=1e-5 * float(np.abs(expected).max()))
     assert maps.shape == (3, 48, 48) and maps.max() > 0
     if offset:
         assert not maps[:, :offset].any() and not maps[:, :, :offset].any()  # outside the crop the model sees nothing

@@ -34,3 +34,24 @@ def test_the_gpu_profile_without_cuda_is_refused_before_anything_runs(tmp_path):
 def test_an_unknown_profile_names_the_choices():
     with pytest.raises(ValueError, match="choose one of cpu, gpu"):
         get_profile("tpu")
+
+
+def test_the_fast_profile_runs_the_model_in_bf16_close_to_fp32():
+    import numpy as np
+    from torch import nn
+
+    from grader.submission.inprocess import InProcessModel
+    from grader.submission.module import SubmissionModule
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+                        nn.Linear(128, 7))
+    pixels = np.random.default_rng(0).uniform(0, 255, (4, 48, 48)).astype(np.float32)
+    exact = InProcessModel(SubmissionModule(net)).logits(pixels)
+    fast_profile = get_profile("fast")
+    fast = InProcessModel(SubmissionModule(net), fast_profile.device, fast_profile.dtype)
+    approximate = fast.logits(pixels)
+    assert approximate.dtype == np.float32
+    assert not np.array_equal(approximate, exact)  # bf16 really ran
+    np.testing.assert_allclose(approximate, exact, atol=0.05 * np.abs(exact).max())
+    assert np.array_equal(fast.logits(pixels), approximate)  # and is deterministic

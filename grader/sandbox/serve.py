@@ -22,7 +22,7 @@ def serve(submission: str, profile: dict, requests: int, responses: int) -> None
     hardware = HardwareProfile.model_validate(profile)
     try:
         hardware.apply()
-        model = load(Path(submission), hardware.device)
+        model = load(Path(submission), hardware.device, hardware.dtype)
     except BaseException as error:  # noqa: BLE001  (whatever the student's import does, report it)
         write_message(responses, failure(error, "load"))
         return
@@ -42,12 +42,12 @@ def serve(submission: str, profile: dict, requests: int, responses: int) -> None
         write_message(responses, response)
 
 
-def load(folder: Path, device: str = "cpu") -> InProcessModel:
+def load(folder: Path, device: str = "cpu", dtype: str = "float32") -> InProcessModel:
     try:
         spec = load_spec(folder)
     except ConfigError as error:
         raise SubmissionError("spec", "; ".join(error.problems)) from None
-    return InProcessModel(SubmissionModule(build_model(folder, spec), spec.input), device=device)
+    return InProcessModel(SubmissionModule(build_model(folder, spec), spec.input), device=device, dtype=dtype)
 
 
 def answer(request: Message, models: dict[int, ModelProtocol]) -> Message:
