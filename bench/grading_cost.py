@@ -29,12 +29,8 @@ import argparse
 import contextlib
 import copy
 import cProfile
-import datetime
 import io
-import os
-import platform
 import pstats
-import re
 import shlex
 import sys
 import tempfile
@@ -50,6 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from results import RESULTS, machine_line, write_section  # bench/results.py, beside this file
 
 from grader.batch import GradingSetup, evaluation_logits, grade_submission
 from grader.data.bundled import bundled_evaluation
@@ -73,9 +71,6 @@ from grader.tasks import QUESTION_TASKS, ClassExamples, TaskContext, TaskOutput,
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "RESULTS.md"
-SECTION_START = "<!-- grading_cost:start -->"
-SECTION_END = "<!-- grading_cost:end -->"
 CHECK_BATCH = 8  # grader.batch.CHECK_BATCH: faces for the output checks
 MATMUL_SIDE = 2048
 PDF_FACES = 359  # faces graded before the timed PDFs: the report has the same pages whatever their number
@@ -591,34 +586,6 @@ def print_table(out: Output, subject: str, rows: dict[str, Row], gflops: float) 
         out(f"  {row.task}: {row.requests}; floor {row.flops / 1e9:.2f} GFLOP; in model {row.in_model:.2f} s ({share})")
 
 
-def machine_line(threads: int) -> str:
-    cpu = "unknown CPU"
-    try:
-        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
-        cpu = found.group(1).strip() if found else cpu
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python "
-            f"{platform.python_version()}, torch {torch.__version__}, torch threads {threads} "
-            f"(interop {torch.get_num_interop_threads()})")
-
-
-def write_results(path: Path, command: str, machine: str, lines: list[str]) -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md, leaving other sections as they are."""
-    today = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    section = "\n".join([
-        SECTION_START, "## Grading cost: ours, the naive way and the FLOP floor (bench/grading_cost.py)", "",
-        f"- command: `{command}`", f"- date: {today}", f"- machine: {machine}", "",
-        "```", *lines, "```", SECTION_END])
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
-    if SECTION_START in text and SECTION_END in text:
-        before, rest = text.split(SECTION_START, 1)
-        text = before + section + rest.split(SECTION_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def profile_tasks(subject: Subject, run: OursRun, faces: FaceSet, settings: TaskSettings, out: Output,
                   top: int = 14) -> None:
     """cProfile of our q2 and q3 on `subject`: where their time goes, by own time."""
@@ -725,7 +692,8 @@ def main(argv: list[str] | None = None) -> None:
 
     target = args.results if args.results is not None else (None if args.quick else RESULTS)
     if target is not None:
-        write_results(target, command, machine, out.lines)
+        write_section("grading_cost", "Grading cost: ours, the naive way and the FLOP floor (bench/grading_cost.py)",
+                      command, machine, out.lines, target)
         print(f"written to {target}")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from grader.batch import GradingSetup
-from grader.classrun import PlannedSubmission, Runner, grade_class, plan_class
+from grader.classrun import Runner, grade_class, plan_class
 from grader.data.readers import read_faces
 from grader.profile import get_profile
 from grader.scoring.rubric import load_rubric

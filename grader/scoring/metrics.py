@@ -17,7 +17,7 @@ import numpy as np
 from grader.evaluate import Evaluation
 from grader.scoring.measures import curve_auc, is_informative, mass_share, pattern_diversity, pointing_game, \
     rank_correlation
-from grader.scoring.probes import Probes, attribution_maps
+from grader.scoring.probes import Probes
 from grader.submission.checks import ModelChecks
 from grader.tasks import TaskOutput
 
