@@ -175,13 +175,18 @@ def saliency_pointing(measured: Measurements) -> float:
 # --- deletion and insertion (Petsiuk et al. 2018) -------------------------------------------
 
 
-def perturbation_gain(measured: Measurements, name: str, mode: str) -> float:
-    """Mean AUC of the map's curve against the random order's: the probability area the map's
-    order removes faster (deletion) or restores faster (insertion) than chance, in 0..1 units."""
+def _curve_areas(measured: Measurements, name: str, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per image, the area under the map's `mode` curve and under the random order's."""
     curves = _probes(measured).curves
     if f"{name}_{mode}" not in curves:
         raise MetricUnavailable(f"no {name} map was drawn, so its {mode} curve was not measured")
-    ours, chance = curve_auc(curves[f"{name}_{mode}"]), curve_auc(curves[f"random_{mode}"])
+    return curve_auc(curves[f"{name}_{mode}"]), curve_auc(curves[f"random_{mode}"])
+
+
+def perturbation_gain(measured: Measurements, name: str, mode: str) -> float:
+    """Mean AUC of the map's curve against the random order's: the probability area the map's
+    order removes faster (deletion) or restores faster (insertion) than chance, in 0..1 units."""
+    ours, chance = _curve_areas(measured, name, mode)
     return float(np.mean(chance - ours if mode == "deletion" else ours - chance))
 
 
@@ -242,8 +247,5 @@ def freeform_evidence(measured: Measurements) -> float:
     output = _output(measured, "q4", "free-choice")
     if output.name == "classviz":
         return classviz_probability(measured)
-    curves = _probes(measured).curves
-    if f"{output.name}_deletion" not in curves:
-        raise MetricUnavailable(f"the {output.name} map's deletion curve was not measured")
-    ours, chance = curve_auc(curves[f"{output.name}_deletion"]), curve_auc(curves["random_deletion"])
+    ours, chance = _curve_areas(measured, output.name, "deletion")
     return float(np.mean(1 - ours / np.maximum(chance, 1e-12)))
