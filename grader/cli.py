@@ -144,8 +144,13 @@ def grade(
     console.print(f"Grading {count} submission(s) from {submissions} on {setup.evaluation.source}, "
                   f"profile {setup.profile.describe()}, isolation {setup.isolation}, in {where}", highlight=False)
 
-    with BatchProgress(count) as progress:
-        results = grade_class(submissions, setup, runner=runner, force=force, on_result=progress.result)
+    from grader.dask_runner import SchedulerUnreachable
+
+    try:
+        with BatchProgress(count) as progress:
+            results = grade_class(submissions, setup, runner=runner, force=force, on_result=progress.result)
+    except SchedulerUnreachable as error:
+        raise _fail(str(error)) from None
     failed = sum(r.status == "failed" for r in results)
     if canvas is not None:
         from grader.report.gradebook import write_canvas

@@ -20,6 +20,11 @@ from grader.result import Result, StageError
 
 WORKER_OVERHEAD_MB = 1024
 """Memory a worker process needs beside its sandbox (torch, the evaluation set, figures)."""
+CONNECT_TIMEOUT = "15s"
+
+
+class SchedulerUnreachable(RuntimeError):
+    """The Dask scheduler named by --scheduler did not answer; nothing was graded."""
 
 
 def local_worker_count(setup: GradingSetup) -> int:
@@ -52,7 +57,12 @@ class DaskRunner(Runner):
         if self.scheduler is None:
             cluster = LocalCluster(n_workers=self.workers or local_worker_count(setup), threads_per_worker=1,
                                    processes=True, dashboard_address=None, silence_logs=logging.ERROR)
-        client = Client(self.scheduler or cluster)
+        try:
+            client = Client(self.scheduler or cluster, timeout=CONNECT_TIMEOUT)
+        except OSError as error:
+            raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {self.scheduler}: {error}; start it "
+                                       "(`dask scheduler`) and its workers (`dask worker ADDRESS`), or leave out "
+                                       "--scheduler to grade on this machine") from None
         try:
             shared_setup = client.scatter(setup, broadcast=True)
             futures = {client.submit(grade_submission, planned.folder, shared_setup, owners, None,

@@ -181,3 +181,19 @@ def test_copies_under_different_ids_are_flagged_in_similarity_csv_and_the_dashbo
     assert all("weights" in signals and "source" in signals for signals in pairs["signals"])
     page = (out / "index.html").read_text(encoding="utf-8")
     assert "Similar submissions" in page and "b00000001" in page.split('id="similar"')[1]
+
+
+def test_an_unreachable_scheduler_is_a_clear_error_and_grades_nothing(class_folder, tmp_path, small_eval_csv,
+                                                                    monkeypatch):
+    from typer.testing import CliRunner
+
+    from grader import dask_runner
+    from grader.cli import app
+
+    monkeypatch.setattr(dask_runner, "CONNECT_TIMEOUT", "2s")
+    outcome = CliRunner().invoke(app, ["grade", str(class_folder), "--out", str(tmp_path / "out"), "--data",
+                                       str(small_eval_csv), "--quick", "--no-sandbox", "--scheduler",
+                                       "tcp://127.0.0.1:9"])
+    assert outcome.exit_code == 2
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in outcome.output
+    assert not (tmp_path / "out" / "gradebook.csv").exists()
