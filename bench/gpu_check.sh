@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Grade the example submissions under the gpu profile on a CUDA machine and print the time per
 # submission and per task. One prepared run for a lent GPU (no network there): it uses the Python
-# whose torch sees CUDA, installs this package into a venv that inherits that Python's packages,
-# and grades with bubblewrap when it works, else in a plain subprocess.
+# whose torch sees CUDA, runs this checkout from source (PYTHONPATH, nothing to install), and
+# grades with bubblewrap when it works, else in a plain subprocess.
 #
 #   bash bench/gpu_check.sh [OUT]        # OUT defaults to $OUT/gpu-check, or ./gpu-check
 set -euo pipefail
@@ -21,11 +21,8 @@ if [ -z "$python" ]; then
 fi
 "$python" -c 'import torch; print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}")'
 
-venv=.venv-gpu
-[ -x "$venv/bin/python" ] || "$python" -m venv --system-site-packages "$venv"
-# --no-deps: the machine has no network; the inherited site-packages must hold the rest.
-"$venv/bin/pip" install --no-deps --no-build-isolation -q -e . 2>&1 | tail -2 || true
-missing=$("$venv/bin/python" - <<'PY'
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+missing=$("$python" - <<'PY'
 import importlib
 names = ["pytorch_lightning", "lime", "skimage", "sklearn", "jinja2", "weasyprint", "matplotlib", "pandas",
          "yaml", "pydantic", "typer", "rich", "dask", "distributed"]
@@ -41,9 +38,9 @@ sandbox="--no-sandbox"
 if command -v bwrap >/dev/null && bwrap --ro-bind / / true 2>/dev/null; then sandbox=""; fi
 rm -rf "$out"
 start=$(date +%s.%N)
-"$venv/bin/grader" grade submissions --profile gpu --workers 1 --force $sandbox --out "$out"
+"$python" -m grader.cli grade submissions --profile gpu --workers 1 --force $sandbox --out "$out"
 end=$(date +%s.%N)
-"$venv/bin/python" - "$out" "$start" "$end" <<'PY'
+"$python" - "$out" "$start" "$end" <<'PY'
 import json, sys
 from pathlib import Path
 out, start, end = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
