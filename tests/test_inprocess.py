@@ -533,3 +533,19 @@ def test_a_broad_except_in_forward_cannot_run_past_the_target_layer():
 
 def test_logits_of_no_faces_are_an_empty_batch():
     assert wrap(small_cnn()).logits(np.zeros((0, 48, 48), np.float32)).shape == (0, 7)
+
+
+@pytest.mark.parametrize("conv", [nn.Conv2d(1, 6, 3, padding=1), nn.Conv2d(1, 6, 5, stride=2, padding=2, bias=False),
+                                  nn.Conv2d(1, 6, 3, padding="same", dilation=2)])
+def test_a_conv_layers_channel_objective_computes_only_the_picked_channels_with_the_same_result(conv):
+    torch.manual_seed(0)
+    net = nn.Sequential(conv, nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, 7))
+    hooked = copy.deepcopy(net)
+    hooked[0].register_forward_hook(lambda *_: None)  # a student's hook: the layer must run as written
+    objective = ChannelMean(layer="0", channels=np.array([5, 0, 3, 3]), negative_slope=0.01)
+
+    values, gradient = wrap(net).input_gradient(faces(4), objective)
+    expected_values, expected_gradient = wrap(hooked).input_gradient(faces(4), objective)
+
+    np.testing.assert_allclose(values, expected_values, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-4, atol=1e-8)
