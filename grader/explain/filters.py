@@ -269,7 +269,7 @@ def resolve_layer(description: ModelDescription, layer: str | None) -> str:
 
 def _channel_count(model: ModelProtocol, description: ModelDescription, layer: str) -> int:
     shape = description.layer(layer).output_shape
-    if not shape:  # unknown (TorchScript takes no hooks): ask, and let the model say why it cannot
+    if not shape:  # unknown (a TorchScript layer inside an `if`): ask, and let the model say why it cannot
         shape = np.asarray(model.activations(start_images(1, AscentSettings(steps=0, step_size=1)), layer)).shape[1:]
     if len(shape) != 3:
         raise ValueError(f"layer '{layer}' outputs shape {tuple(shape)}, not channel maps (C, h, w): "

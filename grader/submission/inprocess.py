@@ -8,7 +8,7 @@ directly on trusted models.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.hooks import RemovableHandle
 
 from grader.protocol import ChannelMean, ClassLogit, CrossEntropy, LayerInfo, ModelDescription, ModelProtocol, Objective
 from grader.submission.errors import SubmissionError, describe_exception, is_out_of_memory, memory_error
@@ -175,22 +176,8 @@ class InProcessModel(ModelProtocol):
 
     def _input_of(self, x: torch.Tensor, layer: str, target: nn.Module) -> torch.Tensor:
         """Run the model until `target` is called, and return its input (its first call's)."""
-        captured: list[torch.Tensor] = []
-
-        def capture(_module: nn.Module, inputs: tuple) -> None:
-            captured.append(inputs[0])
-            raise _StopForward
-
-        handle = target.register_forward_pre_hook(capture)
-        try:
-            self.module(x)
-        except _StopForward:
-            pass
-        finally:
-            handle.remove()
-        if not captured:
-            raise SubmissionError("request", f"layer '{layer}' is never called in the model's forward")
-        return captured[0]
+        return self._first_capture(x, layer, lambda keep: target.register_forward_pre_hook(
+            lambda _module, inputs: keep(inputs[0])))
 
     def _forward_to(self, x: torch.Tensor, layer: str) -> torch.Tensor:
         """Run the model until `layer` has its output, and stop there."""
@@ -198,15 +185,26 @@ class InProcessModel(ModelProtocol):
         if self._scripted:
             with self.module.precision():
                 return self._tapped(layer, with_output=False)(self.module.preprocess(x))[0]
-        captured: list[torch.Tensor] = []
 
-        def capture(_module: nn.Module, _inputs: object, output: object) -> None:
+        def check(output: object) -> torch.Tensor:
             if not isinstance(output, torch.Tensor):
                 raise SubmissionError("request", f"layer '{layer}' outputs {type(output).__name__}, not a tensor")
-            captured.append(output)
+            return output
+
+        return self._first_capture(x, layer, lambda keep: target.register_forward_hook(
+            lambda _module, _inputs, output: keep(check(output))))
+
+    def _first_capture(self, x: torch.Tensor, layer: str,
+                       register: Callable[[Callable[[torch.Tensor], None]], RemovableHandle]) -> torch.Tensor:
+        """Run the model with the hook `register` installs (it hands its tensor to `keep`), and stop
+        the forward at the first tensor kept: nothing after that layer runs."""
+        captured: list[torch.Tensor] = []
+
+        def keep(value: torch.Tensor) -> None:
+            captured.append(value)
             raise _StopForward
 
-        handle = target.register_forward_hook(capture)
+        handle = register(keep)
         try:
             self.module(x)
         except _StopForward:
