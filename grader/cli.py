@@ -136,11 +136,12 @@ def grade(
                    manual)
     if workers is not None and workers < 1:
         raise _fail(f"--workers must be at least 1, not {workers}")
-    parallel = scheduler is not None or (workers or local_worker_count(setup)) > 1
-    runner = DaskRunner(workers, scheduler) if parallel else Runner()
+    local_workers = workers or local_worker_count(setup)
+    parallel = scheduler is not None or local_workers > 1
+    runner = DaskRunner(local_workers, scheduler) if parallel else Runner()
     count = len(submission_folders(submissions))
     where = f"Dask scheduler {scheduler}" if scheduler else (
-        f"{workers or local_worker_count(setup)} local Dask worker(s)" if parallel else "this process")
+        f"{local_workers} local Dask worker(s)" if parallel else "this process")
     console.print(f"Grading {count} submission(s) from {submissions} on {setup.evaluation.source}, "
                   f"profile {setup.profile.describe()}, isolation {setup.isolation}, in {where}", highlight=False)
 
