@@ -46,6 +46,8 @@ class InProcessModel(ModelProtocol):
             self.module.use_channels_last()
         if dtype != "float32":
             self.module.autocast_dtype = getattr(torch, dtype)
+        self.dtype = dtype
+        self.module.use_nnpack()
         for parameter in self.module.parameters():
             # Only input gradients are ever needed: frozen parameters skip their weight gradients.
             parameter.requires_grad_(False)
@@ -120,9 +122,7 @@ class InProcessModel(ModelProtocol):
                 _reinitialize(layer)
         finally:
             torch.random.set_rng_state(generator_state)
-        clone_model = InProcessModel(clone, str(self.device))
-        clone_model.module.autocast_dtype = self.module.autocast_dtype
-        return clone_model
+        return InProcessModel(clone, str(self.device), self.dtype)
 
     # --- helpers ------------------------------------------------------------------------
 
