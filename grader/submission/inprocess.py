@@ -27,7 +27,8 @@ from grader.submission.scripted import LayerTaps, observable_layers
 PREDICT_BATCH = 16
 """Faces per forward in `logits`. Small batches keep a conv layer's maps in the CPU's cache: at one
 thread, channels_last, the typical course CNN runs 137 faces/s at 16, 129 at 32, 107 at 256; the
-VGG example 566, 542 and 342 (bench/grading_cost.py)."""
+VGG example 566, 542 and 342 (bench/grading_cost.py). 16 is also the least batch that NNPACK
+takes (grader.submission.nnpack), which runs these batches faster still."""
 
 
 class _StopForward(BaseException):
