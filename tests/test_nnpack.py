@@ -120,9 +120,10 @@ def test_pools_give_the_same_values_on_their_channels_last_copy(pool):
 
 
 def test_the_onednn_switch_is_restored_after_a_routed_convolution_even_when_it_fails():
-    with NnpackConvolutions():
-        with pytest.raises(RuntimeError):
-            F.conv2d(torch.rand(NNPACK_MIN_BATCH, 32, 8, 8), torch.rand(64, 31, 3, 3))  # channel mismatch
+    with NnpackConvolutions() as mode, pytest.raises(RuntimeError):
+        # a convolution the rule routes, with a bias of the wrong length
+        F.conv2d(torch.rand(NNPACK_MIN_BATCH, 32, 8, 8), torch.rand(64, 32, 3, 3), torch.rand(5))
+    assert mode.routed == 1
     assert torch.backends.mkldnn.enabled
 
 
