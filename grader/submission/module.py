@@ -45,7 +45,7 @@ class SubmissionModule(pl.LightningModule):
         CPUs (1.4x for the typical course CNN, 1.3x for the VGG example, at batch 16, one thread),
         when it gives the same logits. A student's `x.view(n, -1)` on an NHWC map raises, so a
         model that fails or differs stays as it is. True when switched."""
-        probe = torch.linspace(0, 255, 2 * IMAGE_SIDE * IMAGE_SIDE).reshape(2, IMAGE_SIDE, IMAGE_SIDE)
+        probe = _ramp_faces(2)
         with torch.no_grad():
             try:
                 expected = self(probe)
@@ -71,8 +71,7 @@ class SubmissionModule(pl.LightningModule):
         if (self.device.type != "cpu" or self.autocast_dtype is not None or not nnpack_available()
                 or self.memory_format != torch.channels_last):
             return False
-        probe = torch.linspace(0, 255, NNPACK_MIN_BATCH * IMAGE_SIDE * IMAGE_SIDE).reshape(
-            NNPACK_MIN_BATCH, IMAGE_SIDE, IMAGE_SIDE)
+        probe = _ramp_faces(NNPACK_MIN_BATCH)
         with torch.no_grad():
             try:
                 expected = self(probe)
@@ -102,3 +101,9 @@ class SubmissionModule(pl.LightningModule):
             with NnpackConvolutions():
                 return self(pixels)
         return self(pixels)
+
+
+def _ramp_faces(count: int) -> torch.Tensor:
+    """`count` faces of one gray ramp from 0 to 255 across them all: the probe the layout and kernel
+    choices compare their logits on."""
+    return torch.linspace(0, 255, count * IMAGE_SIDE * IMAGE_SIDE).reshape(count, IMAGE_SIDE, IMAGE_SIDE)
