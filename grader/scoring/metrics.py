@@ -161,8 +161,9 @@ def _region(measured: Measurements) -> np.ndarray:
 def saliency_localization(measured: Measurements) -> float:
     """Mass share over area share, so the score means the same on part masks (about 11% of a
     synthetic face) and on the larger face ellipse (35%)."""
-    region = np.broadcast_to(_region(measured), _output(measured, "q1", "saliency").arrays["maps"].shape)
-    share = mass_share(_output(measured, "q1", "saliency").arrays["maps"], region)
+    maps = _output(measured, "q1", "saliency").arrays["maps"]
+    region = np.broadcast_to(_region(measured), maps.shape)
+    share = mass_share(maps, region)
     return float(np.mean(share / np.maximum(region.mean(axis=(1, 2)), 1e-12)))
 
 
