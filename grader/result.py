@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from grader.atomic import atomic_write_text
+from grader.escape import clean_text
+
+MESSAGE_LIMIT = 2000
+"""Characters of one error or warning message kept: a student's exception text can be megabytes."""
 
 
 class CriterionResult(BaseModel):
@@ -37,8 +41,16 @@ class QuestionResult(BaseModel):
 
 
 class StageError(BaseModel):
+    """A problem in one stage of grading a submission (an error fails it or a task; a warning only informs)."""
+
     stage: str
     message: str
+
+    @field_validator("stage", "message")
+    @classmethod
+    def _printable(cls, text: str) -> str:
+        # Messages carry the student's exception text: valid Unicode and bounded before any sink sees them.
+        return clean_text(text, MESSAGE_LIMIT)
 
 
 class Result(BaseModel):
@@ -47,11 +59,15 @@ class Result(BaseModel):
     student_id: str
     name: str = ""
     folder: str = Field("", description="the submission folder's name")
-    status: Literal["graded", "failed"]
+    status: Literal["graded", "failed", "conflict"] = Field(
+        description="conflict: another folder claims the same student_id (or the roster gives this folder to "
+                    "someone else); held ungraded until a roster settles it")
     score: float = 0.0
     max_score: float = 0.0
     questions: list[QuestionResult] = []
     errors: list[StageError] = []
+    warnings: list[StageError] = Field(default_factory=list, description="what the student should know but "
+                                                                        "that costs no points by itself")
     accuracy: float | None = None
     per_class_recall: list[float] | None = None
     confusion_matrix: list[list[float]] | None = Field(None, description="rows = true class, row-normalized")
@@ -65,6 +81,16 @@ class Result(BaseModel):
     answers: dict[str, str] = Field(default_factory=dict, description="report.md's section per question id")
     cache_key: str = Field("", description="hash of everything the result depends on; a re-run with the same key "
                                            "reuses it (see grader.classrun)")
+
+    @field_validator("name", "folder", "output")
+    @classmethod
+    def _printable_text(cls, text: str) -> str:
+        return clean_text(text)
+
+    @field_validator("answers")
+    @classmethod
+    def _printable_answers(cls, answers: dict[str, str]) -> dict[str, str]:
+        return {clean_text(question): clean_text(text) for question, text in answers.items()}
 
     @property
     def pending_manual(self) -> bool:
