@@ -11,6 +11,7 @@ import jinja2
 
 from grader.atomic import atomic_write_bytes
 from grader.classes import Language, class_names
+from grader.escape import printable_text
 from grader.report.words import words
 from grader.result import CriterionResult, Result
 
@@ -25,8 +26,13 @@ class FigureRef:
 
 @lru_cache(maxsize=1)
 def template_environment() -> jinja2.Environment:
+    """The one Jinja environment of the PDF and the dashboard, and so the one place their student text is
+    made safe: `printable_text` cleans every printed str (WeasyPrint cannot encode a lone surrogate, and
+    HTML allows no control characters), then autoescape escapes it. Values are data, never templates:
+    student text that looks like `{{ 7*7 }}` is printed as written. No template marks student text `|safe`."""
     loader = jinja2.FileSystemLoader(str(resources.files("grader") / "templates"))
-    return jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+    return jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
+                              finalize=printable_text)
 
 
 def render_html(result: Result, language: Language = "en",
