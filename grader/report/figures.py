@@ -1,4 +1,10 @@
-"""Figures for the report, drawn with matplotlib's object API (no global pyplot state)."""
+"""Figures for the report, drawn with matplotlib's object API (no global pyplot state).
+
+Student text reaches a figure only as a layer's name (the filter layer, Grad-CAM's layer in the
+saliency row's label). The functions that receive it pass it through `figure_text` once, where it
+arrives: matplotlib would parse `$...$` as mathtext and raise on an unknown command while the figure
+is drawn. Class names and the grader's own words are trusted and drawn as they are.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from grader.classes import Language, class_names
+from grader.escape import figure_text
 
 # Noto Sans CJK draws both the Latin and the Traditional Chinese class names.
 matplotlib.rcParams["font.family"] = ["Noto Sans CJK TC", "Noto Sans CJK JP", "DejaVu Sans"]
@@ -52,8 +59,10 @@ def _face_axes(figure: Figure, rows: int, columns: int):
 
 def saliency_figure(images: np.ndarray, labels: np.ndarray, maps: np.ndarray, language: Language = "en",
                     title: str = "saliency") -> Figure:
-    """Per class: the face, the map, and the map over the face (one column a class)."""
+    """Per class: the face, the map, and the map over the face (one column a class). `title` labels the
+    map's row and may hold student text (Grad-CAM's layer name)."""
     names = class_names(language)
+    title = figure_text(title)
     figure = Figure(figsize=(1.5 * max(len(images), 1), 4.8), dpi=100)
     axes = _face_axes(figure, 3, max(len(images), 1))
     for column, (image, label, saliency) in enumerate(zip(images, labels, maps)):
@@ -88,7 +97,9 @@ def lime_figure(images: np.ndarray, explanations: list, language: Language = "en
     return figure
 
 
-def _grid(figure: Figure, maps: np.ndarray, title: str, cmap: str) -> None:
+def _grid(figure: Figure, maps: np.ndarray, layer: str, caption: str, cmap: str) -> None:
+    """The maps in a near-square grid, titled "<layer>: <caption>"; `layer` is the student's name for
+    it, made safe here for both filter figures."""
     count = len(maps)
     columns = int(np.ceil(np.sqrt(count))) or 1
     rows = int(np.ceil(count / columns)) or 1
@@ -98,21 +109,21 @@ def _grid(figure: Figure, maps: np.ndarray, title: str, cmap: str) -> None:
             axis.imshow(maps[index], cmap=cmap)
         else:
             axis.set_visible(False)
-    figure.suptitle(title, fontsize=10)
+    figure.suptitle(f"{figure_text(layer)}: {caption}", fontsize=10)
 
 
 def filter_patterns_figure(patterns: np.ndarray, layer: str, gain: np.ndarray) -> Figure:
     """The grid of patterns that maximize each channel's mean activation."""
     figure = Figure(figsize=(6.4, 6.8), dpi=100)
-    _grid(figure, patterns, f"{layer}: patterns by gradient ascent (median activation gain "
-                            f"{float(np.median(gain)):.2f})", "gray")
+    _grid(figure, patterns, layer, f"patterns by gradient ascent (median activation gain "
+                                   f"{float(np.median(gain)):.2f})", "gray")
     return figure
 
 
 def filter_outputs_figure(image: np.ndarray, outputs: np.ndarray, layer: str) -> Figure:
     """The grid of the layer's activation maps for one evaluation face."""
     figure = Figure(figsize=(6.4, 6.8), dpi=100)
-    _grid(figure, outputs, f"{layer}: filter outputs for one face", "viridis")
+    _grid(figure, outputs, layer, "filter outputs for one face", "viridis")
     return figure
 
 
