@@ -1,5 +1,6 @@
 """The class dashboard, `out/index.html`: every student's scores in one sortable table, histograms
-of the totals and of each question, and the failed submissions' messages.
+of the totals and of each question, the failed submissions' messages, and the submissions held
+because another folder claims the same student_id (status "conflict": not graded, no report).
 
 The page is one static file that works from file:// with no server and no network: its CSS and
 its small sorting script are inline, and the histograms are inline SVG drawn here in Python.
@@ -12,11 +13,13 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
 from grader.atomic import atomic_write_text
 from grader.classes import Language
+from grader.escape import clean_text
 from grader.report.pdf import template_environment
 from grader.report.words import words
 from grader.result import Result
@@ -24,6 +27,7 @@ from grader.similarity import SimilarPair
 
 TEMPLATE = "dashboard.html.j2"
 INDEX_NAME = "index.html"
+REPORT_NAME = "report.pdf"
 
 # Bin widths a histogram may use, smallest first. Rubric points come in quarters, so every width
 # is a multiple of 0.25 and a quarter point never straddles two bins.
@@ -51,11 +55,13 @@ class QuestionColumn:
 
 @dataclass(frozen=True)
 class Summary:
-    """The summary line: how many submissions, how they ended, and the graded totals' centre."""
+    """The summary line: how many submissions, how they ended (graded, failed, or held in an id
+    conflict), and the graded totals' centre."""
 
     submissions: int
     graded: int
     failed: int
+    conflicts: int
     mean_total: float | None
     median_total: float | None
     max_total: float
@@ -82,15 +88,18 @@ def render_dashboard(results: Sequence[Result], language: Language = "en",
                      similar: Sequence[SimilarPair] = ()) -> str:
     """The dashboard page as HTML, students in student-id order; `similar` are the flagged pairs
     of the similarity report (grader.similarity)."""
-    ordered = sorted(results, key=lambda r: r.student_id)
+    # Two folders in conflict may claim one student_id: the folder keeps their order fixed.
+    ordered = sorted(results, key=lambda r: (r.student_id, r.folder))
     w = words(language)
     questions = question_columns(ordered)
     summary = summarize(ordered)
     return template_environment().get_template(TEMPLATE).render(
         w=w, language=language, results=ordered, questions=questions, summary=summary,
         histograms=histogram_figures(ordered, questions, summary.max_total, w),
-        failures=[r for r in ordered if r.status == "failed"], similar=list(similar),
-        points=format_points, percent=format_percent, sort_key=sort_key)
+        failures=[r for r in ordered if r.status == "failed"],
+        conflicts=[r for r in ordered if r.status == "conflict"], similar=list(similar),
+        points=format_points, percent=format_percent, sort_key=sort_key, shown_total=shown_total,
+        report_href=report_href, warnings_title=warnings_title)
 
 
 def question_columns(results: Sequence[Result]) -> list[QuestionColumn]:
@@ -113,10 +122,13 @@ def _question_number(question_id: str) -> tuple[float, str]:
 
 
 def summarize(results: Sequence[Result]) -> Summary:
-    """Counts of submissions, graded and failed, and the mean and median total of the graded."""
+    """Counts of submissions, graded, failed and in conflict, and the mean and median total of the
+    graded. A conflict is counted apart from the failures: nothing went wrong with its code, it
+    waits for the TA to say whose it is."""
     totals = [r.score for r in results if r.status == "graded"]
     return Summary(
-        submissions=len(results), graded=len(totals), failed=len(results) - len(totals),
+        submissions=len(results), graded=len(totals), failed=sum(r.status == "failed" for r in results),
+        conflicts=sum(r.status == "conflict" for r in results),
         mean_total=statistics.fmean(totals) if totals else None,
         median_total=statistics.median(totals) if totals else None,
         max_total=max((r.max_score for r in results), default=0.0))
@@ -273,6 +285,25 @@ def _axes(x_label: str, y_label: str) -> list[str]:
 def _bin_text(hist: Histogram, index: int) -> str:
     closing = "]" if index == len(hist.counts) - 1 else ")"
     return f"[{format_points(hist.edges[index])}, {format_points(hist.edges[index + 1])}{closing}"
+
+
+def report_href(result: Result) -> str | None:
+    """The link to the student's PDF, relative to the page, or None for a conflict (no report is
+    written for it). The id is cleaned before it is quoted: a lone surrogate cannot be encoded."""
+    if result.status == "conflict":
+        return None
+    return f"{quote(clean_text(result.student_id), safe='')}/{REPORT_NAME}"
+
+
+def shown_total(result: Result) -> float | None:
+    """The total the table shows: none for a conflict, which was not graded (a 0 would read as a grade
+    and sort among the real ones)."""
+    return None if result.status == "conflict" else result.score
+
+
+def warnings_title(result: Result) -> str:
+    """The row's warning marker's tooltip: one line per warning (autoescape makes it a safe attribute)."""
+    return "\n".join(warning.message for warning in result.warnings)
 
 
 def format_points(value: float) -> str:
