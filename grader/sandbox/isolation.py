@@ -18,17 +18,20 @@ import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import grader
+from grader.submission.tree import DEFAULT_BOUNDS, TreeBounds, copy_into, scan_tree
 
 Isolation = Literal["bwrap", "subprocess"]
 
 SANDBOX_SUBMISSION = "/submission"
 SANDBOX_PACKAGE_ROOT = "/opt/xai-grader"
 ENV_ALLOW_LIST = ("LANG", "LC_ALL", "TZ")
+SNAPSHOT_PREFIX = "xai-grader-submission-"
 
 
 @functools.cache
@@ -50,22 +53,32 @@ class Launch:
     snapshot: Path
 
 
-def snapshot_submission(folder: Path) -> Path:
+def snapshot_submission(folder: Path, bounds: TreeBounds = DEFAULT_BOUNDS, exclude: Iterable[Path] = ()) -> Path:
     """A private, world-readable, read-only copy of the submission: the server reads what was
-    handed in at this moment, and an unprivileged uid can read it."""
-    root = Path(tempfile.mkdtemp(prefix="xai-grader-submission-"))
+    handed in at this moment, and an unprivileged uid can read it.
+
+    The folder's tree is hostile input: it is scanned and copied by `grader.submission.tree`, which
+    never follows a link out of the folder, refuses FIFOs, devices and sockets, and holds the copy to
+    `bounds`. `exclude` leaves further paths out (the output folder of `grader check .`). A refusal
+    raises SubmissionError("snapshot", ...) with nothing left behind.
+    """
+    manifest = scan_tree(folder, bounds, exclude)  # refused before anything is written
+    root = Path(tempfile.mkdtemp(prefix=SNAPSHOT_PREFIX))
     copy = root / "submission"
-    shutil.copytree(folder, copy, symlinks=False, ignore=shutil.ignore_patterns("__pycache__"))
-    for path in [root, *copy.rglob("*"), copy]:
-        mode = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
-        if path.is_dir():
-            mode |= stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
-        path.chmod(mode)
+    try:
+        copy_into(manifest, copy)
+        root.chmod(0o555)
+    except BaseException:
+        remove_snapshot(copy)
+        raise
     return copy
 
 
-def launch(folder: Path, isolation: Isolation, limits: dict, profile: dict) -> Launch:
-    snapshot = snapshot_submission(folder)
+def launch(folder: Path, isolation: Isolation, limits: dict, profile: dict,
+           bounds: TreeBounds = DEFAULT_BOUNDS, exclude: Iterable[Path] = ()) -> Launch:
+    """How to start a server on a snapshot of `folder` (see `snapshot_submission` for `bounds` and
+    `exclude`, and for the SubmissionError it raises)."""
+    snapshot = snapshot_submission(folder, bounds, exclude)
     submission = SANDBOX_SUBMISSION if isolation == "bwrap" else str(snapshot)
     server = [sys.executable, "-m", "grader.sandbox.server", "--submission", submission,
               "--limits", json_arg(limits), "--profile", json_arg(profile)]
@@ -151,8 +164,24 @@ def _python_paths() -> list[Path]:
 
 
 def remove_snapshot(snapshot: Path) -> None:
-    root = snapshot.parent
-    for path in [root, *root.rglob("*")]:
-        if path.is_dir():
-            path.chmod(stat.S_IRWXU)
+    """Remove a snapshot made by `snapshot_submission` with its temporary parent, also when it is
+    read-only and holds links: folders are made writable again by a walk that never follows a
+    link and never chmods one (on Linux that would change the link's target, which may be
+    anything the student named)."""
+    root = Path(snapshot).parent
+    if not root.name.startswith(SNAPSHOT_PREFIX):
+        raise ValueError(f"not a submission snapshot: {snapshot}")
+    _make_folders_writable(root)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def _make_folders_writable(root: Path) -> None:
+    pending = [str(root)]
+    while pending:
+        folder = pending.pop()
+        try:
+            os.chmod(folder, stat.S_IRWXU)  # a real folder: the walk only enters those
+            with os.scandir(folder) as entries:
+                pending.extend(entry.path for entry in entries if entry.is_dir(follow_symlinks=False))
+        except OSError:
+            continue  # already gone, or not ours to change: rmtree's ignore_errors covers it
