@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from grader.fingerprint import WeightsFingerprint
+
 
 @dataclass(frozen=True)
 class ClassLogit:
@@ -101,6 +103,16 @@ class ModelProtocol(ABC):
     def randomized(self, seed: int, top_layers: int) -> ModelProtocol:
         """A copy whose `top_layers` parametrized layers, counted from the output, are re-initialized
         (the model parameter randomization test of Adebayo et al. 2018)."""
+
+    def weights_fingerprint(self) -> WeightsFingerprint:
+        """The name-independent fingerprint of the loaded model's floating-point weights (parameters
+        and buffers), for the similarity report (grader.similarity). It is computed where the model
+        is loaded, inside the sandbox for a student's model, so that the trusted grader never parses
+        a weights file; the sandboxed implementation validates the arrays it gets back.
+
+        Not abstract, so that wrappers and fakes written before it need not answer it; the default
+        says that this model cannot."""
+        raise NotImplementedError(f"{type(self).__name__} does not compute a weights fingerprint")
 
     def close(self) -> None:
         """Release what the model holds (a server process, for the sandboxed one)."""

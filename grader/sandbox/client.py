@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.fingerprint import FingerprintError, WeightsFingerprint
 from grader.profile import HardwareProfile
 from grader.protocol import ModelDescription, ModelProtocol, Objective
 from grader.sandbox.isolation import Isolation, launch, remove_snapshot
-from grader.sandbox.requests import description_from, objective_message
+from grader.sandbox.requests import FINGERPRINT, description_from, fingerprint_from, objective_message
 from grader.sandbox.wire import Message, WireError, read_message, write_message
 from grader.submission.errors import SubmissionError
 
@@ -218,6 +219,17 @@ class SandboxedModel(ModelProtocol):
             raise SubmissionError("request", f"'{layer}' answered activations {activations.shape} and gradient "
                                              f"{gradient.shape} for {len(pixels)} faces")
         return activations, gradient
+
+    def weights_fingerprint(self) -> WeightsFingerprint:
+        """The fingerprint the server computes from the model it loaded; the arrays are checked as
+        untrusted input (grader.fingerprint.fingerprint_from_arrays) and refused whole when any
+        check fails, since a hostile server can send anything."""
+        response = self._ask({"op": FINGERPRINT}, {}, "fingerprinting the model's weights")
+        try:
+            return fingerprint_from(response)
+        except FingerprintError as error:
+            raise SubmissionError("request", f"the model's server answered a malformed weights fingerprint: "
+                                             f"{error}") from None
 
     def randomized(self, seed: int, top_layers: int) -> SandboxedModel:
         response = self._ask({"op": "randomized", "seed": seed, "top_layers": top_layers}, {},

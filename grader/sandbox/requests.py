@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from grader.fingerprint import WeightsFingerprint, fingerprint_arrays, fingerprint_from_arrays
 from grader.protocol import ChannelMean, ClassLogit, CrossEntropy, LayerInfo, ModelDescription, Objective
 from grader.sandbox.wire import Message
 
@@ -42,3 +43,18 @@ def description_from(header: dict) -> ModelDescription:
     layers = tuple(LayerInfo(name=str(name), kind=str(kind), output_shape=tuple(int(v) for v in shape))
                    for name, kind, shape in header["layers"])
     return ModelDescription(num_classes=int(header["num_classes"]), input=dict(header["input"]), layers=layers)
+
+
+FINGERPRINT = "fingerprint"
+"""The op of a weights_fingerprint request: a header only, answered with the flat arrays of
+grader.fingerprint.fingerprint_arrays."""
+
+
+def fingerprint_response(fingerprint: WeightsFingerprint) -> Message:
+    return Message({"ok": True}, fingerprint_arrays(fingerprint))
+
+
+def fingerprint_from(message: Message) -> WeightsFingerprint:
+    """The fingerprint an answer carries, validated as untrusted (grader.fingerprint raises
+    FingerprintError for anything malformed)."""
+    return fingerprint_from_arrays(message.arrays)

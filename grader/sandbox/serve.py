@@ -7,7 +7,7 @@ from pathlib import Path
 from grader.profile import HardwareProfile
 from grader.quiet import quiet_libraries
 from grader.protocol import ModelProtocol
-from grader.sandbox.requests import description_header, objective_from
+from grader.sandbox.requests import FINGERPRINT, description_header, fingerprint_response, objective_from
 from grader.sandbox.wire import Message, WireError, read_message, write_message
 from grader.submission.build import build_model
 from grader.submission.errors import SubmissionError, describe_exception, is_out_of_memory, memory_error
@@ -67,6 +67,8 @@ def answer(request: Message, models: dict[int, ModelProtocol]) -> Message:
         activations, gradient = model.layer_gradient(request.arrays["pixels"], str(request.header["layer"]),
                                                      request.arrays["classes"])
         return Message({"ok": True}, {"activations": activations, "gradient": gradient})
+    if op == FINGERPRINT:
+        return fingerprint_response(model.weights_fingerprint())
     if op == "randomized":
         handle = max(models) + 1
         models[handle] = model.randomized(int(request.header["seed"]), int(request.header["top_layers"]))

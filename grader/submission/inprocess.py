@@ -19,8 +19,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.hooks import RemovableHandle
 
+from grader.fingerprint import WeightsFingerprint
 from grader.protocol import ChannelMean, ClassLogit, CrossEntropy, LayerInfo, ModelDescription, ModelProtocol, Objective
 from grader.submission.errors import SubmissionError, describe_exception, is_out_of_memory, memory_error
+from grader.submission.fingerprint import weights_fingerprint
 from grader.submission.module import SubmissionModule
 from grader.submission.scripted import LayerTaps, observable_layers
 
@@ -124,6 +126,19 @@ class InProcessModel(ModelProtocol):
         finally:
             torch.random.set_rng_state(generator_state)
         return InProcessModel(clone, str(self.device), self.dtype)
+
+    def weights_fingerprint(self) -> WeightsFingerprint:
+        """The fingerprint of the loaded network's state_dict (`self.module.net.state_dict()`),
+        floating-point tensors only, computed here, inside the sandbox for a student's model.
+
+        For the similarity report this is equivalent to fingerprinting the weights file, which the
+        grader did before: the fingerprint ignores names, and the network's state_dict holds the
+        file's tensors as loaded into it (a Lightning checkpoint's entries outside the model, such
+        as a loss's class weights, are not the model's and are left out)."""
+        try:
+            return weights_fingerprint(self.module.net.state_dict())
+        except ValueError as error:  # more values than MAX_WEIGHT_ELEMENTS
+            raise SubmissionError("request", f"no weights fingerprint: {error}") from None
 
     # --- helpers ------------------------------------------------------------------------
 
