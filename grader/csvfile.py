@@ -282,7 +282,7 @@ class _Records:
         text, line, index = self.text, self.line, len(record.cells)
         body = _QUOTED_BODY.match(text, start + 1)
         if body.end() >= len(text):
-            spanned = _line_ends(body.group())
+            spanned = _line_ends(body.group().rstrip("\r\n"))
             self._next_line(start)  # read on from the next line: its rows were swallowed, not broken
             return _Problem(line, index, f"the quote that opens this cell is never closed (it runs to the end of the "
                                          f"file, over {spanned + 1:,} line(s)); close it, or write a quote inside "
