@@ -162,6 +162,102 @@ def test_the_page_fetches_nothing(html):
     assert not re.search(r"<(link|img|iframe)\b|\bsrc=", html)
 
 
+# ---------------------------------------------------------------- conflicts, warnings, hostile text
+
+HOSTILE = "A\ud800B\x00C\x1b[31mRED\x07 \u202eevil <script>alert(1)</script></style> {{ 7*7 }}"
+HOSTILE_ESCAPED = ("A\ufffdB\ufffdC\ufffd[31mRED\ufffd \ufffdevil &lt;script&gt;alert(1)&lt;/script&gt;"
+                   "&lt;/style&gt; {{ 7*7 }}")
+SKEW_WARNING = "the model predicts Happy for 96% of the faces"
+
+
+def conflict(folder: str, other: str) -> Result:
+    """A submission held because the folder `other` claims the same student_id."""
+    return Result(student_id="b09902010", name="Frank Lee", folder=folder, status="conflict", max_score=10.0,
+                  tool_version="test", errors=[StageError(
+                      stage="spec", message=f"student_id b09902010 is also claimed by the submission folder '{other}'")])
+
+
+def warned(*messages: str) -> Result:
+    result = graded("b09902007", "Dan Chen", (1.0, 1.0, 1.0, 1.0), accuracy=0.3)
+    return result.model_copy(update={"warnings": [StageError(stage="predictions", message=m) for m in messages]})
+
+
+CONFLICTS = [conflict("frank_v2", "frank"), conflict("frank", "frank_v2")]
+
+
+@pytest.fixture(scope="module")
+def conflict_html() -> str:
+    return render_dashboard([*RESULTS, *CONFLICTS])
+
+
+def test_summary_counts_conflicts_apart_from_graded_and_failed(conflict_html):
+    summary = summarize([*RESULTS, *CONFLICTS])
+    assert (summary.submissions, summary.graded, summary.failed, summary.conflicts) == (7, 4, 1, 2)
+    assert "ID conflicts <b>2</b>" in conflict_html
+    assert "Failed <b>1</b>" in conflict_html
+
+
+def test_a_conflicts_row_says_so_and_shows_no_total_and_no_pdf_link(conflict_html):
+    rows = re.findall(r'<tr class="conflict">(.*?)</tr>', conflict_html, flags=re.S)
+    assert len(rows) == 2
+    for row in rows:
+        assert '<td data-column="status" class="status-conflict" data-sort="ID conflict">ID conflict</td>' in row
+        assert '<td data-column="total" class="number" data-sort="">—</td>' in row
+        assert "<a " not in row and '<span class="no-report">none</span>' in row
+
+
+def test_conflicts_are_listed_with_their_folder_and_message_in_folder_order(conflict_html):
+    section = conflict_html.split('<section id="conflicts">')[1].split("</section>")[0]
+    headings = re.findall(r"<h3>(.*?)</h3>", section)
+    assert headings == ['b09902010 · Frank Lee · folder <span class="folder">frank</span>',
+                        'b09902010 · Frank Lee · folder <span class="folder">frank_v2</span>']
+    assert ("<span class=\"stage\">spec</span>: student_id b09902010 is also claimed by the submission folder "
+            "&#39;frank_v2&#39;") in section
+    assert "report.pdf" not in section
+
+
+def test_a_page_without_conflicts_says_none_are_held(html):
+    section = html.split('<section id="conflicts">')[1]
+    assert "No two submission folders claim the same student ID." in section
+    assert "ID conflicts <b>0</b>" in html
+
+
+def test_conflicts_are_left_out_of_the_histograms_and_the_note_says_how_many(conflict_html):
+    total_svg = conflict_html.split('<svg class="histogram"')[1]
+    assert sum(int(n) for n in re.findall(r'<text class="count"[^>]*>(\d+)</text>', total_svg)) == 4
+    assert "2 submission(s) held for an ID conflict not counted either." in conflict_html
+
+
+def test_a_warning_marker_carries_every_warning_as_its_title():
+    page = render_dashboard([warned(SKEW_WARNING, "second <b>one</b>")])
+    marker = re.search(r'<span class="warning-mark" title="([^"]*)"[^>]*>([^<]*)</span>', page)
+    assert marker is not None
+    assert marker.group(1) == f"{SKEW_WARNING}\nsecond &lt;b&gt;one&lt;/b&gt;"
+    assert marker.group(2) == "⚠ 2"
+
+
+def test_a_row_without_warnings_has_no_marker(html):
+    assert "warning-mark" not in html.split("<tbody>")[1]
+
+
+def test_the_chinese_page_names_conflicts_in_chinese():
+    page = render_dashboard([*RESULTS, *CONFLICTS], language="zh-TW")
+    assert "<h2>學號衝突</h2>" in page and "學號衝突 <b>2</b>" in page
+    assert 'data-sort="學號衝突">學號衝突</td>' in page
+
+
+def test_hostile_student_text_reaches_the_page_cleaned_and_escaped():
+    """The sink holds even for text that skipped Result's validators (model_copy does not validate)."""
+    hostile = RESULTS[3].model_copy(update={
+        "name": HOSTILE, "errors": [StageError.model_construct(stage="checks", message=HOSTILE)],
+        "warnings": [StageError.model_construct(stage="x", message=HOSTILE)]})
+    page = render_dashboard([hostile, RESULTS[0]])
+    assert f'<td data-column="name">{HOSTILE_ESCAPED}</td>' in page
+    assert f"<span class=\"stage\">checks</span>: {HOSTILE_ESCAPED}</li>" in page
+    assert f'title="{HOSTILE_ESCAPED}"' in page
+    assert page.count("<script>") == 1  # the page's own sorting script
+
+
 # ---------------------------------------------------------------- the page in Chromium
 
 
@@ -199,17 +295,31 @@ class Tab:
         return self.page.inner_text(f'#students th[data-column="{name}"] .arrow')
 
 
-@pytest.fixture()
-def tab(browser, dashboard) -> Iterator[Tab]:
-    """A fresh tab showing the dashboard from file://, recording errors and every request."""
+def open_tab(browser, page_path: Path) -> Tab:
+    """A fresh tab showing `page_path` from file://, recording errors and every request."""
     page = browser.new_page()
     opened = Tab(page)
     page.on("console", lambda message: opened.errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: opened.errors.append(str(error)))
     page.on("request", lambda request: opened.requests.append(request.url))
-    page.goto(dashboard.as_uri())
+    page.goto(page_path.as_uri())
+    return opened
+
+
+@pytest.fixture()
+def tab(browser, dashboard) -> Iterator[Tab]:
+    """A fresh tab showing the dashboard."""
+    opened = open_tab(browser, dashboard)
     yield opened
-    page.close()
+    opened.page.close()
+
+
+@pytest.fixture()
+def conflict_tab(browser, tmp_path) -> Iterator[Tab]:
+    """A fresh tab showing a dashboard with two folders in conflict and a student with warnings."""
+    opened = open_tab(browser, write_dashboard([*RESULTS, *CONFLICTS, warned(SKEW_WARNING)], tmp_path))
+    yield opened
+    opened.page.close()
 
 
 def test_the_page_loads_from_file_without_errors_or_network_requests(tab, dashboard):
@@ -269,3 +379,30 @@ def test_every_pdf_link_resolves_to_that_students_report(tab, dashboard):
     assert targets == {dashboard.parent / student_id / "report.pdf" for student_id in IDS_IN_ORDER}
     assert all(target.is_file() for target in targets)
     assert len(tab.page.locator("#students a").all()) == len(RESULTS)
+
+
+def test_a_conflicts_empty_total_sorts_last_both_ways(conflict_tab):
+    conflict_tab.click_header("total")
+    assert conflict_tab.column("total") == ["0", "2.5", "4", "6.75", "7.5", "9", "—", "—"]
+    conflict_tab.click_header("total")
+    assert conflict_tab.column("total") == ["9", "7.5", "6.75", "4", "2.5", "0", "—", "—"]
+    assert conflict_tab.errors == []
+
+
+def test_the_status_column_sorts_by_the_word_not_the_warning_marker(conflict_tab):
+    # Equal words tie, and ties keep the student-id order in both directions: the marked row
+    # (b09902007) stays between b09902003 and r11922004 instead of sorting after every "graded".
+    graded_ids = ["b09902001", "b09902002", "b09902003", "b09902007", "r11922004"]
+    conflict_tab.click_header("status")
+    assert conflict_tab.column("student_id") == ["b09902005", *graded_ids, "b09902010", "b09902010"]
+    conflict_tab.click_header("status")
+    assert conflict_tab.column("student_id") == ["b09902010", "b09902010", *graded_ids, "b09902005"]
+
+
+def test_the_warning_marker_shows_its_message_on_hover(conflict_tab):
+    assert conflict_tab.page.get_attribute("#students .warning-mark", "title") == SKEW_WARNING
+    assert conflict_tab.page.locator("#students .warning-mark").is_visible()
+
+
+def test_only_graded_and_failed_rows_link_a_pdf(conflict_tab):
+    assert len(conflict_tab.page.locator("#students a").all()) == len(RESULTS) + 1
