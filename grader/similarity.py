@@ -1,10 +1,12 @@
 """A similarity report over the submissions: which pairs look copied, and why.
 
-Trusted-side and pure: it reads what the grader already has, a submission's weights file, its
-model source as text and its predictions on the evaluation set, and never imports or runs a
-student's Python. Weights are read with `torch.load(weights_only=True)` (a state_dict or a
-Lightning checkpoint) or `torch.jit.load` (TorchScript, whose loading runs no Python), through
-the same readers as `grader.submission.build`.
+Trusted-side and pure: it reads what the grader already has, and parses no student binary. The
+weights enter as a fingerprint (grader.fingerprint) that the sandbox computed from the loaded
+model (`ModelProtocol.weights_fingerprint`) and the batch kept in the student's output folder;
+the model source is read as bounded text and only parsed with `ast`; the predictions on the
+evaluation set come from the batch's own arrays. Loading a weights file here would run a
+TorchScript file's code as the grader (a `__setstate__` that loops forever hangs the whole
+class's report) and let a compressed tensor inflate in the grader's memory.
 
 Three independent signals, each with its own threshold (`SimilarityThresholds`):
 
@@ -24,7 +26,7 @@ predictions  `prediction_agreement`: agreement beyond what two models that err i
              disagree often (one is right, or they pick different wrong classes); a copy makes
              the same mistakes and only those.
 
-`gather_evidence` reads one submission folder; `find_similar_pairs` compares every pair (a few
+`gather_evidence` collects one submission's evidence; `find_similar_pairs` compares every pair (a few
 hundred submissions, 200 in about a second: fingerprints are computed once, weights are compared
 only tensor by tensor of equal shape, largest first, stopping as soon as the threshold is out of
 reach; the prediction signal is screened for all pairs at once with matrix products); and
@@ -42,8 +44,10 @@ import hashlib
 import inspect
 import io
 import math
+import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import stat
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,21 +56,16 @@ import torch
 from scipy.optimize import linear_sum_assignment  # scipy comes with scikit-learn and lime
 
 from grader.atomic import atomic_write_text
-from grader.submission.build import _load_torchscript, _read_state_dict, sniff_format
-from grader.submission.errors import SubmissionError
+from grader.escape import csv_cell
+from grader.fingerprint import (  # noqa: F401  (SAMPLE_SIZE, MAX_WEIGHT_ELEMENTS: re-exported)
+    MAX_WEIGHT_ELEMENTS,
+    SAMPLE_SIZE,
+    FingerprintError,
+    ShapeGroup,
+    WeightsFingerprint,
+    read_fingerprint,
+)
 from grader.submission.spec import SPEC_FILE, SubmissionSpec, load_spec
-
-SAMPLE_SIZE = 4096
-"""Values of a tensor that enter its correlation: all of them up to this, else this many at fixed
-pseudo-random positions that depend only on the tensor's size (so two tensors of one shape are
-sampled at the same positions). The correlation of a copy is estimated within about
-(1 - r^2) / sqrt(4096), that of two independent tensors within about 1/64."""
-
-MAX_WEIGHTS_BYTES = 256 * 2**20
-"""A weights file larger than this is not read (the course's models are a few MB)."""
-
-MAX_WEIGHT_ELEMENTS = 32_000_000
-"""A state dict with more values than this (about three ResNet-18s) gives no weights evidence."""
 
 MAX_SOURCE_BYTES = 1 * 2**20
 """A model source larger than this gives no source evidence."""
@@ -77,110 +76,9 @@ SIGNALS = ("weights", "source", "predictions")
 # --- weights --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False)
-class ShapeGroup:
-    """The tensors of one shape in one state dict.
-
-    units: (k, m) float32, each row a tensor's sampled values centered and scaled to unit norm
-        (a row of zeros for a constant tensor), so that the Pearson correlation of two tensors
-        is the dot product of their rows.
-    constants: (k,) the value of each constant tensor, NaN for the others.
-    digests: (k,) int64, the first 8 bytes of a BLAKE2 hash of each tensor's float64 values.
-    """
-
-    shape: tuple[int, ...]
-    size: int
-    units: np.ndarray
-    constants: np.ndarray
-    digests: np.ndarray
-
-    @property
-    def count(self) -> int:
-        return int(self.units.shape[0])
-
-    @functools.cached_property
-    def has_constants(self) -> bool:
-        return bool((~np.isnan(self.constants)).any())
-
-
-@dataclass(frozen=True, eq=False)
-class WeightsFingerprint:
-    """What `weights_similarity` needs of a state dict, independent of its parameter names.
-
-    groups: the floating-point tensors grouped by shape, sorted by shape; BatchNorm's integer
-        `num_batches_tracked` counters (and any other non-float entry) are left out.
-    total: the number of values in all of them.
-    digest: a hash of the sorted multiset of (shape, values): equal digests are identical weights.
-    """
-
-    groups: tuple[ShapeGroup, ...]
-    total: int
-    digest: str
-
-    @functools.cached_property
-    def by_shape(self) -> dict[tuple[int, ...], ShapeGroup]:
-        return {group.shape: group for group in self.groups}
-
-    @functools.cached_property
-    def largest_first(self) -> tuple[ShapeGroup, ...]:
-        return tuple(sorted(self.groups, key=lambda group: -group.size * group.count))
-
-
-def weights_fingerprint(state: Mapping[str, torch.Tensor]) -> WeightsFingerprint:
-    """The name-independent fingerprint of a state dict (see `WeightsFingerprint`).
-
-    Every floating-point tensor is kept, parameters and buffers alike (a copy copies BatchNorm's
-    running statistics too); integer entries such as BatchNorm's num_batches_tracked are not.
-    Raises ValueError for a state dict with more than MAX_WEIGHT_ELEMENTS values.
-    """
-    tensors = [t for t in state.values() if isinstance(t, torch.Tensor) and t.is_floating_point()]
-    total = sum(t.numel() for t in tensors)
-    if total > MAX_WEIGHT_ELEMENTS:
-        raise ValueError(f"{total:,} weight values, more than the {MAX_WEIGHT_ELEMENTS:,} compared")
-    grouped: dict[tuple[int, ...], list[tuple[bytes, np.ndarray, float]]] = {}
-    for tensor in tensors:
-        values = tensor.detach().to("cpu", torch.float64).contiguous().reshape(-1).numpy()
-        digest = hashlib.blake2b(values.tobytes(), digest_size=16).digest()
-        unit, constant = _unit_sample(values)
-        grouped.setdefault(tuple(int(s) for s in tensor.shape), []).append((digest, unit, constant))
-    groups = []
-    overall = hashlib.blake2b(digest_size=16)
-    for shape in sorted(grouped):
-        entries = sorted(grouped[shape], key=lambda entry: entry[0])
-        size = math.prod(shape)
-        for digest, _, _ in entries:
-            overall.update(repr(shape).encode() + digest)
-        groups.append(ShapeGroup(
-            shape=shape, size=size,
-            units=np.stack([unit for _, unit, _ in entries]),
-            constants=np.array([constant for _, _, constant in entries], dtype=np.float64),
-            digests=np.array([int.from_bytes(d[:8], "little", signed=True) for d, _, _ in entries], dtype=np.int64),
-        ))
-    return WeightsFingerprint(groups=tuple(groups), total=total, digest=overall.hexdigest())
-
-
-def _unit_sample(values: np.ndarray) -> tuple[np.ndarray, float]:
-    """The sampled values centered to unit norm, or zeros and the value for a constant tensor."""
-    sample = values if values.size <= SAMPLE_SIZE else values[_sample_positions(values.size)]
-    sample = np.nan_to_num(sample, nan=0.0, posinf=0.0, neginf=0.0)
-    centered = sample - sample.mean() if sample.size else sample
-    norm = float(np.linalg.norm(centered))
-    if sample.size < 2 or norm <= 1e-12 * max(float(np.abs(sample).max()), 1e-300):
-        width = min(values.size, SAMPLE_SIZE)
-        return np.zeros(width, dtype=np.float32), float(sample[0]) if sample.size else 0.0
-    return (centered / norm).astype(np.float32), math.nan
-
-
-@functools.lru_cache(maxsize=256)
-def _sample_positions(size: int) -> np.ndarray:
-    positions = np.random.default_rng([20131, size]).choice(size, SAMPLE_SIZE, replace=False)
-    positions.sort()
-    return positions
-
-
-def weights_similarity(a: WeightsFingerprint | Mapping[str, torch.Tensor],
-                       b: WeightsFingerprint | Mapping[str, torch.Tensor]) -> float:
-    """How alike two models' weights are, in [0, 1], whatever their parameter names.
+def weights_similarity(a: WeightsFingerprint, b: WeightsFingerprint) -> float:
+    """How alike two models' weights are, in [0, 1], whatever their parameter names, from their
+    fingerprints (grader.fingerprint; computed from tensors by grader.submission.fingerprint).
 
     Tensors are matched by shape: within each shape the pairs that correlate most are matched one
     to one (an optimal assignment, so renamed and reordered modules still meet their copies), and
@@ -197,8 +95,6 @@ def weights_similarity(a: WeightsFingerprint | Mapping[str, torch.Tensor],
     part of it: two small CNNs trained for six epochs from one seed scored 0.63. A copy whose
     channels were permuted consistently (the same function) is not matched.
     """
-    a = a if isinstance(a, WeightsFingerprint) else weights_fingerprint(a)
-    b = b if isinstance(b, WeightsFingerprint) else weights_fingerprint(b)
     score = _weights_score(a, b, floor=None)
     assert score is not None
     return score
@@ -628,7 +524,8 @@ def _agreement(a: _PredictionPrint, b: _PredictionPrint, prior: np.ndarray) -> A
 class SubmissionEvidence:
     """What the similarity report knows of one submission; a field it could not read is None.
 
-    weights: the fingerprint of the weights file (`weights_fingerprint`).
+    weights: the fingerprint of the loaded model's weights (grader.fingerprint), as the sandbox
+        computed it.
     source: the normalized model source (`normalized_source`); source_name the file it came from.
     predictions, labels: (N,) the model's predicted and the true classes on the evaluation set
         (arrays/confusion.npz in the student's output folder).
@@ -872,18 +769,20 @@ def write_similarity_csv(pairs: Sequence[SimilarPair], path: str | Path) -> None
     """similarity.csv: one row a flagged pair (CSV_COLUMNS), written in one step
     (`grader.atomic.atomic_write_text`). signals are joined with '+'; a value the pair lacks
     (no weights, source or predictions for one of the two) is left empty; source_identical is
-    true or false."""
+    true or false. The text cells (the student ids, the reason, which names the student's source
+    file) go through `grader.escape.csv_cell`: a spreadsheet opening this file must not evaluate
+    a student's text as a formula."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for pair in pairs:
         writer.writerow([
-            pair.student_a, pair.student_b, "+".join(pair.signals),
+            csv_cell(pair.student_a), csv_cell(pair.student_b), "+".join(pair.signals),
             "" if pair.weights_similarity is None else f"{pair.weights_similarity:.4f}",
             "" if pair.source_identical is None else str(pair.source_identical).lower(),
             "" if pair.prediction_excess is None else f"{pair.prediction_excess:.1f}",
             "" if pair.error_agreement is None or math.isnan(pair.error_agreement) else f"{pair.error_agreement:.3f}",
-            pair.reason,
+            csv_cell(pair.reason),
         ])
     atomic_write_text(path, buffer.getvalue())
 
@@ -891,30 +790,18 @@ def write_similarity_csv(pairs: Sequence[SimilarPair], path: str | Path) -> None
 # --- reading a submission -------------------------------------------------------------------
 
 
-def read_state_dict(folder: str | Path, spec: SubmissionSpec) -> Mapping[str, torch.Tensor]:
-    """The tensors a submission's weights file holds, read without running any of its Python:
-    a state_dict or Lightning checkpoint with torch.load(weights_only=True) (the grader's own
-    reader, grader.submission.build._read_state_dict), TorchScript with torch.jit.load and
-    .state_dict(). Names are as saved (a Lightning 'model.' prefix is kept). Raises
-    SubmissionError saying what is wrong with the file."""
-    weights = Path(folder) / spec.model.weights
-    if not weights.is_file():
-        raise SubmissionError("load", f"weights file '{spec.model.weights}' not found in the submission folder")
-    if weights.stat().st_size > MAX_WEIGHTS_BYTES:
-        raise SubmissionError("load", f"'{weights.name}' is larger than {MAX_WEIGHTS_BYTES // 2**20} MB")
-    fmt = sniff_format(weights, spec.model.format)
-    if fmt == "torchscript":
-        return dict(_load_torchscript(weights).state_dict())
-    return _read_state_dict(weights, fmt)
+def gather_evidence(folder: str | Path, predictions: np.ndarray | None = None, labels: np.ndarray | None = None,
+                    *, student_id: str | None = None, fingerprint: WeightsFingerprint | None = None,
+                    fingerprint_file: str | Path | None = None) -> SubmissionEvidence:
+    """The evidence of one submission: its submission.yaml (`load_spec`, for the id and the source's
+    name), its normalized model source (model.source, else a model.py kept beside TorchScript,
+    read as at most MAX_SOURCE_BYTES of text, `read_source`), the weights fingerprint the sandbox
+    computed (`fingerprint`, or read from `fingerprint_file`, the arrays/weights_fingerprint.npz the
+    batch wrote; grader.fingerprint.read_fingerprint validates it), and the predictions.
 
-
-def gather_evidence(folder: str | Path, predictions: np.ndarray | None = None,
-                    labels: np.ndarray | None = None) -> SubmissionEvidence:
-    """The evidence of one submission folder: its submission.yaml (`load_spec`), the fingerprint
-    of its weights (`read_state_dict`) and its normalized model source (model.source, else a
-    model.py kept beside TorchScript), read as text. A file that is missing or cannot be read
-    leaves its field None with a note; this never raises for a student's broken files. The
-    student id is the spec's, else the folder's name."""
+    No weights file is opened here: without a fingerprint there is no weights evidence. A file
+    that is missing or cannot be read leaves its field None with a note; this never raises for a
+    student's broken files. The student id is `student_id`, else the spec's, else the folder's name."""
     folder = Path(folder)
     notes: list[str] = []
     spec: SubmissionSpec | None = None
@@ -922,38 +809,87 @@ def gather_evidence(folder: str | Path, predictions: np.ndarray | None = None,
         spec = load_spec(folder)
     except Exception as error:  # noqa: BLE001  (a missing or invalid submission.yaml: ConfigError, OSError)
         notes.append(f"{SPEC_FILE}: {_first_line(error)}")
-    fingerprint = None
-    if spec is not None:
-        try:
-            fingerprint = weights_fingerprint(read_state_dict(folder, spec))
-        except Exception as error:  # noqa: BLE001  (SubmissionError, torch's RuntimeError, MemoryError, ...)
-            notes.append(f"weights: {_first_line(error)}")
+    if fingerprint is None:
+        fingerprint = _read_fingerprint_file(fingerprint_file, notes)
     source_name = spec.model.source if spec is not None and spec.model.source else "model.py"
-    source = None
-    try:
-        path = folder / source_name
-        if path.is_file():
-            if path.stat().st_size > MAX_SOURCE_BYTES:
-                raise ValueError(f"larger than {MAX_SOURCE_BYTES // 2**20} MB")
-            source = normalized_source(path.read_text(encoding="utf-8", errors="replace"))
-        else:
-            notes.append(f"source: no {source_name}")
-    except Exception as error:  # noqa: BLE001  (OSError, RecursionError, ...: a broken file is less evidence)
-        notes.append(f"source: {source_name}: {_first_line(error)}")
-    pred, lab = None, None
-    if predictions is not None and labels is not None:
-        try:
-            pred, lab = _as_labels(predictions, "predictions"), _as_labels(labels, "labels")
-            if pred.shape != lab.shape:
-                raise ValueError(f"{pred.shape[0]} predictions for {lab.shape[0]} labels")
-        except ValueError as error:
-            notes.append(f"predictions: {error}")
-            pred, lab = None, None
+    source = _source_evidence(folder, source_name, notes)
+    pred, lab = _prediction_evidence(predictions, labels, notes)
     return SubmissionEvidence(
-        student_id=spec.student_id if spec is not None else folder.name, folder=folder,
+        student_id=student_id or (spec.student_id if spec is not None else folder.name), folder=folder,
         weights=fingerprint, source=source, predictions=pred, labels=lab,
         source_name=source_name if source is not None else None, notes=tuple(notes),
     )
+
+
+def _read_fingerprint_file(path: str | Path | None, notes: list[str]) -> WeightsFingerprint | None:
+    if path is None:
+        notes.append("weights: no fingerprint (the model was not loaded)")
+        return None
+    try:
+        return read_fingerprint(path)
+    except FingerprintError as error:
+        notes.append(f"weights: {_first_line(error)}")
+    except Exception as error:  # noqa: BLE001  (MemoryError, ...: a broken file is less evidence)
+        notes.append(f"weights: {Path(path).name}: {_first_line(error)}")
+    return None
+
+
+def _source_evidence(folder: Path, source_name: str, notes: list[str]) -> str | None:
+    """The normalized source, or None with a note."""
+    try:
+        text = read_source(folder, source_name)
+    except FileNotFoundError:
+        notes.append(f"source: no {source_name}")
+        return None
+    except Exception as error:  # noqa: BLE001  (OSError, ValueError: a broken file is less evidence)
+        notes.append(f"source: {source_name}: {_first_line(error)}")
+        return None
+    try:
+        return normalized_source(text)
+    except Exception as error:  # noqa: BLE001  (RecursionError, ...)
+        notes.append(f"source: {source_name}: {_first_line(error)}")
+        return None
+
+
+def read_source(folder: str | Path, name: str, limit: int = MAX_SOURCE_BYTES) -> str:
+    """The text of `folder/name`, read as at most limit + 1 bytes (never its size first, then all
+    of it: the file is the student's and can grow, or be a pipe that never ends). The file must be
+    a regular file inside the folder, reached without a symbolic link in its last component or one
+    that leads outside; it is opened non-blocking, so a FIFO cannot stall the grader. Undecodable
+    bytes become U+FFFD. Raises FileNotFoundError when it is missing, ValueError when it is not a
+    regular file inside the folder or larger than `limit`, OSError when it cannot be read."""
+    root = Path(folder).resolve()
+    path = root / name
+    if not Path(os.path.realpath(path.parent)).is_relative_to(root):
+        raise ValueError("its folder lies outside the submission")
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise ValueError("not a regular file" if os.path.islink(path) else _first_line(error)) from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ValueError("not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit // 2**20} MB" if limit >= 2**20 else f"larger than {limit} bytes")
+    return data.decode("utf-8", errors="replace")
+
+
+def _prediction_evidence(predictions: np.ndarray | None, labels: np.ndarray | None,
+                         notes: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if predictions is None or labels is None:
+        return None, None
+    try:
+        pred, lab = _as_labels(predictions, "predictions"), _as_labels(labels, "labels")
+        if pred.shape != lab.shape:
+            raise ValueError(f"{pred.shape[0]} predictions for {lab.shape[0]} labels")
+    except ValueError as error:
+        notes.append(f"predictions: {error}")
+        return None, None
+    return pred, lab
 
 
 def _first_line(error: BaseException) -> str:

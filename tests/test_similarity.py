@@ -1,12 +1,16 @@
 """The similarity report (grader.similarity): the example submissions are not flagged against each
 other; copies are, by weights (also renamed and with noise), by source (also with comments, names
 and docstrings changed) and by predictions; a broken or malicious submission only has less
-evidence. Building the examples' models runs their model.py: trusted code, in tests only."""
+evidence. Weights enter as the fingerprint the protocol's `weights_fingerprint` computes from the
+loaded model (here InProcessModel; in a batch the sandbox); the report itself opens no weights
+file. Building the examples' models runs their model.py: trusted code, in tests only."""
 
 from __future__ import annotations
 
+import ast
 import csv
 import itertools
+import os
 import re
 import shutil
 import time
@@ -16,25 +20,28 @@ import numpy as np
 import pytest
 import torch
 
+import grader.similarity
 from grader.data.synth import generate
+from grader.fingerprint import FINGERPRINT_FILE, WeightsFingerprint, write_fingerprint
 from grader.similarity import (
     CSV_COLUMNS,
+    MAX_SOURCE_BYTES,
     SimilarityThresholds,
     SubmissionEvidence,
     find_similar_pairs,
     gather_evidence,
     normalized_source,
     prediction_agreement,
-    read_state_dict,
     source_similarity,
-    weights_fingerprint,
     weights_similarity,
     write_similarity_csv,
 )
 from grader.submission.build import build_model
+from grader.submission.fingerprint import weights_fingerprint
+from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
 from grader.submission.spec import load_spec
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, ROOT
 
 FOLDERS = sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir() and (p / "submission.yaml").is_file())
 
@@ -57,9 +64,21 @@ def predictions(faces) -> dict[str, np.ndarray]:
     return result
 
 
+def fingerprint_of(folder: Path) -> WeightsFingerprint:
+    """The fingerprint as a batch gets it: the protocol's request on the loaded model (in-process
+    here: the sandbox answers it with this same class, tests/test_protocol_parity.py)."""
+    spec = load_spec(folder)
+    return InProcessModel(SubmissionModule(build_model(folder, spec), spec.input)).weights_fingerprint()
+
+
+def evidence_of(folder: Path, predictions: np.ndarray | None = None,
+                labels: np.ndarray | None = None) -> SubmissionEvidence:
+    return gather_evidence(folder, predictions, labels, fingerprint=fingerprint_of(folder))
+
+
 @pytest.fixture(scope="module")
 def evidence(predictions, faces) -> dict[str, SubmissionEvidence]:
-    return {folder: gather_evidence(EXAMPLES / folder, predictions[folder], faces.labels) for folder in FOLDERS}
+    return {folder: evidence_of(EXAMPLES / folder, predictions[folder], faces.labels) for folder in FOLDERS}
 
 
 def copy_submission(source: Path, target: Path, student_id: str) -> Path:
@@ -112,8 +131,8 @@ def test_honest_strong_models_share_wrong_classes_so_joint_error_agreement_alone
 
 def test_two_copies_of_an_example_are_flagged_for_identical_weights_and_source(evidence, predictions, faces,
                                                                              tmp_path):
-    copies = [gather_evidence(copy_submission(EXAMPLES / "vgg", tmp_path / name, name), predictions["vgg"],
-                              faces.labels) for name in ("copy1", "copy2")]
+    copies = [evidence_of(copy_submission(EXAMPLES / "vgg", tmp_path / name, name), predictions["vgg"],
+                          faces.labels) for name in ("copy1", "copy2")]
     pairs = find_similar_pairs([*evidence.values(), *copies])
     assert len(pairs) == 3  # the original and both copies, pairwise; nothing else
     for a, b in (("b09902011", "copy1"), ("b09902011", "copy2"), ("copy1", "copy2")):
@@ -125,24 +144,24 @@ def test_two_copies_of_an_example_are_flagged_for_identical_weights_and_source(e
         assert pair.reason.startswith("identical weights; same model.py after normalization")
 
 
-def test_a_renamed_copy_with_noisy_weights_is_flagged_by_weights(evidence, tmp_path):
-    """The Lightning example's weights with noise of 1e-3 of each tensor's spread, its 'model.'
-    prefix taken off and every module renamed, saved as a plain state_dict."""
-    original = read_state_dict(EXAMPLES / "lightning_ckpt", load_spec(EXAMPLES / "lightning_ckpt"))
+def test_a_copy_with_noisy_weights_saved_in_another_format_is_flagged_by_weights(evidence, tmp_path):
+    """The Lightning example's weights with noise of 1e-3 of each tensor's spread, saved as a plain
+    state_dict (no 'model.' prefix): the fingerprint of the model as loaded does not depend on the
+    file's format or names."""
+    original = build_model(EXAMPLES / "lightning_ckpt", load_spec(EXAMPLES / "lightning_ckpt")).state_dict()
     generator = torch.Generator().manual_seed(0)
     state = {}
     for key, tensor in original.items():
         if tensor.is_floating_point() and tensor.numel() > 1:
             tensor = tensor + torch.randn(tensor.shape, generator=generator) * tensor.std() * 1e-3
-        state[key.removeprefix("model.").replace("conv", "stage").replace("head", "classifier")] = tensor
+        state[key] = tensor
     folder = copy_submission(EXAMPLES / "lightning_ckpt", tmp_path / "noisy", "noisy")
     (folder / "last.ckpt").unlink()
     torch.save(state, folder / "weights.pth")
     spec = (folder / "submission.yaml").read_text(encoding="utf-8")
     (folder / "submission.yaml").write_text(spec.replace("format: lightning_ckpt", "format: state_dict")
                                             .replace("weights: last.ckpt", "weights: weights.pth"), encoding="utf-8")
-    copy = gather_evidence(folder, None, None)
-    assert copy.weights is not None, copy.notes
+    copy = evidence_of(folder)
     pair = flagged(find_similar_pairs([*evidence.values(), copy]), "b09902033", "noisy")
     assert pair is not None and "weights" in pair.signals
     assert not pair.weights_identical
@@ -152,14 +171,18 @@ def test_a_renamed_copy_with_noisy_weights_is_flagged_by_weights(evidence, tmp_p
 
 
 def test_torchscript_weights_resaved_as_a_state_dict_are_identical(evidence, tmp_path):
-    state = read_state_dict(EXAMPLES / "torchscript", load_spec(EXAMPLES / "torchscript"))
+    """The TorchScript example's tensors loaded into its reference model.py: the same weights."""
+    state = torch.jit.load(str(EXAMPLES / "torchscript" / "model.pt")).state_dict()  # trusted example file
     folder = tmp_path / "resaved"
     folder.mkdir()
+    shutil.copy(EXAMPLES / "torchscript" / "model.py", folder / "model.py")
     torch.save({f"net.{k}": v for k, v in state.items()}, folder / "model.pth")
     (folder / "submission.yaml").write_text(
-        "student_id: resaved\nmodel:\n  format: state_dict\n  source: model.py\n  entry: Net\n  weights: model.pth\n",
-        encoding="utf-8")
-    copy = gather_evidence(folder)
+        "student_id: resaved\nmodel:\n  format: state_dict\n  source: model.py\n  entry: RGBNet\n"
+        "  weights: model.pth\ninput:\n  channels: 3\n", encoding="utf-8")
+    fingerprint = fingerprint_of(folder)
+    (folder / "model.py").unlink()  # so that only the weights can flag the pair
+    copy = gather_evidence(folder, fingerprint=fingerprint)
     assert copy.source is None and copy.notes == ("source: no model.py",)
     pair = flagged(find_similar_pairs([*evidence.values(), copy]), "b09902044", "resaved")
     assert pair is not None and pair.signals == ("weights",) and pair.weights_identical
@@ -212,14 +235,16 @@ class Net(nn.Module):
 
 
 def test_a_copied_model_py_with_comments_names_and_docstrings_changed_is_flagged_by_source(evidence, tmp_path):
-    """The residual example's model.py disguised, with weights of its own (random, same shapes)."""
+    """The residual example's model.py disguised, with weights of its own (a fresh initialization)."""
     folder = copy_submission(EXAMPLES / "residual_zh", tmp_path / "disguised", "disguised")
     (folder / "model.py").write_text(RESIDUAL_DISGUISED, encoding="utf-8")
-    generator = torch.Generator().manual_seed(1)
-    own = {k: torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
-           for k, v in torch.load(folder / "resnet.pth", weights_only=True).items()}
-    torch.save(own, folder / "resnet.pth")
-    copy = gather_evidence(folder)
+    spec = (folder / "submission.yaml").read_text(encoding="utf-8")
+    (folder / "submission.yaml").write_text(spec.replace("entry: ResNetLite", "entry: Net"), encoding="utf-8")
+    namespace: dict[str, object] = {}
+    exec(compile(RESIDUAL_DISGUISED, "disguised.py", "exec"), namespace)  # noqa: S102  (the test's own source)
+    torch.manual_seed(1)
+    torch.save(namespace["Net"]().state_dict(), folder / "resnet.pth")
+    copy = evidence_of(folder)
     pair = flagged(find_similar_pairs([*evidence.values(), copy]), "r11922055", "disguised")
     assert pair is not None and pair.signals == ("source",)
     assert pair.source_identical and pair.source_similarity == 1.0
@@ -235,20 +260,24 @@ def test_a_copied_model_py_with_comments_names_and_docstrings_changed_is_flagged
 
 
 def example_state(folder: str) -> dict[str, torch.Tensor]:
-    return dict(read_state_dict(EXAMPLES / folder, load_spec(EXAMPLES / folder)))
+    return build_model(EXAMPLES / folder, load_spec(EXAMPLES / folder)).state_dict()
+
+
+def similarity(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    return weights_similarity(weights_fingerprint(a), weights_fingerprint(b))
 
 
 def test_weights_similarity_ignores_names_and_order_and_is_exactly_one_for_identical_weights():
     state = example_state("vgg")
     renamed = {f"backbone.layer{i}": state[k] for i, k in reversed(list(enumerate(state)))}
-    assert weights_similarity(state, state) == 1.0
-    assert weights_similarity(state, renamed) == 1.0
+    assert similarity(state, state) == 1.0
+    assert similarity(state, renamed) == 1.0
     assert weights_fingerprint(state).digest == weights_fingerprint(renamed).digest
 
 
 def test_weights_similarity_is_zero_without_shared_shapes_and_near_zero_for_a_fresh_initialization():
-    assert weights_similarity({"a": torch.randn(3, 4)}, {"b": torch.randn(4, 3), "c": torch.randn(5)}) == 0.0
-    assert weights_similarity({}, {}) == 0.0
+    assert similarity({"a": torch.randn(3, 4)}, {"b": torch.randn(4, 3), "c": torch.randn(5)}) == 0.0
+    assert similarity({}, {}) == 0.0
     spec = load_spec(EXAMPLES / "vgg")
     trained = build_model(EXAMPLES / "vgg", spec)
     fresh = build_model(EXAMPLES / "vgg", spec)
@@ -256,15 +285,15 @@ def test_weights_similarity_is_zero_without_shared_shapes_and_near_zero_for_a_fr
     for module in fresh.modules():
         if hasattr(module, "reset_parameters"):
             module.reset_parameters()  # BatchNorm's running statistics back to 0 and 1, too
-    assert weights_similarity(trained.state_dict(), fresh.state_dict()) < 0.05
+    assert similarity(trained.state_dict(), fresh.state_dict()) < 0.05
 
 
 def test_weights_similarity_counts_unmatched_tensors_as_zero_and_skips_integer_counters():
     state = {"w": torch.randn(64, 32), "b": torch.randn(64), "bn.num_batches_tracked": torch.tensor(7)}
     extended = {**state, "extra": torch.randn(64, 32), "bn.num_batches_tracked": torch.tensor(9)}
-    assert weights_similarity(state, extended) == pytest.approx(2 * (64 * 32 + 64) / (2 * (64 * 32 + 64) + 64 * 32))
+    assert similarity(state, extended) == pytest.approx(2 * (64 * 32 + 64) / (2 * (64 * 32 + 64) + 64 * 32))
     assert weights_fingerprint(state).total == 64 * 32 + 64
-    assert weights_similarity(state, {"w": -state["w"], "b": 3 * state["b"] + 1}) == pytest.approx(1.0)
+    assert similarity(state, {"w": -state["w"], "b": 3 * state["b"] + 1}) == pytest.approx(1.0)
 
 
 # --- source -------------------------------------------------------------------------------
@@ -404,7 +433,7 @@ class Explodes:
         return (Path.touch, (self.marker,))
 
 
-def test_gather_evidence_never_raises_and_never_runs_student_code(tmp_path):
+def test_gather_evidence_never_opens_the_weights_file_nor_runs_student_code(tmp_path, monkeypatch):
     marker = tmp_path / "ran"
     hostile = tmp_path / "hostile"
     hostile.mkdir()
@@ -413,11 +442,19 @@ def test_gather_evidence_never_raises_and_never_runs_student_code(tmp_path):
     (hostile / "model.py").write_text(f"from pathlib import Path\nPath({str(marker)!r}).touch()\nclass Net: pass\n",
                                       encoding="utf-8")
     torch.save({"w": torch.zeros(2), "payload": Explodes(marker)}, hostile / "model.pth")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the similarity report parsed a weights file")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(torch.jit, "load", refuse)
     item = gather_evidence(hostile)
     assert not marker.exists()
-    assert item.weights is None and "not plain tensors" in item.notes[0]
+    assert item.weights is None and item.notes == ("weights: no fingerprint (the model was not loaded)",)
     assert item.source is not None and "Path" in item.source  # read as text, never imported
 
+
+def test_gather_evidence_never_raises_for_a_broken_folder(tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "submission.yaml").write_text("student_id: [not, an, id\n", encoding="utf-8")
@@ -425,21 +462,65 @@ def test_gather_evidence_never_raises_and_never_runs_student_code(tmp_path):
     item = gather_evidence(broken, np.zeros(3, dtype=np.int64), np.zeros(4, dtype=np.int64))
     assert item.student_id == "broken" and item.weights is None and item.predictions is None
     assert item.source is not None
-    assert [note.split(":")[0] for note in item.notes] == ["submission.yaml", "predictions"]
-
-    garbage = copy_submission(EXAMPLES / "small_cnn", tmp_path / "garbage", "garbage")
-    (garbage / "weights.pt").write_bytes(b"PK\x03\x04 not really a zip")
-    item = gather_evidence(garbage)
-    assert item.weights is None and item.notes[0].startswith("weights: ")
+    assert [note.split(":")[0] for note in item.notes] == ["submission.yaml", "weights", "predictions"]
     assert find_similar_pairs([item, gather_evidence(tmp_path / "nothing-here")]) == []
+
+
+def test_a_fingerprint_file_that_is_missing_or_corrupt_is_no_weights_evidence_with_a_note(tmp_path):
+    folder = copy_submission(EXAMPLES / "small_cnn", tmp_path / "student", "student")
+    missing = gather_evidence(folder, fingerprint_file=tmp_path / "out" / FINGERPRINT_FILE)
+    assert missing.weights is None and missing.notes == (f"weights: no {FINGERPRINT_FILE}",)
+    corrupt = tmp_path / FINGERPRINT_FILE
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    item = gather_evidence(folder, fingerprint_file=corrupt)
+    assert item.weights is None and item.notes[0].startswith(f"weights: {FINGERPRINT_FILE} cannot be read")
+    assert item.source is not None  # the rest of the evidence stands
+
+
+def test_the_fingerprint_written_to_the_output_folder_is_read_back_as_evidence(tmp_path):
+    fingerprint = fingerprint_of(EXAMPLES / "small_cnn")
+    path = tmp_path / "out" / "b09902022" / "arrays" / FINGERPRINT_FILE
+    write_fingerprint(path, fingerprint)
+    item = gather_evidence(EXAMPLES / "small_cnn", fingerprint_file=path)
+    assert item.notes == () and item.weights is not None and item.weights.same_as(fingerprint)
+
+
+def test_a_model_source_that_is_a_fifo_is_skipped_without_blocking(tmp_path):
+    folder = copy_submission(EXAMPLES / "small_cnn", tmp_path / "fifo", "fifo")
+    (folder / "model.py").unlink()
+    os.mkfifo(folder / "model.py")  # reading it would wait for a writer forever
+    item = gather_evidence(folder)
+    assert item.source is None and "source: model.py: not a regular file" in item.notes
+
+
+def test_a_model_source_over_the_size_cap_or_linked_elsewhere_is_no_source_evidence(tmp_path):
+    big = copy_submission(EXAMPLES / "small_cnn", tmp_path / "big", "big")
+    (big / "model.py").write_bytes(b"#" * (MAX_SOURCE_BYTES + 1))
+    assert "source: model.py: larger than 1 MB" in gather_evidence(big).notes
+    linked = copy_submission(EXAMPLES / "small_cnn", tmp_path / "linked", "linked")
+    (linked / "model.py").unlink()
+    (linked / "model.py").symlink_to(EXAMPLES / "vgg" / "model.py")
+    item = gather_evidence(linked)
+    assert item.source is None and "source: model.py: not a regular file" in item.notes
+
+
+def test_the_similarity_module_loads_no_weights_file():
+    """An AST check: no torch.load or jit.load call, no import of the model builder (its readers
+    parse weights files). Weights reach the report only as a fingerprint the sandbox computed."""
+    tree = ast.parse(Path(grader.similarity.__file__).read_text(encoding="utf-8"))
+    calls = {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    assert [call for call in calls if call.split(".")[-1] == "load"] == []  # torch.load, torch.jit.load, np.load
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert "grader.submission.build" not in imported
 
 
 # --- the report ---------------------------------------------------------------------------
 
 
 def test_similarity_csv_has_one_row_a_flagged_pair(evidence, predictions, faces, tmp_path):
-    copy = gather_evidence(copy_submission(EXAMPLES / "small_cnn", tmp_path / "c", "copycat"),
-                           predictions["small_cnn"], faces.labels)
+    copy = evidence_of(copy_submission(EXAMPLES / "small_cnn", tmp_path / "c", "copycat"),
+                       predictions["small_cnn"], faces.labels)
     pairs = find_similar_pairs([*evidence.values(), copy])
     write_similarity_csv(pairs, tmp_path / "similarity.csv")
     with open(tmp_path / "similarity.csv", newline="", encoding="utf-8") as handle:
@@ -453,6 +534,20 @@ def test_similarity_csv_has_one_row_a_flagged_pair(evidence, predictions, faces,
     }]
     write_similarity_csv([], tmp_path / "empty.csv")
     assert (tmp_path / "empty.csv").read_text(encoding="utf-8") == ",".join(CSV_COLUMNS) + "\n"
+
+
+def test_similarity_csv_escapes_student_text_that_a_spreadsheet_would_run_as_a_formula(tmp_path):
+    """A student_id may start with '-' ([A-Za-z0-9_-]+), and ids reach the reason too."""
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 7, 600)
+    guesses = classifier(labels, 0.7, rng)
+    pairs = find_similar_pairs([with_predictions("-2+3", guesses, labels),
+                                with_predictions("@SUM(A1)", guesses, labels)])
+    write_similarity_csv(pairs, tmp_path / "similarity.csv")
+    with open(tmp_path / "similarity.csv", newline="", encoding="utf-8") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert (row["student_a"], row["student_b"]) == ("'-2+3", "'@SUM(A1)")
+    assert row["reason"].startswith("predictions agree on 100% of the")
 
 
 def test_two_hundred_submissions_of_one_architecture_are_compared_in_seconds():
