@@ -18,7 +18,7 @@ import pytest
 
 from grader.sandbox.isolation import remove_snapshot, snapshot_submission
 from grader.submission.errors import SubmissionError
-from grader.submission.tree import TreeBounds, copy_into, scan_tree, tree_sha256
+from grader.submission.tree import TreeBounds, copy_into, read_file, scan_tree, tree_sha256
 
 FIX = "replace the link with the file itself, or remove it"
 LABELS = "TA-SECRET-LABELS"
@@ -535,3 +535,31 @@ def test_the_hash_does_not_depend_on_the_listing_order_or_the_folders_place(stud
     moved.parent.mkdir()
     student.rename(moved)
     assert tree_sha256(moved) == before
+
+
+# --- reading one file on the trusted side -------------------------------------------------------
+
+
+def test_read_file_reads_through_links_kept_inside(student):
+    (student / "docs").mkdir()
+    (student / "docs" / "answers.md").write_text("## 1\nlooks at the eyes\n")
+    os.symlink("docs/answers.md", student / "report.md")
+    os.symlink("docs", student / "notes")
+    manifest = scan_tree(student)
+    assert read_file(manifest, "report.md", 1000) == b"## 1\nlooks at the eyes\n"
+    assert read_file(manifest, "notes/answers.md", 1000) == b"## 1\nlooks at the eyes\n"
+
+
+def test_read_file_finds_nothing_for_folders_missing_files_and_climbing_paths(student):
+    (student / "docs").mkdir()
+    manifest = scan_tree(student)
+    assert read_file(manifest, "docs", 1000) is None
+    assert read_file(manifest, "report.md", 1000) is None
+    assert read_file(manifest, "docs/../model.py", 1000) is None
+
+
+def test_read_file_refuses_a_file_over_its_limit(student):
+    with pytest.raises(SubmissionError) as caught:
+        read_file(scan_tree(student), "model.pth", 100)
+    assert caught.value.message == ("'model.pth' is 1.5 KiB, more than the 100 bytes the grader reads of it; "
+                                    "make it smaller")

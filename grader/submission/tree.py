@@ -9,7 +9,8 @@ overflows a recursive walk. Everything that touches the tree on the trusted side
   of files, folders and links, refusing what cannot be copied safely and stopping as soon as one of
   the `TreeBounds` is passed;
 - `copy_into` writes the manifest's snapshot (the sandbox's read-only view of the submission);
-- `tree_sha256` hashes it (the result's `submission_sha256`, the cache key).
+- `tree_sha256` hashes it (the result's `submission_sha256`, the cache key);
+- `read_file` reads one small file of it for the trusted side (submission.yaml, report.md).
 
 A link is kept only when its fully resolved target is a file or folder inside the folder; it is
 recreated as a relative link to the same place, so that it resolves inside the sandbox's copy
@@ -398,7 +399,7 @@ def copy_into(manifest: Manifest, destination: Path) -> None:
     is no longer the regular file of the size scanned (grown, shrunk, swapped for a link or a
     FIFO) is refused, never copied whole. Raises SubmissionError("snapshot", ...) for the
     submission's side; an OSError writing the destination (a full disk) is the grader's and
-    propagates as it is.
+    propagates as it is. After either, what was written is left for the caller to remove.
     """
     destination = Path(destination)
     destination.mkdir(mode=0o700)
@@ -440,6 +441,47 @@ def tree_sha256(source: Manifest | Path, bounds: TreeBounds = DEFAULT_BOUNDS, ex
     finally:
         os.close(root_fd)
     return digest.hexdigest()
+
+
+def read_file(manifest: Manifest, path: str, max_bytes: int) -> bytes | None:
+    """The bytes of the file at `path` (relative to the folder, through kept links as the sandbox
+    would see them), for trusted readers of small student text (submission.yaml, report.md): read
+    by the same checked descriptor as a copy, so a link out of the folder, a FIFO or a 64 GiB file
+    can never be read. None when the manifest has no file there.
+
+    Raises SubmissionError("snapshot", ...) when the file is larger than `max_bytes` or changed
+    since the scan.
+    """
+    entry = find_file(manifest, path)
+    if entry is None:
+        return None
+    if entry.size > max_bytes:
+        raise SubmissionError(STAGE, f"{_shown(path)} is {_size_words(entry.size)}, more than the "
+                                     f"{_size_words(max_bytes)} the grader reads of it; make it smaller")
+    root_fd = _open_manifest_root(manifest)
+    try:
+        return b"".join(_file_chunks(root_fd, entry))
+    finally:
+        os.close(root_fd)
+
+
+def find_file(manifest: Manifest, path: str) -> Entry | None:
+    """The file entry `path` leads to inside the manifest, following kept links (their targets are
+    already fully resolved, so each needs one step); None for a folder, a missing path, or a path
+    with `..` in it (nothing a student names may climb)."""
+    index = {entry.path: entry for entry in manifest.entries}
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts or not parts:
+        return None
+    current = ""
+    for part in parts:
+        entry = index.get(_join(current, part))
+        if entry is not None and entry.kind == "link":
+            entry = index.get(entry.target or "")
+        if entry is None:
+            return None
+        current = entry.path
+    return entry if entry.kind == "file" else None
 
 
 def _entry_record(entry: Entry) -> bytes:
@@ -630,5 +672,5 @@ def _is_inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-__all__ = ["DEFAULT_BOUNDS", "Entry", "Manifest", "TreeBounds", "copy_into", "looping_links", "resolve_link",
-           "scan_tree", "tree_sha256"]
+__all__ = ["DEFAULT_BOUNDS", "Entry", "Manifest", "TreeBounds", "copy_into", "find_file", "looping_links",
+           "read_file", "resolve_link", "scan_tree", "tree_sha256"]
