@@ -1,14 +1,13 @@
 """Building the student's nn.Module from model.py + a state_dict, a Lightning checkpoint or TorchScript.
 
-Weights are read with torch.load(weights_only=True) only: a pickle that carries Python objects
-beyond tensors and plain containers is refused, never executed.
+Weights are read without running code from them (grader.submission.weights): torch.load(weights_only=True)
+where torch's unpickler knows the pickle, a restricted unpickler elsewhere. A pickle that carries
+Python objects beyond tensors and plain containers is refused, never executed.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import pickle
-import re
 import sys
 import traceback
 import uuid
@@ -22,6 +21,7 @@ from torch import nn
 
 from grader.submission.errors import SubmissionError
 from grader.submission.spec import SubmissionSpec, WeightsFormat
+from grader.submission.weights import clip, read_weights, state_dict_from
 
 
 def build_model(folder: str | Path, spec: SubmissionSpec) -> nn.Module:
@@ -77,13 +77,13 @@ def instantiate(folder: Path, spec: SubmissionSpec) -> nn.Module:
     if entry is None:
         names = sorted(n for n, v in vars(module).items()
                        if isinstance(v, type) and issubclass(v, nn.Module) and v.__module__ == module.__name__)
-        hint = f" It defines: {', '.join(names)}." if names else ""
+        hint = f" It defines: {_some([clip(n, 60) for n in names], 10)}." if names else ""
         raise SubmissionError("load", f"{spec.model.source} has no '{spec.model.entry}' (model.entry in "
                                       f"submission.yaml).{hint}")
     try:
         model = entry()
     except Exception as error:
-        raise SubmissionError("load", f"calling {spec.model.entry}() failed: {_student_trace(error, source)}") from None
+        raise SubmissionError("load", _code_failure(f"calling {spec.model.entry}()", error, source, folder)) from None
     if not isinstance(model, nn.Module):
         raise SubmissionError("load", f"{spec.model.entry}() returned {type(model).__name__}, expected a "
                                       "torch.nn.Module (a class or a zero-argument function that builds one)")
@@ -104,7 +104,7 @@ def _import_source(source: Path, folder: Path) -> ModuleType:
         where = Path(error.filename).name if error.filename else source.name  # model.py or a helper it imports
         raise SubmissionError("load", f"syntax error in {where} line {error.lineno}: {error.msg}") from None
     except Exception as error:
-        raise SubmissionError("load", f"importing {source.name} failed: {_student_trace(error, source)}") from None
+        raise SubmissionError("load", _code_failure(f"importing {source.name}", error, source, folder)) from None
     finally:
         sys.path.remove(str(folder))
         _forget_helpers(folder, before)
@@ -123,29 +123,8 @@ def _forget_helpers(folder: Path, before: set[str]) -> None:
 
 
 def _read_state_dict(weights: Path, fmt: WeightsFormat) -> Mapping[str, torch.Tensor]:
-    try:
-        loaded = torch.load(weights, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        # torch names a refused Python object as 'GLOBAL module.name'; without one the bytes are no torch file.
-        refused = re.search(r"GLOBAL ([\w.]+)", str(error))
-        if refused is None:
-            raise SubmissionError("load", f"'{weights.name}' could not be read as PyTorch weights: "
-                                          f"{_first_line(error.__context__ or error)}") from None
-        raise SubmissionError("load", f"'{weights.name}' is not plain tensors, so it is not loaded "
-                                      f"(it holds the Python object {refused.group(1)}). Save only the weights: "
-                                      f"torch.save(model.state_dict(), '{weights.name}')") from None
-    except Exception as error:
-        raise SubmissionError("load", f"'{weights.name}' could not be read as PyTorch weights: "
-                                      f"{_first_line(error)}") from None
-    if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
-        loaded = loaded["state_dict"]  # a Lightning (or hand-made) checkpoint
-    elif fmt == "lightning_ckpt":
-        raise SubmissionError("load", f"'{weights.name}' has no 'state_dict' entry, so it is not a Lightning "
-                                      "checkpoint; save it with trainer.save_checkpoint(...)")
-    if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise SubmissionError("load", f"'{weights.name}' holds {type(loaded).__name__}, expected a state_dict "
-                                      "(a mapping of parameter names to tensors)")
-    return loaded
+    """The state_dict in the weights file; see grader.submission.weights for what it reads and how."""
+    return state_dict_from(read_weights(weights), weights.name, lightning=fmt == "lightning_ckpt")
 
 
 def _load_into(model: nn.Module, state: Mapping[str, torch.Tensor], file_name: str) -> None:
@@ -189,16 +168,54 @@ def _strip_wrapper_prefix(state: Mapping[str, torch.Tensor], wanted: set[str]) -
 
 
 def _some(items: list[str], limit: int = 4) -> str:
-    shown = ", ".join(items[:limit])
+    shown = ", ".join(clip(item, 120) for item in items[:limit])
     return f"{shown} and {len(items) - limit} more" if len(items) > limit else shown
 
 
 def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return clip((str(error).strip().splitlines() or [type(error).__name__])[0])
 
 
 def _student_trace(error: BaseException, source: Path) -> str:
     """The error with the last line of the student's own file that led to it."""
     frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).name == source.name]
-    where = f" (at {source.name} line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
-    return f"{type(error).__name__}: {error}{where}"
+    where = f" (at {source.name} line {frames[-1].lineno}: {clip(frames[-1].line or '', 200)})" if frames else ""
+    return f"{type(error).__name__}: {clip(str(error))}{where}"
+
+
+def _code_failure(what: str, error: BaseException, source: Path, folder: Path) -> str:
+    """`importing model.py failed: <error> (at <line>)`, plus why a missing module is missing; for
+    torchvision, a message of its own."""
+    return (_torchvision_message(error, folder)
+            or f"{what} failed: {_student_trace(error, source)}{_missing_module_hint(error)}")
+
+
+def _torchvision_message(error: BaseException, folder: Path) -> str | None:
+    """The message for a model that needs torchvision, or None. torchvision is not installed beside
+    the grader's torch; where one is, it was built for another torch and its import fails with
+    "operator torchvision::nms does not exist", so either way the text or the module names it."""
+    missing = getattr(error, "name", None) if isinstance(error, ModuleNotFoundError) else None
+    if (missing or "").split(".")[0] != "torchvision" and "torchvision" not in str(error):
+        return None
+    return (f"{_student_line(error, folder)} imports torchvision, which the grader's environment does not "
+            "provide. Build the model with torch.nn only: if you used a torchvision model such as resnet18, "
+            "copy its definition into your own file (its source is short), or hand in TorchScript "
+            "(torch.jit.script(model).save('model.pt'), model.format: torchscript)")
+
+
+def _missing_module_hint(error: BaseException) -> str:
+    """Why a module is missing: the sandbox runs the grader's own Python environment, not the
+    student's, so any package beyond it (and beside torch and numpy, nothing is promised) is absent."""
+    if not isinstance(error, ModuleNotFoundError) or not error.name:
+        return ""
+    return (f". '{clip(error.name, 100)}' is not installed in the grader's environment, nor a .py file in the "
+            "submission folder: the model may use torch, numpy, the Python standard library and the .py "
+            "files handed in beside it")
+
+
+def _student_line(error: BaseException, folder: Path) -> str:
+    """`model.py line 3` (or the helper file's): the last traceback frame in the submission folder."""
+    root = folder.resolve()
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if Path(f.filename).resolve().is_relative_to(root)]
+    return f"{Path(frames[-1].filename).name} line {frames[-1].lineno}" if frames else "the model source"
