@@ -35,7 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from grader.atomic import FILE_MODE, make_directories
+from grader.atomic import FILE_MODE, make_directories, replace_directory
 
 LOCK_NAME = ".grader.lock"
 STAGING_PREFIX = ".staging-"
@@ -74,7 +74,7 @@ class OutputWriteError(OutputFolderError):
 # --- where the output folder may be -------------------------------------------------------------
 
 def check_out_folder(out: Path, inputs: Sequence[Path], *, allow_inside: bool = False,
-                     label: str = "input folder") -> None:
+                     label: str = "input folder", suggestion: Path | None = None) -> None:
     """Refuse an output folder that is, contains or lies inside any of `inputs` (the folders the run
     reads: the submissions folder for `grade`, the submission folder for `check`).
 
@@ -82,7 +82,8 @@ def check_out_folder(out: Path, inputs: Sequence[Path], *, allow_inside: bool = 
     link or a bind mount to the submissions folder is caught too. allow_inside=True accepts an
     output folder inside an input: `grader check .` from a student's folder writes ./check-out, and
     the caller keeps that folder out of what it reads. `label` names the inputs in the message
-    ("submissions folder", "submission folder").
+    ("submissions folder", "submission folder"); `suggestion` is the --out it proposes instead
+    (default: `<input>-out` beside the input).
     """
     if out.exists() and not out.is_dir():
         raise OutputFolderError(f"the output folder {out} is a file, not a folder: pass --out a folder "
@@ -91,7 +92,7 @@ def check_out_folder(out: Path, inputs: Sequence[Path], *, allow_inside: bool = 
         relation = folder_relation(out, folder)
         if relation is None or (relation == "inside" and allow_inside):
             continue
-        raise OutputFolderError(_relation_message(out, folder, relation, label))
+        raise OutputFolderError(_relation_message(out, folder, relation, label, suggestion, allow_inside))
 
 
 def folder_relation(out: Path, folder: Path) -> Relation | None:
@@ -114,20 +115,30 @@ def _same_file(first: Path, second: Path) -> bool:
         return False
 
 
-def _relation_message(out: Path, folder: Path, relation: Relation, label: str) -> str:
-    out_real, folder_real = out.resolve(), folder.resolve()
-    shown = f"{out} (which is {out_real})" if Path(os.path.abspath(out)) != out_real else str(out)
-    suggestion = folder_real.parent / f"{folder_real.name}-out"
+def _relation_message(out: Path, folder: Path, relation: Relation, label: str, suggestion: Path | None,
+                      allow_inside: bool) -> str:
+    folder_real = folder.resolve()
+    suggestion = suggestion or folder_real.parent / f"{folder_real.name}-out"
+    same_spelling = str(out) == str(folder)
     what = {
-        "is": (f"is the {label} {folder} itself: each student's results replace a whole folder there, "
-               "which would delete the submitted files (model.py, submission.yaml, the weights)"),
-        "inside": (f"lies inside the {label} {folder}: the next run would take it for a submission, and "
+        "is": (f"is the {label}{'' if same_spelling else ' ' + _shown(folder)} itself: each student's results "
+               "replace a whole folder there, which would delete the submitted files (model.py, "
+               "submission.yaml, the weights)"),
+        "inside": (f"lies inside the {label} {_shown(folder)}: the next run would take it for a submission, and "
                    "grading would read its own output"),
-        "contains": (f"contains the {label} {folder}: each student's results replace a whole folder there, "
-                     "which could be a submission's own folder"),
+        "contains": (f"contains the {label} {_shown(folder)}: each student's results replace a whole folder in "
+                     "it, so the submissions must not live there"),
     }[relation]
-    advice = f"that does not hold {folder}" if relation == "contains" else f"outside {folder}"
-    return f"the output folder {shown} {what}. Pass an --out {advice}, for example --out {suggestion}"
+    advice = {"contains": f"that does not hold {folder_real}",
+              "is": f"other than {folder_real}" if allow_inside else f"outside {folder_real}",
+              "inside": f"outside {folder_real}"}[relation]
+    return f"the output folder {_shown(out)} {what}. Pass an --out {advice}, for example --out {suggestion}"
+
+
+def _shown(path: Path) -> str:
+    """The path as the user wrote it, and where it really is when that reads differently (., a link)."""
+    real = path.resolve()
+    return str(path) if str(path) == str(real) else f"{path} (which is {real})"
 
 
 # --- one run at a time ---------------------------------------------------------------------------
@@ -280,6 +291,19 @@ def make_staging_folder(out: Path, student_id: str, run_id: str) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     make_directories(staging)
     return staging
+
+
+@contextmanager
+def staged_folder(out: Path, student_id: str, run_id: str) -> Iterator[Path]:
+    """Yield an empty staging folder for one student; when the block ends without an error, swap it
+    in as OUT/<student_id> (grader.atomic.replace_directory). On any error the staging folder is
+    removed and the student's previous folder stays as it was; a full disk, a used-up quota or a
+    read-only file system becomes OutputWriteError (translate_disk_full)."""
+    staging = staging_folder(out, student_id, run_id)
+    with translate_disk_full(out, staging):
+        make_staging_folder(out, student_id, run_id)
+        yield staging
+        replace_directory(staging, out / student_id)
 
 
 def clean_stale(out: Path) -> list[Path]:

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from grader import atomic
-from grader.atomic import atomic_write_bytes, atomic_write_text, replace_directory
+from grader.atomic import atomic_write_bytes, atomic_write_text
 from grader.outfolder import (LOCK_NAME, OutputFolderError, OutputLock, OutputLocked, OutputWriteError,
-                              check_out_folder, clean_stale, make_staging_folder, new_run_id, staging_folder,
-                              translate_disk_full)
+                              check_out_folder, clean_stale, make_staging_folder, new_run_id, staged_folder,
+                              staging_folder, translate_disk_full)
 from tests.conftest import ROOT
 
 # --- where the output folder may be -------------------------------------------------------------
@@ -44,7 +44,7 @@ def refusal(out: Path, inputs: list[Path], **options) -> str:
 
 def test_out_equal_to_the_submissions_folder_is_refused(submissions):
     message = refusal(submissions, [submissions], label="submissions folder")
-    assert f"the output folder {submissions} is the submissions folder {submissions} itself" in message
+    assert f"the output folder {submissions} is the submissions folder itself" in message
     assert f"--out {submissions.parent / 'submissions-out'}" in message
 
 
@@ -68,7 +68,8 @@ def test_a_symlinked_out_that_resolves_to_the_submissions_folder_is_refused(subm
     link = tmp_path / "out"
     link.symlink_to(submissions)
     message = refusal(link, [submissions])
-    assert f"the output folder {link} (which is {submissions.resolve()}) is the input folder" in message
+    assert f"the output folder {link} (which is {submissions.resolve()}) is the input folder {submissions} itself" \
+        in message
 
 
 def test_out_reached_through_a_symlinked_parent_inside_the_submissions_is_refused(submissions, tmp_path):
@@ -95,6 +96,16 @@ def test_out_inside_the_submission_is_allowed_for_check_run_from_that_folder(sub
 
 def test_allow_inside_still_refuses_the_submission_folder_itself(submissions):
     assert "itself" in refusal(submissions / "vgg", [submissions / "vgg"], allow_inside=True)
+
+
+def test_a_relative_out_is_shown_with_where_it_really_is_and_the_suggestion_given(submissions, monkeypatch):
+    monkeypatch.chdir(submissions / "vgg")
+    message = refusal(Path("."), [Path(".")], allow_inside=True, label="submission folder",
+                      suggestion=Path("check-out"))
+    assert message == (f"the output folder . (which is {submissions / 'vgg'}) is the submission folder itself: each "
+                       "student's results replace a whole folder there, which would delete the submitted files "
+                       f"(model.py, submission.yaml, the weights). Pass an --out other than {submissions / 'vgg'}, "
+                       "for example --out check-out")
 
 
 def test_a_sibling_whose_name_starts_like_the_submissions_folder_is_accepted(submissions):
@@ -255,17 +266,32 @@ def test_clean_stale_refuses_to_run_without_the_lock(tmp_path):
 
 def write_student(out: Path, student_id: str, files: dict[str, bytes], run_id: str = "run") -> None:
     """What grader.batch._write_outputs does once wired: stage, write, swap, under the guard."""
-    staging = make_staging_folder(out, student_id, run_id)
-    with translate_disk_full(out, staging):
+    with staged_folder(out, student_id, run_id) as staging:
         for name, data in files.items():
             atomic_write_bytes(staging / name, data)
-        replace_directory(staging, out / student_id)
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes | None, int]]:
     """Every entry under `folder`, as (bytes or None for a folder, mode)."""
     return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None, p.stat().st_mode)
             for p in sorted(folder.rglob("*"))}
+
+
+def test_a_staged_folder_is_swapped_in_whole_when_its_block_ends(tmp_path):
+    with staged_folder(tmp_path / "out", "s1", "run") as staging:
+        atomic_write_bytes(staging / "figures" / "q1.png", b"png")
+        assert not (tmp_path / "out" / "s1").exists()
+    assert snapshot(tmp_path / "out").keys() == {"s1", "s1/figures", "s1/figures/q1.png"}
+
+
+def test_an_error_in_a_staged_block_removes_the_staging_and_keeps_the_old_folder(tmp_path):
+    write_student(tmp_path / "out", "s1", OLD_FILES, run_id="first")
+    before = snapshot(tmp_path / "out")
+    with pytest.raises(ValueError, match="a figure failed"):
+        with staged_folder(tmp_path / "out", "s1", "second") as staging:
+            atomic_write_bytes(staging / "result.json", b"half")
+            raise ValueError("a figure failed")
+    assert snapshot(tmp_path / "out") == before
 
 
 OLD_FILES = {"result.json": b'{"score": 7}', "arrays/lime.npz": b"old arrays", "figures/q1.png": b"old png",
