@@ -121,18 +121,18 @@ def read_csv_rows(path: str | Path, required_columns: Sequence[str], optional_co
     records = _Records(text, looks_like_row)
     found: list[str] = []
     rows: list[tuple[int, dict[str, str]]] = []
-    names: list[str] | None = None
+    reader: _Rows | None = None
     for record in records:
-        if names is None:
+        if reader is None:
             if record.problem is None and record.blank:
                 continue
-            names = columns.resolve(path, record)
-            records.names = names
+            records.names = columns.resolve(path, record)
+            reader = _Rows(path, records.names, columns.all, max_cell_chars, comma_hint, found)
             continue
-        row = _row(path, record, names, columns.all, max_cell_chars, comma_hint, found)
+        row = reader.row(record)
         if row is not None:
             rows.append((record.line, row))
-    if names is None:
+    if reader is None:
         raise ConfigError(path, [f"{path}:1: header: the file is empty; the header must be {columns.header}"])
     if problems is not None:
         problems.extend(found)
@@ -147,13 +147,20 @@ def _read_text(path: Path, max_bytes: int) -> str:
         raise ConfigError(path, [f"{path}: file not found"])
     size = path.stat().st_size
     if size > max_bytes:
-        raise ConfigError(path, [f"{path}: the file is {size / 2**20:,.1f} MiB; a CSV read here may be at most "
-                                 f"{max_bytes / 2**20:g} MiB (is this the right file?)"])
+        raise ConfigError(path, [f"{path}: the file is {_size(size)}; a CSV read here may be at most "
+                                 f"{_size(max_bytes)} (is this the right file?)"])
     data = path.read_bytes()
     problems = _encoding_problems(path, data)
     if problems:
         raise ConfigError(path, problems)
     return data.decode("utf-8").removeprefix("\ufeff")
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{round(count / scale, 1):,g} {unit}"
+    return f"{count:,} bytes"
 
 
 def _encoding_problems(path: Path, data: bytes, limit: int = 10) -> list[str]:
@@ -213,7 +220,7 @@ class _Record:
 
     @property
     def blank(self) -> bool:
-        return all(not cell.strip() for cell in self.cells)
+        return not any(map(str.strip, self.cells))
 
     def line_of(self, index: int) -> int:
         return self.cell_lines[index] if self.cell_lines is not None else self.line
@@ -353,38 +360,57 @@ class _Columns:
         if missing:
             problems.append(f"{where}: missing column(s) {', '.join(missing)}; the header must be {self.header}")
         if problems:
-            raise ConfigError(path, problems)
+            raise config_error(path, problems)
         return names
 
 
-def _row(path: Path, record: _Record, names: list[str], columns: tuple[str, ...], max_cell_chars: int,
-         comma_hint: str, problems: list[str]) -> dict[str, str] | None:
-    """The record as {column: value}, or None (and its problems added) when it is broken or blank."""
-    if record.problem is not None:
-        problem = record.problem
-        problems.append(f"{path}:{problem.line}: {_column(names, problem.cell)}: {problem.message}")
-        return None
-    if record.blank:
-        return None
-    before = len(problems)
-    for index, cell in enumerate(record.cells):
-        if not cell.strip():
-            continue
-        if index >= len(names):
-            problems.append(f"{path}:{record.line}: row: has {len(record.cells)} cells, the header "
-                            f"{len(names)}; {comma_hint}")
-            break
-        if not names[index]:
-            problems.append(f"{path}:{record.line_of(index)}: row: cell {index + 1} holds {shown(cell)} but the "
-                            f"header names no column for it")
-        elif len(cell) > max_cell_chars:
-            problems.append(f"{path}:{record.line_of(index)}: {names[index]}: {len(cell):,} characters, more than "
-                            f"the {max_cell_chars:,} a cell may hold (is a quote missing?)")
-    if len(problems) > before:
-        return None
-    row = dict.fromkeys(columns, "")
-    row.update((name, cell) for name, cell in zip(names, record.cells) if name)
-    return row
+class _Rows:
+    """Turns records into {column: value} rows under a header, adding each broken row's problems."""
+
+    def __init__(self, path: Path, names: list[str], columns: tuple[str, ...], max_cell_chars: int,
+                 comma_hint: str, problems: list[str]) -> None:
+        self.path, self.names, self.max_cell_chars = path, names, max_cell_chars
+        self.comma_hint, self.problems = comma_hint, problems
+        self.empty_row = dict.fromkeys(columns, "")
+        self.all_named = all(names)
+
+    def row(self, record: _Record) -> dict[str, str] | None:
+        """The record as a row, or None when it is blank or broken (its problems added)."""
+        cells = record.cells
+        if record.problem is not None:
+            problem = record.problem
+            self.problems.append(f"{self.path}:{problem.line}: {_column(self.names, problem.cell)}: "
+                                 f"{problem.message}")
+            return None
+        if not any(map(str.strip, cells)):
+            return None
+        if not (self.all_named and len(cells) <= len(self.names) and max(map(len, cells)) <= self.max_cell_chars):
+            if self._problems(record):
+                return None
+        row = self.empty_row.copy()
+        if self.all_named:
+            row.update(zip(self.names, cells))
+        else:
+            row.update((name, cell) for name, cell in zip(self.names, cells) if name)
+        return row
+
+    def _problems(self, record: _Record) -> bool:
+        """Adds the problems of a row that is not plainly fine; whether there were any."""
+        before, names, where = len(self.problems), self.names, f"{self.path}:"
+        for index, cell in enumerate(record.cells):
+            if not cell.strip():
+                continue
+            if index >= len(names):
+                self.problems.append(f"{where}{record.line}: row: has {len(record.cells)} cells, the header "
+                                     f"{len(names)}; {self.comma_hint}")
+                break
+            if not names[index]:
+                self.problems.append(f"{where}{record.line_of(index)}: row: cell {index + 1} holds {shown(cell)} "
+                                     f"but the header names no column for it")
+            elif len(cell) > self.max_cell_chars:
+                self.problems.append(f"{where}{record.line_of(index)}: {names[index]}: {len(cell):,} characters, "
+                                     f"more than the {self.max_cell_chars:,} a cell may hold (is a quote missing?)")
+        return len(self.problems) > before
 
 
 def _column(names: list[str], index: int) -> str:

@@ -112,8 +112,8 @@ def _entry(where: str, line: int, row: Mapping[str, str], problems: list[str]) -
     """One row as an entry, or None with its problems added."""
     before = len(problems)
     values = {column: row[column].strip() for column in REQUIRED + OPTIONAL}
-    for column, value in values.items():
-        if "\n" in value or "\r" in value:
+    for column in values:
+        if "\n" in row[column] or "\r" in row[column]:
             problems.append(f"{where}: {column}: a line break inside the cell; a roster cell is one line "
                             f"(is a quote left open?)")
     if len(problems) == before:

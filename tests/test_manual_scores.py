@@ -220,7 +220,7 @@ def test_a_file_over_32_mib_is_refused_before_it_is_read(tmp_path, rubric):
         file.truncate(33 * 2**20)
     with pytest.raises(ConfigError) as caught:
         load_manual_scores(path, rubric)
-    assert caught.value.problems == [f"{path}: the file is 33.0 MiB; a CSV read here may be at most 32 MiB (is "
+    assert caught.value.problems == [f"{path}: the file is 33 MiB; a CSV read here may be at most 32 MiB (is "
                                      "this the right file?)"]
 
 
