@@ -222,9 +222,10 @@ def _checked_arrays(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     checked = {}
     for name in ARRAY_NAMES:
         array = arrays[name]
-        if not isinstance(array, np.ndarray) or array.dtype != np.dtype(_DTYPES[name]):
-            kind = str(array.dtype) if isinstance(array, np.ndarray) else type(array).__name__
-            raise FingerprintError(f"'{name}' is {kind}, expected {np.dtype(_DTYPES[name])}")
+        if not isinstance(array, np.ndarray):
+            raise FingerprintError(f"'{name}' is not an array but {type(array).__name__}")
+        if array.dtype != np.dtype(_DTYPES[name]):
+            raise FingerprintError(f"'{name}' is {array.dtype}, expected {np.dtype(_DTYPES[name])}")
         rank = 0 if name == "total" else 1
         if array.ndim != rank:
             raise FingerprintError(f"'{name}' has shape {array.shape}, expected {rank} dimension(s)")

@@ -1,5 +1,6 @@
 """The in-process and the sandboxed model give identical arrays for identical requests, on every
-example submission: explain/ and scoring/ cannot tell which one they hold."""
+example submission: explain/ and scoring/ cannot tell which one they hold, nor can the similarity
+report tell which one fingerprinted the weights."""
 
 from __future__ import annotations
 
@@ -80,3 +81,21 @@ def test_layer_gradients_are_identical(pair):
     local_answer = local.layer_gradient(PIXELS, layer, FACES.labels)
     remote_answer = remote.layer_gradient(PIXELS, layer, FACES.labels)
     assert all(np.array_equal(a, b) for a, b in zip(local_answer, remote_answer))
+
+
+def test_weights_fingerprints_are_identical(pair):
+    """The sandbox fingerprints the model it loaded; the grader rebuilds the same fingerprint from
+    the validated arrays (grader.fingerprint), as the similarity report needs."""
+    local, remote = pair
+    fingerprint = remote.weights_fingerprint()
+    assert fingerprint.same_as(local.weights_fingerprint())
+    assert fingerprint.total > 0
+
+
+def test_a_randomized_copys_fingerprint_is_identical_and_differs_from_the_model(pair):
+    local, remote = pair
+    random_local, random_remote = local.randomized(seed=5, top_layers=2), remote.randomized(seed=5, top_layers=2)
+    fingerprint = random_remote.weights_fingerprint()
+    assert fingerprint.same_as(random_local.weights_fingerprint())
+    assert fingerprint.digest != local.weights_fingerprint().digest
+    random_remote.close()
