@@ -5,10 +5,13 @@ what to fix. Weights are never unpickled as Python objects."""
 from __future__ import annotations
 
 import inspect
+import pickle
 import random
 import sys
 import textwrap
+from collections import OrderedDict
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import pytorch_lightning as pl
@@ -493,7 +496,9 @@ def test_a_file_of_random_bytes_cannot_be_read_as_weights(tmp_path):
 
     message = load_error(folder)
 
-    assert message.startswith("'model.pth' could not be read as PyTorch weights: ")
+    assert message.startswith("'model.pth' could not be read as PyTorch weights: it is neither a torch.save "
+                              "file nor a pickle of tensors (invalid load key, ")
+    assert message.endswith("Save the weights with torch.save(model.state_dict(), 'model.pth')")
     assert "not plain tensors" not in message
 
 
@@ -528,3 +533,282 @@ def test_the_missing_entry_hint_leaves_out_imported_classes(tmp_path):
     torch.save(trained_net().state_dict(), folder / "model.pth")
 
     assert load_error(folder).endswith("It defines: Net.")
+
+
+# --- other ways students save weights -------------------------------------------------------
+# torch.load(weights_only=True) reads pickle protocol 2 only: Python's own pickle.dump, and
+# torch.save(pickle_protocol=4/5), stopped it with "Unsupported operand 149" (FRAME).
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_a_state_dict_written_with_plain_pickle_loads(tmp_path, protocol):
+    net = trained_net()
+    folder = make_submission(tmp_path)
+    with open(folder / "model.pth", "wb") as file:
+        pickle.dump(net.state_dict(), file, protocol=protocol)
+
+    model = build(folder)
+
+    assert_same_state(model, net.state_dict())
+    assert_eval_mode(model)
+
+
+def test_a_plain_pickle_of_a_state_dict_with_parameters_loads(tmp_path):
+    # state_dict(keep_vars=True) keeps the nn.Parameter objects: pickled via torch._utils._rebuild_parameter.
+    net = trained_net()
+    folder = make_submission(tmp_path)
+    (folder / "model.pth").write_bytes(pickle.dumps(net.state_dict(keep_vars=True), protocol=4))
+
+    assert_same_state(build(folder), net.state_dict())
+
+
+def test_a_plain_pickle_of_weights_saved_on_a_gpu_loads_on_the_cpu(tmp_path):
+    # Plain pickle.load of such a file fails without CUDA; the grader maps every storage to the CPU.
+    net = trained_net()
+    folder = make_submission(tmp_path)
+    with mock.patch("torch.serialization.location_tag", lambda storage: "cuda:0"):
+        (folder / "model.pth").write_bytes(pickle.dumps(net.state_dict(), protocol=4))
+
+    assert_same_state(build(folder), net.state_dict())
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_a_state_dict_torch_saved_with_a_newer_pickle_protocol_loads(tmp_path, protocol):
+    net = trained_net()
+    folder = make_submission(tmp_path)
+    torch.save(net.state_dict(), folder / "model.pth", pickle_protocol=protocol)
+
+    assert_same_state(build(folder), net.state_dict())
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_a_state_dict_in_torch_s_legacy_non_zip_format_loads(tmp_path, protocol):
+    net = trained_net()
+    folder = make_submission(tmp_path)
+    torch.save(net.state_dict(), folder / "model.pth", pickle_protocol=protocol, _use_new_zipfile_serialization=False)
+
+    assert_same_state(build(folder), net.state_dict())
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_a_plain_pickle_carrying_a_python_object_is_refused_and_never_run(tmp_path, protocol):
+    marker = tmp_path / "code-ran"
+    folder = make_submission(tmp_path / "sub")
+    state = dict(trained_net().state_dict(), note=WritesMarker(marker))
+    (folder / "model.pth").write_bytes(pickle.dumps(state, protocol=protocol))
+
+    message = load_error(folder)
+
+    assert message.startswith("'model.pth' is not plain tensors, so it is not loaded (it holds the Python object ")
+    assert "open)" in message  # io.open: pickle names builtins.open by its __module__
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_newer_protocol_torch_save_carrying_a_python_object_is_refused_and_never_run(tmp_path, legacy):
+    marker = tmp_path / "code-ran"
+    folder = make_submission(tmp_path / "sub")
+    torch.save({"conv1.weight": torch.zeros(4, 1, 3, 3), "note": WritesMarker(marker)}, folder / "model.pth",
+               pickle_protocol=5, _use_new_zipfile_serialization=not legacy)
+
+    message = load_error(folder)
+
+    assert message.startswith("'model.pth' is not plain tensors, so it is not loaded (it holds the Python "
+                              "object io.open)")
+    assert not marker.exists()
+
+
+class SetsTensorState:
+    """Pickles as a tensor followed by BUILD: unpickling would call Tensor.__setstate__ on it."""
+
+    def __reduce__(self):
+        storage = torch.zeros(4)._typed_storage()
+        return (torch._utils._rebuild_tensor_v2, (storage, 0, (4,), (1,), False, OrderedDict()),
+                (storage, 0, (2,), (1,)))
+
+
+def test_a_plain_pickle_that_sets_state_on_a_tensor_is_refused(tmp_path):
+    folder = make_submission(tmp_path)
+    (folder / "model.pth").write_bytes(pickle.dumps({"conv1.weight": SetsTensorState()}, protocol=4))
+
+    assert load_error(folder).startswith("'model.pth' is not plain tensors, so it is not loaded (it holds the "
+                                         "Python object torch.Tensor.__setstate__)")
+
+
+def test_a_cut_off_plain_pickle_is_reported_as_incomplete(tmp_path):
+    folder = make_submission(tmp_path)
+    data = pickle.dumps(trained_net().state_dict(), protocol=4)
+    (folder / "model.pth").write_bytes(data[: len(data) // 2])
+
+    assert load_error(folder) == ("'model.pth' could not be read as PyTorch weights: the file ends too early "
+                                  "(an incomplete copy or upload?). Save the weights with "
+                                  "torch.save(model.state_dict(), 'model.pth')")
+
+
+def test_a_cut_off_torch_save_zip_is_reported_as_incomplete(tmp_path):
+    folder = make_submission(tmp_path)
+    torch.save(trained_net().state_dict(), folder / "model.pth")
+    data = (folder / "model.pth").read_bytes()
+    (folder / "model.pth").write_bytes(data[: len(data) // 2])
+
+    assert load_error(folder).startswith("'model.pth' could not be read as PyTorch weights: it is a zip archive, "
+                                         "but not a whole one written by torch.save (cut off in copying")
+
+
+def test_a_git_lfs_pointer_is_recognized(tmp_path):
+    folder = make_submission(tmp_path)
+    (folder / "model.pth").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 1432\n")
+
+    assert load_error(folder).startswith("'model.pth' could not be read as PyTorch weights: it is a Git LFS "
+                                         "pointer (a small text file standing in for the real one)")
+
+
+# --- checkpoint dicts -----------------------------------------------------------------------
+
+
+def optimizer_state(net: nn.Module) -> dict:
+    """An Adam state_dict after one step: ints, floats, tuples and lists beside its tensors."""
+    optimizer = torch.optim.Adam(net.parameters())
+    net(FACES).sum().backward()
+    optimizer.step()
+    return optimizer.state_dict()
+
+
+@pytest.mark.parametrize("key", ["model_state_dict", "model", "net", "network", "weights"])
+def test_a_checkpoint_dict_with_the_weights_under_a_usual_key_loads(tmp_path, key):
+    net = trained_net()
+    expected = {k: v.clone() for k, v in net.state_dict().items()}
+    folder = make_submission(tmp_path)
+    torch.save({"epoch": 5, key: net.state_dict(), "optimizer_state_dict": optimizer_state(trained_net(1)),
+                "best_acc": 0.61}, folder / "model.pth")
+
+    assert_same_state(build(folder), expected)
+
+
+def test_a_plain_pickled_checkpoint_dict_with_optimizer_state_loads(tmp_path):
+    net = trained_net()
+    folder = make_submission(tmp_path)
+    checkpoint = {"epoch": 5, "net": net.state_dict(), "optimizer": optimizer_state(trained_net(1))}
+    (folder / "model.pth").write_bytes(pickle.dumps(checkpoint, protocol=4))
+
+    assert_same_state(build(folder), net.state_dict())
+
+
+def test_a_checkpoint_dict_with_one_set_of_weights_under_another_key_loads_it(tmp_path):
+    net = trained_net()
+    folder = make_submission(tmp_path)
+    torch.save({"epoch": 9, "best_model": net.state_dict()}, folder / "model.pth")
+
+    assert_same_state(build(folder), net.state_dict())
+
+
+def test_a_usual_key_is_preferred_over_another_set_of_weights(tmp_path):
+    net = trained_net()
+    folder = make_submission(tmp_path)
+    torch.save({"ema": trained_net(1).state_dict(), "model": net.state_dict()}, folder / "model.pth")
+
+    assert_same_state(build(folder), net.state_dict())
+
+
+def test_a_checkpoint_dict_with_two_sets_of_weights_under_usual_keys_names_both(tmp_path):
+    folder = make_submission(tmp_path)
+    torch.save({"model": trained_net(0).state_dict(), "net": trained_net(1).state_dict()}, folder / "model.pth")
+
+    assert load_error(folder) == ("'model.pth' holds several sets of weights (under 'model', 'net'), so it is "
+                                  "not clear which is the model's. Save only the model's: "
+                                  "torch.save(model.state_dict(), 'model.pth')")
+
+
+def test_a_dict_without_weights_names_its_keys_and_what_was_expected(tmp_path):
+    folder = make_submission(tmp_path)
+    torch.save({"epoch": 5, "acc": 0.61, "history": [0.3, 0.5]}, folder / "model.pth")
+
+    assert load_error(folder) == (
+        "'model.pth' holds a dict with the keys 'epoch' (int), 'acc' (float), 'history' (list); expected a "
+        "state_dict (a mapping of parameter names to tensors), by itself or under one of the keys 'state_dict', "
+        "'model_state_dict', 'model', 'net', 'network', 'weights'. Save the weights with "
+        "torch.save(model.state_dict(), 'model.pth')")
+
+
+def test_a_state_dict_with_a_number_added_names_the_number_first(tmp_path):
+    folder = make_submission(tmp_path)
+    torch.save(dict(trained_net().state_dict(), epoch=5), folder / "model.pth")
+
+    assert load_error(folder).startswith("'model.pth' holds a dict with the keys 'epoch' (int), 'conv1.weight' "
+                                         "(Tensor), ")
+
+
+def test_the_keys_named_are_few_and_short(tmp_path):
+    folder = make_submission(tmp_path)
+    torch.save({f"{i:02d}" + "k" * 5000: i for i in range(50)}, folder / "model.pth")
+
+    message = load_error(folder)
+
+    assert len(message) < 1500
+    assert "'00kkk" in message and "'09kkk" in message and "'10kkk" not in message
+    assert " and 40 more;" in message
+
+
+# --- packages the grader does not have ------------------------------------------------------
+
+TORCHVISION_MODEL_PY = MODEL_PY.replace("from torch import nn\n", "from torch import nn\nimport torchvision\n")
+
+
+def torchvision_message(line: str) -> str:
+    return (f"{line} imports torchvision, which the grader's environment does not provide. Build the model "
+            "with torch.nn only: if you used a torchvision model such as resnet18, copy its definition into "
+            "your own file (its source is short), or hand in TorchScript "
+            "(torch.jit.script(model).save('model.pt'), model.format: torchscript)")
+
+
+def test_a_torchvision_import_says_the_grader_has_no_torchvision(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # not installed, whatever this machine has
+    folder = make_submission(tmp_path, files={"model.py": TORCHVISION_MODEL_PY})
+    torch.save(trained_net().state_dict(), folder / "model.pth")
+
+    assert load_error(folder) == torchvision_message("model.py line 3")
+
+
+def test_a_torchvision_built_for_another_torch_gets_the_same_message(tmp_path, monkeypatch):
+    # Installed beside the grader's torch, torchvision's import fails in its own registrations.
+    site = tmp_path / "site"
+    (site / "torchvision").mkdir(parents=True)
+    (site / "torchvision" / "__init__.py").write_text(
+        "raise RuntimeError('operator torchvision::nms does not exist')\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "torchvision", raising=False)
+    folder = make_submission(tmp_path / "sub", files={"model.py": TORCHVISION_MODEL_PY})
+    torch.save(trained_net().state_dict(), folder / "model.pth")
+
+    assert load_error(folder) == torchvision_message("model.py line 3")
+
+
+def test_torchvision_imported_by_the_entry_function_gets_the_same_message(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    source = MODEL_PY + "\n\ndef resnet():\n    from torchvision.models import resnet18\n    return resnet18()\n"
+    folder = make_submission(tmp_path, entry="resnet", files={"model.py": source})
+    torch.save(trained_net().state_dict(), folder / "model.pth")
+    line = source.splitlines().index("    from torchvision.models import resnet18") + 1
+
+    assert load_error(folder) == torchvision_message(f"model.py line {line}")
+
+
+def test_a_missing_package_is_said_to_be_missing_from_the_grader_s_environment(tmp_path):
+    folder = make_submission(tmp_path, files={"model.py": "from torchsummary import summary\n" + MODEL_PY})
+    torch.save(trained_net().state_dict(), folder / "model.pth")
+
+    assert load_error(folder).endswith(
+        "(at model.py line 1: from torchsummary import summary). 'torchsummary' is not installed in the grader's "
+        "environment, nor a .py file in the submission folder: the model may use torch, numpy, the Python "
+        "standard library and the .py files handed in beside it")
+
+
+def test_a_long_exception_text_from_model_py_is_shortened(tmp_path):
+    source = MODEL_PY.replace("from torch import nn\n", "from torch import nn\nraise ValueError('x' * 100000)\n")
+    folder = make_submission(tmp_path, files={"model.py": source})
+    torch.save(trained_net().state_dict(), folder / "model.pth")
+
+    message = load_error(folder)
+
+    assert message.startswith("importing model.py failed: ValueError: xxx")
+    assert len(message) < 600

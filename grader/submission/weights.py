@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import pickle
 import re
+import tarfile
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -142,7 +143,7 @@ class TensorUnpickler(pickle._Unpickler):
         target = self.stack[-1]
         if not (type(target) is OrderedDict and type(state) is dict and set(state) <= {"_metadata"}
                 and all(isinstance(value, Mapping) for value in state.values())):
-            raise RefusedGlobal(f"state set on {type(target).__name__}")
+            raise RefusedGlobal(f"{type(target).__module__}.{type(target).__qualname__}.__setstate__")
         target.__dict__.update(state)
 
     dispatch[pickle.BUILD[0]] = _load_build
@@ -196,8 +197,10 @@ def _read(path: Path) -> object:
 
 
 def _torch_or(path: Path, error: BaseException) -> object:
-    """What torch.load(weights_only=True) reads from a file TensorUnpickler could not (torch's
-    pre-1.0 tar format), or `error`."""
+    """What torch.load(weights_only=True) reads from torch's pre-1.0 tar format, which is no pickle
+    at its start; for any other file TensorUnpickler could not read, `error`."""
+    if not tarfile.is_tarfile(path):
+        raise error
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
@@ -218,10 +221,11 @@ def _archive_protocol(path: Path) -> int:
 def _torch_load(path: Path, protocol: int) -> object:
     """torch.load(weights_only=True) for protocol 2, torch.save's default and the only one its
     unpickler reads without a warning (it lacks protocol 4's FRAME, STACK_GLOBAL, MEMOIZE and
-    protocol 0's PUT: "Unsupported operand 149" or "112"); for others, torch.load with TensorUnpickler as its pickle module: torch's own code still reads
-    the archive and its storages, and every global the pickle names passes TensorUnpickler's
-    allowlist. (weights_only=False only lets torch take a pickle module; TorchScript archives,
-    which torch.load would hand to torch.jit.load, are refused first.)"""
+    protocol 0's PUT: "Unsupported operand 149" or "112"). For the others, torch.load with
+    TensorUnpickler as its pickle module: torch's own code still reads the archive and its
+    storages, and every global the pickle names passes TensorUnpickler's allowlist.
+    weights_only=False is only how torch accepts a pickle module; TorchScript archives, which
+    torch.load would then hand to torch.jit.load, are refused first."""
     if protocol == 2:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
