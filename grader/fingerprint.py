@@ -9,6 +9,11 @@ arrays, and treats them as it treats everything a submission sends: `fingerprint
 checks every dtype, shape, count and bound before anything is built from them, and the summary
 values (total, digest) are recomputed here rather than believed.
 
+What the checks cannot give is honesty: the sandbox runs the student's code, which can report a
+fingerprint other than its weights' (an overridden state_dict, a patched torch). A submission can
+thus hide its own copying from the weights signal, as it could by changing its source, but cannot
+change another submission's evidence, and a valid fingerprint cannot exceed the bounds above.
+
 This module imports no torch, so the trusted side (the client, the similarity report) and the
 sandbox server share one definition of the records and of their encoding.
 """

@@ -57,14 +57,7 @@ from scipy.optimize import linear_sum_assignment  # scipy comes with scikit-lear
 
 from grader.atomic import atomic_write_text
 from grader.escape import csv_cell
-from grader.fingerprint import (  # noqa: F401  (SAMPLE_SIZE, MAX_WEIGHT_ELEMENTS: re-exported)
-    MAX_WEIGHT_ELEMENTS,
-    SAMPLE_SIZE,
-    FingerprintError,
-    ShapeGroup,
-    WeightsFingerprint,
-    read_fingerprint,
-)
+from grader.fingerprint import FingerprintError, ShapeGroup, WeightsFingerprint, read_fingerprint
 from grader.submission.spec import SPEC_FILE, SubmissionSpec, load_spec
 
 MAX_SOURCE_BYTES = 1 * 2**20

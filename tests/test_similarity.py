@@ -41,7 +41,7 @@ from grader.submission.fingerprint import weights_fingerprint
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
 from grader.submission.spec import load_spec
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES
 
 FOLDERS = sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir() and (p / "submission.yaml").is_file())
 
