@@ -573,14 +573,16 @@ def _make_read_only(destination: Path, manifest: Manifest) -> None:
 
 
 def _open_root(root: str) -> int:
-    return os.open(root, _DIR_FLAGS)
+    """The folder's own descriptor, which every later open starts from (an OSError in words: its
+    text would name the grader's path)."""
+    try:
+        return os.open(root, _DIR_FLAGS)
+    except OSError as error:
+        raise SubmissionError(STAGE, f"the submission folder cannot be read ({_reason(error)})") from None
 
 
 def _open_manifest_root(manifest: Manifest) -> int:
-    try:
-        return _open_root(str(manifest.root))
-    except OSError as error:
-        raise SubmissionError(STAGE, f"the submission folder can no longer be read ({_reason(error)})") from None
+    return _open_root(str(manifest.root))
 
 
 def _open_beneath(root_fd: int, path: str, flags: int) -> int:
