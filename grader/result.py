@@ -53,6 +53,28 @@ class StageError(BaseModel):
         return clean_text(text, MESSAGE_LIMIT)
 
 
+class GradientCheckSummary(BaseModel):
+    """The checks of the gradients a model returned while one context (a question, or the probes)
+    ran, against the model's own outputs (grader.submission.gradient_audit)."""
+
+    context: str
+    requests: int = Field(description="gradient requests checked")
+    rows: int = Field(description="faces checked over those requests")
+    worst_error: float = Field(description="worst relative error of a directional derivative")
+    worst_value_gap: float = Field(description="worst gap between a gradient request's value and the forward's, "
+                                               "over the outputs' scale")
+    tolerance: float
+    value_tolerance: float
+    passed: bool
+
+    def failure_message(self) -> str:
+        return (f"the model's gradients do not match its own outputs: along checked directions its outputs change "
+                f"{self.worst_error:.0%} differently from what the returned gradient claims (tolerance "
+                f"{self.tolerance:.0%}), or a gradient request's value differs from the forward pass's by "
+                f"{self.worst_value_gap:.2g} of the outputs' scale (tolerance {self.value_tolerance:g}); an "
+                "explanation built on these gradients would not show what the model computes")
+
+
 class Result(BaseModel):
     """One student's graded submission; written as result.json in the student's output folder."""
 
@@ -66,6 +88,8 @@ class Result(BaseModel):
     max_score: float = 0.0
     questions: list[QuestionResult] = []
     errors: list[StageError] = []
+    gradient_checks: list[GradientCheckSummary] = Field(
+        default_factory=list, description="the gradients the model returned, checked against its own outputs")
     warnings: list[StageError] = Field(default_factory=list, description="what the student should know but "
                                                                         "that costs no points by itself")
     accuracy: float | None = None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from grader.evaluate import Evaluation
+from grader.result import GradientCheckSummary
 from grader.scoring.measures import curve_auc, is_informative, mass_share, pattern_diversity, pointing_game, \
     rank_correlation
 from grader.scoring.probes import Probes
@@ -36,6 +37,9 @@ class Measurements:
         submission failed before any metric).
     region: (N, 48, 48) bool, the face parts of the explained images (brows, eyes, nose, mouth from
         the part masks; the fixed face ellipse on real faces without masks).
+    gradient_checks: the checks of the model's gradients against its own outputs, by the context
+        they were made in (a question id, or "probes"); a criterion built on gradients that failed
+        their check scores 0 (grader.submission.gradient_audit).
     """
 
     evaluation: Evaluation | None = None
@@ -43,6 +47,7 @@ class Measurements:
     probes: Probes | None = None
     region: np.ndarray | None = None
     checks: ModelChecks | None = None
+    gradient_checks: Mapping[str, GradientCheckSummary] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,9 +110,19 @@ PANELS = {"saliency": ("maps",), "filters": ("patterns", "outputs"), "lime": ("w
 """The arrays whose rows are the figures' panels, by task output name."""
 
 
+def _gradients_trusted(measured: Measurements, *contexts: str) -> None:
+    """Raise MetricUnavailable when the gradients the model returned in one of `contexts` did not
+    match its own outputs: whatever was measured on them measures the manipulation, not the model."""
+    for context in contexts:
+        summary = measured.gradient_checks.get(context)
+        if summary is not None and not summary.passed:
+            raise MetricUnavailable(summary.failure_message())
+
+
 def completeness(measured: Measurements, question: str) -> float:
     """The share of the question's panels that were produced, finite and not constant (0 when its
-    task failed, or drew no figure)."""
+    task failed, or drew no figure; MetricUnavailable when its gradients failed their check)."""
+    _gradients_trusted(measured, question)
     output = measured.tasks.get(question)
     if output is None or not output.figures:
         return 0.0
@@ -125,6 +140,7 @@ for _question, _name in (("q1", "saliency"), ("q2", "filters"), ("q3", "lime"), 
 
 
 def _output(measured: Measurements, question: str, what: str) -> TaskOutput:
+    _gradients_trusted(measured, question)
     output = measured.tasks.get(question)
     if output is None:
         raise MetricUnavailable(f"the {what} task did not run to the end (see the errors), so there is nothing "
@@ -143,6 +159,7 @@ def _probes(measured: Measurements) -> Probes:
         "re-initialized (Adebayo et al. 2018): low is good, a map that explains the model changes with it")
 def saliency_randomization(measured: Measurements) -> float:
     maps = _output(measured, "q1", "saliency").arrays["maps"]
+    _gradients_trusted(measured, "probes")
     randomized = _probes(measured).randomized_saliency
     if randomized is None:
         raise MetricUnavailable("the randomized model's saliency was not computed")
@@ -176,8 +193,13 @@ def saliency_pointing(measured: Measurements) -> float:
 # --- deletion and insertion (Petsiuk et al. 2018) -------------------------------------------
 
 
+MAP_QUESTIONS = {"saliency": "q1", "lime": "q3"}
+"""The question whose task drew each map of the curves (the free choice's maps are Q4's)."""
+
+
 def _curve_areas(measured: Measurements, name: str, mode: str) -> tuple[np.ndarray, np.ndarray]:
     """Per image, the area under the map's `mode` curve and under the random order's."""
+    _gradients_trusted(measured, MAP_QUESTIONS.get(name, "q4"))
     curves = _probes(measured).curves
     if f"{name}_{mode}" not in curves:
         raise MetricUnavailable(f"no {name} map was drawn, so its {mode} curve was not measured")
