@@ -1,7 +1,10 @@
 """The model protocol: the one narrow interface between the grader and a student's model.
 
 Every explanation method and every metric talks to a model only through `ModelProtocol`, on
-batches of raw pixels (N, 48, 48) float32 in 0..255, with numpy arrays in and out. Two
+batches of raw pixels (N, 48, 48) float32 in 0..255, with numpy arrays in and out. A request may
+also carry (N, C, 48, 48) pixels, C the model's declared input channels, one raw image per channel
+(Q1's saliency on a 3-channel model needs the gradient of each channel: the maximum of their
+absolute values is the map); (N, 48, 48) gives the gray face to every channel. Two
 implementations exist: `InProcessModel` (grader.submission.inprocess) over a trusted nn.Module,
 for tests, benchmarks and the library API; and `SandboxedModel` (grader.sandbox.client), which
 forwards each request to a server process that holds the untrusted student code. Both must give

@@ -135,9 +135,13 @@ def captum_forward(module: SubmissionModule, objective: str):
 
 
 def captum_saliency(module, pixels, labels, objective, absolute=True) -> np.ndarray:
+    """Captum's Saliency at the model's input channels; for |gradient| the maximum over channels, as
+    Simonyan et al. and the course take it (a gray model has one channel, so it is the map itself)."""
+    channels = module.input_spec.channels if absolute else 1
+    inputs = as_tensor(pixels).repeat(1, channels, 1, 1).requires_grad_(True)
     attributions = CaptumSaliency(captum_forward(module, objective)).attribute(
-        as_tensor(pixels).requires_grad_(True), target=torch.tensor(labels), abs=absolute)
-    return attributions.squeeze(1).detach().numpy()
+        inputs, target=torch.tensor(labels), abs=absolute)
+    return attributions.amax(dim=1).detach().numpy() if absolute else attributions.squeeze(1).detach().numpy()
 
 
 def close(actual: np.ndarray, expected: np.ndarray, rtol: float = 1e-5, scale: float = 1e-5) -> None:
@@ -173,6 +177,17 @@ def test_signed_saliency_equals_captums_signed_saliency_and_autograd_of_the_loss
     F.cross_entropy(module(x), torch.tensor(LABELS), reduction="sum").backward()
     close(loss, x.grad.squeeze(1).numpy())
     assert (logit < 0).any() and (loss < 0).any()
+
+
+def test_saliency_of_a_3_channel_model_is_the_largest_channel_gradient_not_their_sum():
+    module, pixels = build("rgb"), faces()
+    maps = Saliency(InProcessModel(module)).attribute(pixels, LABELS)
+    gray = np.abs(Saliency(InProcessModel(module), absolute=False).attribute(pixels, LABELS))
+
+    x = as_tensor(pixels).repeat(1, 3, 1, 1).requires_grad_(True)
+    F.cross_entropy(module(x), torch.tensor(LABELS), reduction="sum").backward()
+    close(maps, x.grad.abs().amax(dim=1).numpy())
+    assert not np.allclose(maps, gray, rtol=1e-2)  # |sum over channels| is another map
 
 
 def test_saliency_of_a_crop_is_zero_outside_the_crop():

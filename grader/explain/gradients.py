@@ -44,10 +44,15 @@ class Saliency(Explainer):
     - ``objective="class_logit"``: the logit of ``targets[i]`` (the class score S_c of the paper;
       Captum's ``Saliency(forward).attribute(x, target=c, abs=...)``).
 
-    The paper takes the maximum of |gradient| over colour channels. Raw faces have one channel, so
-    that maximum is the identity here. A model that declares ``channels: 3`` gets the gray image
-    repeated on three channels inside its preprocessing, so the gradient that reaches the one raw
-    channel is the *sum* of its three channel gradients (not their maximum of absolute values).
+    The paper takes the maximum of |gradient| over colour channels, at the model's input. Raw faces
+    have one channel, so that maximum is the identity for a gray model. A model that declares
+    ``channels: 3`` is asked for the gradient of each of its three channels (the gray face repeated
+    on each, (N, 3, 48, 48) pixels, see grader.protocol), and its map is the maximum over channels of
+    their absolute values, as the paper and the course take it (Captum's Saliency on the 3-channel
+    input, then the maximum over channels). With ``absolute=False`` the signed map is the gradient
+    with respect to the gray face, the sum of the channel gradients (one gray pixel feeds all three).
+    The model's normalization (scale, mean, std) is the same number for every channel, so the map at
+    the raw pixels is the map at the model's input times one constant.
     """
 
     def __init__(self, model: ModelProtocol, objective: ObjectiveName = "cross_entropy", absolute: bool = True,
@@ -60,8 +65,10 @@ class Saliency(Explainer):
     def attribute(self, pixels: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """(N, 48, 48) float32 maps for raw (N, 48, 48) pixels and (N,) integer targets."""
         pixels, targets = _check_inputs(self.model, pixels, targets)
-        _, gradient = _input_gradient(self.model, pixels, targets, self.objective, self.batch_size)
-        return np.abs(gradient) if self.absolute else gradient
+        if not self.absolute:
+            return _input_gradient(self.model, pixels, targets, self.objective, self.batch_size)[1]
+        return _channel_max(_input_gradient(self.model, _per_channel(self.model, pixels), targets, self.objective,
+                                            self.batch_size)[1])
 
 
 class SmoothGrad(Explainer):
@@ -89,6 +96,8 @@ class SmoothGrad(Explainer):
       whole batch at once).
     - ``noise=0`` gives `Saliency` with the same objective (up to float rounding: the copies go to the
       model as a larger batch).
+    - A 3-channel model: the noise is added to the gray face, which then goes to every channel, and
+      each sample's map is the maximum over channels of |gradient|, as for `Saliency`.
 
     The objective is as for `Saliency` (default the report's cross-entropy toward the targets).
     All ``samples x N`` noisy images go to the model as one request (or requests of at most
@@ -125,11 +134,13 @@ class SmoothGrad(Explainer):
         if n == 0:
             return np.zeros((0, IMAGE_SIDE, IMAGE_SIDE), np.float32)
         noisy = self.noisy_copies(pixels).reshape(self.samples * n, IMAGE_SIDE, IMAGE_SIDE)
-        _, gradient = _input_gradient(self.model, noisy, np.tile(targets, self.samples), self.objective,
-                                      self.batch_size)
-        gradient = gradient.reshape(self.samples, n, IMAGE_SIDE, IMAGE_SIDE)
         if self.absolute:
-            gradient = np.abs(gradient)
+            gradient = _channel_max(_input_gradient(self.model, _per_channel(self.model, noisy),
+                                                    np.tile(targets, self.samples), self.objective, self.batch_size)[1])
+        else:
+            _, gradient = _input_gradient(self.model, noisy, np.tile(targets, self.samples), self.objective,
+                                          self.batch_size)
+        gradient = gradient.reshape(self.samples, n, IMAGE_SIDE, IMAGE_SIDE)
         # Accumulate in float64: the mean of identical maps is that map, to the bit.
         return gradient.mean(axis=0, dtype=np.float64).astype(np.float32)
 
@@ -258,12 +269,25 @@ def _input_gradient(model: ModelProtocol, pixels: np.ndarray, targets: np.ndarra
         values.append(np.asarray(value, dtype=np.float32).reshape(-1))
         gradients.append(np.asarray(gradient, dtype=np.float32))
     if not values:
-        return np.zeros(0, np.float32), np.zeros((0, IMAGE_SIDE, IMAGE_SIDE), np.float32)
+        return np.zeros(0, np.float32), np.zeros((0, *pixels.shape[1:]), np.float32)
     values_all, gradients_all = np.concatenate(values), np.concatenate(gradients)
     if values_all.shape != (len(pixels),) or gradients_all.shape != pixels.shape:
         raise ValueError(f"the model answered {len(pixels)} images with values shaped {values_all.shape} and "
                          f"gradients shaped {gradients_all.shape}")
     return values_all, gradients_all
+
+
+def _per_channel(model: ModelProtocol, pixels: np.ndarray) -> np.ndarray:
+    """(N, C, 48, 48): the gray faces on each of the model's C input channels; (N, 48, 48) for a
+    gray model, whose one channel needs no axis."""
+    channels = int(model.describe().input.get("channels", 1))
+    return pixels if channels == 1 else np.ascontiguousarray(np.repeat(pixels[:, None], channels, axis=1))
+
+
+def _channel_max(gradient: np.ndarray) -> np.ndarray:
+    """|gradient|, the maximum over the channel axis when there is one (Simonyan et al. 2014, Sec. 3.1)."""
+    magnitude = np.abs(gradient)
+    return magnitude.max(axis=1) if magnitude.ndim == 4 else magnitude
 
 
 def _objective(name: str, targets: np.ndarray) -> Objective:

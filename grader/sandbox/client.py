@@ -197,7 +197,7 @@ class SandboxedModel(ModelProtocol):
     def input_gradient(self, pixels: np.ndarray, objective: Objective) -> tuple[np.ndarray, np.ndarray]:
         message = objective_message(_pixels(pixels), objective, self.handle)
         response = self.server.request(message, "computing an input gradient")
-        values, gradient = _array(response, "values", ndim=1), _array(response, "gradient", ndim=3)
+        values, gradient = _array(response, "values", ndim=1), _array(response, "gradient", ndim=pixels.ndim)
         if values.shape != (len(pixels),) or gradient.shape != pixels.shape:
             raise SubmissionError("request", f"the gradient came back shaped {gradient.shape} for input {pixels.shape}")
         return values, gradient

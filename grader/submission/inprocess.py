@@ -346,6 +346,11 @@ def _logits_tensor(output: object) -> torch.Tensor:
     if not isinstance(output, torch.Tensor):
         raise SubmissionError("checks", f"the model returned {type(output).__name__}, expected a tensor of "
                                         "logits shaped (N, 7)")
+    if not output.is_floating_point():
+        # Caught here, before the grader's own loss or softmax fails on it and seems to blame forward.
+        raise SubmissionError("checks", f"the model returned {str(output.dtype).removeprefix('torch.')} outputs, not "
+                                        "floating-point logits: return the last layer's float scores (no argmax, "
+                                        "round or .long() at the end of forward)")
     return output
 
 
