@@ -279,7 +279,7 @@ def new_run_id() -> str:
 def staging_folder(out: Path, student_id: str, run_id: str) -> Path:
     """Where a run stages one student's folder: OUT/.staging-<run_id>-<student_id>. The run id keeps
     two runs (or a run and a killed one's leftover) from ever sharing a staging folder; the leading
-    dot keeps it out of submission_folders and the dashboard."""
+    dot marks it as no result (and clean_stale's to remove)."""
     if not run_id or "/" in run_id or "/" in student_id:
         raise ValueError(f"a run id and a student id must be non-empty names, not {run_id!r}, {student_id!r}")
     return out / f"{STAGING_PREFIX}{run_id}-{student_id}"
