@@ -1,16 +1,24 @@
 """Grading a whole class: plan the batch, reuse what an earlier run finished, grade the rest
 (in this process, or in parallel on Dask workers), then write the class outputs.
 
+The output folder is locked for the run (grader.outfolder.OutputLock): a second run into it is
+refused, and what a killed run left (staging folders) is removed first.
+
 Resume: each submission's result is keyed by a hash of everything it depends on (its files, the
-rubric, the evaluation data, the hardware profile, the task settings, the report language, the
-TA's scores for that student and the tool version), stored in result.json as `cache_key`. A re-run
-reuses every result whose key matches and whose output folder is complete, and grades the rest.
-Every output file is written atomically and each student's folder is swapped in whole
-(grader.batch), so a run killed at any moment (even by SIGKILL) leaves complete results or
+rubric, the evaluation data, the hardware profile, the task settings, the report language, its
+identity, the TA's scores for that student and the tool version), stored in result.json as
+`cache_key`. A re-run reuses every result whose key matches and whose output folder is complete,
+and grades the rest. Every output file is written atomically and each student's folder is swapped
+in whole (grader.batch), so a run killed at any moment (even by SIGKILL) leaves complete results or
 none, and the next run picks up where it stopped without losing or duplicating one.
 
-Duplicate student ids are settled before anything runs (the first folder in name order owns an
-id), so the outcome does not depend on which worker grades which folder first.
+Identity: a student_id in submission.yaml is a claim, settled before anything runs and never by
+order. Two folders whose ids claim the same output folder (equal ids, or ids equal but for case,
+which share a folder on case-insensitive file systems) are both held as `conflict`, ungraded, each
+naming the other, until a roster (`--roster`) says which folder is whose. With a roster, a folder
+it lists is graded under the roster's id and name, and one whose submission.yaml names another
+student is held; a folder the roster does not list, claiming an id the roster gives to another
+folder, is held too.
 """
 
 from __future__ import annotations
@@ -18,59 +26,143 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from grader import __version__
-from grader.batch import GradingSetup, folder_student_id, grade_submission, submission_folders, submission_sha256
+from grader.batch import GradingSetup, Identity, folder_student_id, grade_submission, submission_folders
+from grader.fingerprint import FINGERPRINT_FILE
+from grader.outfolder import OutputLock, check_out_folder, clean_stale
 from grader.report.dashboard import write_dashboard
 from grader.report.gradebook import write_gradebook
-from grader.result import Result
+from grader.result import Result, StageError
+from grader.roster import Roster
 from grader.similarity import SimilarPair, find_similar_pairs, gather_evidence, write_similarity_csv
-from grader.submission.spec import load_spec
+from grader.submission.errors import SubmissionError
+from grader.submission.folder import SubmissionFolder, tree_bounds
+from grader.submission.spec import SubmissionSpec
 from grader.yamlfile import ConfigError
 
 
 @dataclass(frozen=True)
 class PlannedSubmission:
-    """One folder of the batch: the id its output goes under, and its cache key."""
+    """One folder of the batch: who it is graded as, its cache key, and, for a folder held out of
+    grading, why (`conflict`)."""
 
     folder: Path
-    student_id: str
+    identity: Identity
     cache_key: str
+    conflict: str | None = None
+
+    @property
+    def student_id(self) -> str:
+        return self.identity.student_id
 
 
 @dataclass(frozen=True)
 class ClassPlan:
     submissions: list[PlannedSubmission]
-    owners: dict[str, str]  # student id -> the folder name that owns it
+
+    @property
+    def to_grade(self) -> list[PlannedSubmission]:
+        return [planned for planned in self.submissions if planned.conflict is None]
 
 
 class Runner:
     """Grades planned submissions and hands back each result as it is done (any order)."""
 
-    def run(self, pending: Sequence[PlannedSubmission], setup: GradingSetup, owners: dict[str, str],
+    def run(self, pending: Sequence[PlannedSubmission], setup: GradingSetup,
             on_result: Callable[[PlannedSubmission, Result], None]) -> None:
         for planned in pending:
-            on_result(planned, grade_submission(planned.folder, setup, owners, cache_key=planned.cache_key))
+            on_result(planned, grade_submission(planned.folder, setup, cache_key=planned.cache_key,
+                                                identity=planned.identity))
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """What one folder says about itself, read before anything runs."""
+
+    folder: Path
+    student_id: str
+    name: str | None
+    sha256: str
+    conflict: str | None = None
 
 
 def plan_class(root: Path, setup: GradingSetup) -> ClassPlan:
-    """Every submission folder with its output id and cache key."""
-    owners: dict[str, str] = {}
-    spec_ids: dict[Path, str | None] = {}
-    for folder in submission_folders(root):
-        spec_ids[folder] = _spec_id(folder)
-        if spec_ids[folder] is not None:
-            owners.setdefault(spec_ids[folder], folder.name)
+    """Every submission folder with the identity it is graded under (or the conflict it is held
+    for) and its cache key. A folder whose tree or submission.yaml cannot be read is planned under
+    its folder's name; grading it reports why."""
+    claims = [_claim(folder, setup) for folder in submission_folders(root)]
+    claims = _hold_shared_claims(claims)
     shared = _setup_digest(setup)
-    planned = []
-    for folder, spec_id in spec_ids.items():
-        student_id = spec_id if spec_id is not None and owners[spec_id] == folder.name else folder_student_id(folder)
-        planned.append(PlannedSubmission(folder, student_id, _cache_key(folder, student_id, shared, setup)))
-    return ClassPlan(planned, owners)
+    return ClassPlan([PlannedSubmission(claim.folder, Identity(claim.student_id, claim.name),
+                                        _cache_key(claim, shared, setup), claim.conflict)
+                      for claim in claims])
+
+
+def _claim(folder: Path, setup: GradingSetup) -> _Claim:
+    spec, sha256 = None, ""
+    try:
+        files = SubmissionFolder.read(folder, tree_bounds(setup.profile.limits), exclude=(setup.out_dir,))
+        sha256 = files.sha256
+        spec = files.spec()
+    except (SubmissionError, ConfigError, OSError):
+        pass  # grading reports what is wrong; the folder's own name stands in
+    return _roster_claim(folder, spec, sha256, setup.roster)
+
+
+def _roster_claim(folder: Path, spec: SubmissionSpec | None, sha256: str, roster: Roster) -> _Claim:
+    """The folder's identity: the roster's for a folder it lists, else the submission.yaml's, else
+    the folder's name; held when the roster and the submission.yaml disagree."""
+    listed = roster.by_folder(folder.name)
+    if listed is not None:
+        conflict = None
+        if spec is not None and spec.student_id != listed.student_id:
+            conflict = (f"submission.yaml says student_id {spec.student_id}, but the roster (line {listed.line}) "
+                        f"gives the folder '{folder.name}' to {listed.student_id}: held until the roster or the "
+                        "submission.yaml is corrected")
+        return _Claim(folder, listed.student_id, listed.name or (spec.name if spec else None), sha256, conflict)
+    if spec is None:
+        matches = roster.folder_matches(folder.name)
+        conflict = None if len(matches) < 2 else (
+            f"the roster matches the folder '{folder.name}' to several students "
+            f"({', '.join(m.student_id for m in matches)}): give its full name in the roster's folder column")
+        return _Claim(folder, folder_student_id(folder), None, sha256, conflict)
+    entry = roster.by_id(spec.student_id)
+    conflict = None
+    if entry is not None and entry.folder and entry.folder != folder.name:
+        conflict = (f"submission.yaml claims student_id {spec.student_id}, which the roster (line {entry.line}) gives "
+                    f"to the folder '{entry.folder}': held until the roster says this folder is whose")
+    name = entry.name if entry is not None and entry.name else spec.name
+    return _Claim(folder, spec.student_id, name, sha256, conflict)
+
+
+def _hold_shared_claims(claims: list[_Claim]) -> list[_Claim]:
+    """Hold every folder whose output folder another folder also claims (ids equal up to case)."""
+    by_key: dict[str, list[_Claim]] = {}
+    for claim in claims:
+        if claim.conflict is None:
+            by_key.setdefault(claim.student_id.casefold(), []).append(claim)
+    held = {}
+    for group in by_key.values():
+        if len(group) < 2:
+            continue
+        for claim in group:
+            others = ", ".join(f"'{other.folder.name}' ({other.student_id})" for other in group if other is not claim)
+            held[claim.folder] = (f"student_id {claim.student_id} is also claimed by the submission folder {others}; "
+                                  "neither is graded under it until a roster (grader grade --roster roster.csv) says "
+                                  "which folder is whose")
+    return [_Claim(c.folder, c.student_id, c.name, c.sha256, held.get(c.folder, c.conflict)) for c in claims]
+
+
+def held_result(planned: PlannedSubmission, setup: GradingSetup) -> Result:
+    """The result of a folder held out of grading: status conflict, the reason, nothing written."""
+    return Result(student_id=planned.student_id, name=planned.identity.name or "", folder=planned.folder.name,
+                  status="conflict", max_score=setup.rubric.max_score,
+                  errors=[StageError(stage="identity", message=planned.conflict or "")], tool_version=__version__)
 
 
 def cached_result(planned: PlannedSubmission, setup: GradingSetup) -> Result | None:
@@ -80,7 +172,8 @@ def cached_result(planned: PlannedSubmission, setup: GradingSetup) -> Result | N
         result = Result.read(folder / "result.json")
     except (OSError, ValueError):
         return None
-    if result.cache_key != planned.cache_key or (setup.write_pdf and not (folder / "report.pdf").is_file()):
+    if (not result.cache_key or result.cache_key != planned.cache_key
+            or (setup.write_pdf and not (folder / "report.pdf").is_file())):
         return None
     return result
 
@@ -88,63 +181,73 @@ def cached_result(planned: PlannedSubmission, setup: GradingSetup) -> Result | N
 def grade_class(root: Path, setup: GradingSetup, runner: Runner | None = None, force: bool = False,
                 on_result: Callable[[Path, Result, bool], None] | None = None) -> list[Result]:
     """Grade every submission folder under `root` (reusing finished results unless `force`), then
-    write gradebook.csv and the dashboard. on_result(folder, result, reused) follows progress.
-    Results come back in folder-name order whatever order they were graded in."""
-    plan = plan_class(root, setup)
-    done: dict[Path, Result] = {}
-    pending = []
-    for planned in plan.submissions:
-        result = None if force else cached_result(planned, setup)
-        if result is None:
-            pending.append(planned)
-            continue
-        done[planned.folder] = result
-        if on_result is not None:
-            on_result(planned.folder, result, True)
+    write gradebook.csv, similarity.csv and the dashboard. on_result(folder, result, reused) follows
+    progress. Results come back in folder-name order whatever order they were graded in.
 
-    def collect(planned: PlannedSubmission, result: Result) -> None:
-        done[planned.folder] = result
-        if on_result is not None:
-            on_result(planned.folder, result, False)
+    Raises OutputFolderError (grader.outfolder) before anything runs when the output folder is, holds
+    or lies in `root`, or another run holds it; and when it fills up (a full disk)."""
+    check_out_folder(setup.out_dir, [root])
+    with OutputLock(setup.out_dir):
+        clean_stale(setup.out_dir)
+        plan = plan_class(root, setup)
+        done: dict[Path, Result] = {}
 
-    (runner or Runner()).run(pending, setup, plan.owners, collect)
-    results = [done[planned.folder] for planned in plan.submissions]
-    write_class_outputs(plan, results, setup)
+        def collect(planned: PlannedSubmission, result: Result, reused: bool = False) -> None:
+            done[planned.folder] = result
+            if on_result is not None:
+                on_result(planned.folder, result, reused)
+
+        pending = []
+        for planned in plan.submissions:
+            if planned.conflict is not None:
+                collect(planned, held_result(planned, setup))
+                continue
+            result = None if force else cached_result(planned, setup)
+            if result is None:
+                pending.append(planned)
+            else:
+                collect(planned, result, reused=True)
+        (runner or Runner()).run(pending, setup, collect)
+        results = [done[planned.folder] for planned in plan.submissions]
+        write_class_outputs(plan, results, setup)
     return results
 
 
 def write_class_outputs(plan: ClassPlan, results: Sequence[Result], setup: GradingSetup) -> None:
-    """gradebook.csv, similarity.csv and the dashboard (index.html)."""
+    """gradebook.csv, similarity.csv and the dashboard (index.html). Whatever a submission did,
+    these are written: the similarity report, which reads what the grading stored for every
+    student, gives up (an empty report) rather than stop the others."""
     write_gradebook(results, setup.out_dir / "gradebook.csv")
-    pairs = similar_submissions(plan, results, setup)
+    try:
+        pairs = similar_submissions(plan, results, setup)
+    except Exception:  # noqa: BLE001  (a report of suspicion is worth less than the gradebook and dashboard)
+        pairs = []
     write_similarity_csv(pairs, setup.out_dir / "similarity.csv")
     write_dashboard(results, setup.out_dir, setup.language, similar=pairs)
 
 
 def similar_submissions(plan: ClassPlan, results: Sequence[Result], setup: GradingSetup) -> list[SimilarPair]:
     """Pairs with near-identical weights, the same normalized source, or predictions that agree far
-    more than their accuracies explain (grader.similarity). Weights are read with weights_only and
-    model.py as text: no student code runs here."""
+    more than their accuracies explain (grader.similarity). The weights enter as the fingerprint the
+    sandbox computed (arrays/weights_fingerprint.npz) and model.py as bounded text: no student code
+    runs and no student binary is parsed here. Held folders are left out."""
     evidence = []
     for planned, result in zip(plan.submissions, results):
+        if planned.conflict is not None:
+            continue
         predictions = labels = None
-        confusion = setup.out_dir / result.student_id / "arrays" / "confusion.npz"
+        arrays_dir = setup.out_dir / result.student_id / "arrays"
+        confusion = arrays_dir / "confusion.npz"
         if confusion.is_file():
-            with np.load(confusion) as arrays:
+            with np.load(confusion, allow_pickle=False) as arrays:
                 predictions, labels = arrays["predictions"], arrays["labels"]
-        evidence.append(replace(gather_evidence(planned.folder, predictions, labels), student_id=result.student_id))
+        evidence.append(gather_evidence(planned.folder, predictions, labels, student_id=result.student_id,
+                                        fingerprint_file=arrays_dir / FINGERPRINT_FILE))
     return find_similar_pairs(evidence)
 
 
-def _spec_id(folder: Path) -> str | None:
-    try:
-        return load_spec(folder).student_id
-    except (ConfigError, OSError, ValueError):
-        return None  # grading reports the problem; the folder's own name stands in
-
-
 def _setup_digest(setup: GradingSetup) -> str:
-    """What every submission's result depends on besides its own files."""
+    """What every submission's result depends on besides its own files and identity."""
     digest = hashlib.sha256()
     digest.update(__version__.encode())
     digest.update(setup.rubric.model_dump_json().encode())
@@ -157,9 +260,12 @@ def _setup_digest(setup: GradingSetup) -> str:
     return digest.hexdigest()
 
 
-def _cache_key(folder: Path, student_id: str, shared: str, setup: GradingSetup) -> str:
-    manual = sorted((s.criterion, s.points, s.comment) for s in setup.manual.of(student_id).values())
+def _cache_key(claim: _Claim, shared: str, setup: GradingSetup) -> str:
+    """"" for a folder whose tree could not be read (never reused: it is graded, and fails, again)."""
+    if not claim.sha256:
+        return ""
+    manual = sorted((s.criterion, s.points, s.comment) for s in setup.manual.of(claim.student_id).values())
     digest = hashlib.sha256()
-    for part in (shared, student_id, submission_sha256(folder), json.dumps(manual, ensure_ascii=False)):
-        digest.update(part.encode() + b"\0")
+    for part in (shared, claim.student_id, claim.name or "", claim.sha256, json.dumps(manual, ensure_ascii=False)):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
     return digest.hexdigest()

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from grader.data.faceset import DataFormatError, FaceSet
+from grader.escape import terminal_text
 from grader.quiet import quiet_libraries
 from grader.result import Result
 from grader.yamlfile import ConfigError
@@ -38,8 +39,14 @@ QuickOption = Annotated[bool, typer.Option("--quick", help="about a tenth of the
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {_plain(message)}", highlight=False)
     return typer.Exit(code=2)
+
+
+def _plain(text: object) -> str:
+    """Text for the console that may hold a path or a file's content: Rich markup escaped, line
+    breaks kept (our own multi-line messages), every control character replaced."""
+    return "\n".join(terminal_text(line) for line in str(text).split("\n"))
 
 
 def _isolation(no_sandbox: bool, strict: bool) -> str:
@@ -62,10 +69,11 @@ def _isolation(no_sandbox: bool, strict: bool) -> str:
 
 
 def _setup(data: Path | None, usage: str, rubric: Path, out: Path, language: str, profile: str, isolation: str,
-           quick: bool = False, smoothgrad: bool = False, manual: Path | None = None):
+           quick: bool = False, smoothgrad: bool = False, manual: Path | None = None, roster: Path | None = None):
     """Everything a batch needs, or a clear error and exit code 2 when the grader itself cannot run."""
     from grader.batch import GradingSetup
     from grader.profile import get_profile
+    from grader.roster import Roster, load_roster
     from grader.scoring.manual import ManualScores, load_manual_scores
     from grader.scoring.rubric import load_rubric
     from grader.tasks import TaskSettings
@@ -81,6 +89,10 @@ def _setup(data: Path | None, usage: str, rubric: Path, out: Path, language: str
     except ConfigError as error:
         raise _fail(f"the manual scores cannot be used:\n{error}") from None
     try:
+        roster_model = load_roster(roster) if roster else Roster.none()
+    except ConfigError as error:
+        raise _fail(f"the roster cannot be used:\n{error}") from None
+    try:
         evaluation = _evaluation_set(data, usage)
         hardware = get_profile(profile)
         if hardware.unavailable_reason():
@@ -90,7 +102,7 @@ def _setup(data: Path | None, usage: str, rubric: Path, out: Path, language: str
     return GradingSetup(evaluation=evaluation, rubric=rubric_model, profile=hardware, out_dir=out,
                         language=language, isolation=isolation,  # type: ignore[arg-type]
                         tasks=replace(TaskSettings.quick() if quick else TaskSettings(), smoothgrad=smoothgrad),
-                        manual=manual_scores)
+                        manual=manual_scores, roster=roster_model)
 
 
 def _evaluation_set(data: Path | None, usage: str) -> FaceSet:
@@ -122,6 +134,9 @@ def grade(
     scheduler: Annotated[str | None, typer.Option(help="an existing Dask scheduler, tcp://HOST:PORT, whose workers "
                                                        "share this file system")] = None,
     force: Annotated[bool, typer.Option("--force", help="regrade even what an earlier run finished")] = False,
+    roster: Annotated[Path | None, typer.Option(
+        "--roster", help="roster.csv (student_id, name, folder): who each submission folder belongs to; settles "
+                         "folders that claim the same student_id")] = None,
 ) -> None:
     """Grade every submission folder under SUBMISSIONS; a failing submission never stops the batch.
     A re-run reuses every result whose submission, rubric, data, profile and settings are unchanged."""
@@ -131,9 +146,14 @@ def grade(
     from grader.batch import submission_folders
     from grader.classrun import Runner, grade_class
     from grader.dask_runner import DaskRunner, local_worker_count
+    from grader.outfolder import OutputFolderError, check_out_folder
 
+    try:
+        check_out_folder(out, [submissions])
+    except OutputFolderError as error:
+        raise _fail(str(error)) from None
     setup = _setup(data, usage, rubric, out, lang, profile, _isolation(no_sandbox, strict=True), quick, smoothgrad,
-                   manual)
+                   manual, roster)
     if workers is not None and workers < 1:
         raise _fail(f"--workers must be at least 1, not {workers}")
     local_workers = workers or local_worker_count(setup)
@@ -142,38 +162,58 @@ def grade(
     count = len(submission_folders(submissions))
     where = f"Dask scheduler {scheduler}" if scheduler else (
         f"{local_workers} local Dask worker(s)" if parallel else "this process")
-    console.print(f"Grading {count} submission(s) from {submissions} on {setup.evaluation.source}, "
-                  f"profile {setup.profile.describe()}, isolation {setup.isolation}, in {where}", highlight=False)
+    console.print(_plain(f"Grading {count} submission(s) from {submissions} on {setup.evaluation.source}, "
+                         f"profile {setup.profile.describe()}, isolation {setup.isolation}, in {where}"),
+                  highlight=False)
 
     from grader.dask_runner import SchedulerUnreachable
 
     try:
         with BatchProgress(count) as progress:
             results = grade_class(submissions, setup, runner=runner, force=force, on_result=progress.result)
-    except SchedulerUnreachable as error:
+    except (SchedulerUnreachable, OutputFolderError) as error:
         raise _fail(str(error)) from None
-    failed = sum(r.status == "failed" for r in results)
     if canvas is not None:
         from grader.report.gradebook import write_canvas
 
-        write_canvas(results, canvas, assignment)
-        console.print(f"Canvas grade import: {canvas}", highlight=False)
-    unknown = setup.manual.students_not_in({r.student_id for r in results})
-    if unknown:
-        console.print(f"[yellow]warning:[/] {manual} scores student(s) with no submission here: "
-                      f"{', '.join(unknown)}", highlight=False)
-    console.print(f"{len(results) - failed} graded, {failed} failed; gradebook: {out / 'gradebook.csv'}, "
-                  f"dashboard: {out / 'index.html'}",
-                  highlight=False)
+        left_out = write_canvas(results, canvas, assignment)
+        console.print(_plain(f"Canvas grade import: {canvas}"), highlight=False)
+        if left_out:
+            console.print(f"[yellow]warning:[/] {len(left_out)} student id(s) with conflicting submissions are not in "
+                          f"the Canvas file: {_listed(left_out)}", highlight=False)
+    _warn_unknown_scores(setup, manual, results)
+    counts = {status: sum(r.status == status for r in results) for status in ("graded", "failed", "conflict")}
+    held = f", {counts['conflict']} held for conflicting ids (see the dashboard)" if counts["conflict"] else ""
+    console.print(_plain(f"{counts['graded']} graded, {counts['failed']} failed{held}; gradebook: "
+                         f"{out / 'gradebook.csv'}, dashboard: {out / 'index.html'}"), highlight=False)
+
+
+def _warn_unknown_scores(setup, manual: Path | None, results: list[Result]) -> None:
+    """One short line for the TA's scores of students with no submission here, however many."""
+    from grader.csvfile import summarize_ids
+
+    count, first = setup.manual.unknown_students({r.student_id for r in results})
+    if count:
+        console.print(f"[yellow]warning:[/] {_plain(manual)} scores {count} student(s) with no submission here: "
+                      f"{terminal_text(summarize_ids(first, count))}", highlight=False)
+
+
+def _listed(ids: list[str], shown: int = 10) -> str:
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return terminal_text(", ".join(ids[:shown]) + more)
 
 
 def _result_line(folder: Path, result: Result, reused: bool = False) -> str:
+    """One console line a submission; every piece of student text goes through terminal_text."""
     again = " [dim](unchanged, from the last run)[/]" if reused else ""
-    if result.status == "failed":
-        return f"[red]failed[/]  {folder.name} ({result.student_id}): {result.errors[0].message}{again}"
+    who = f"{terminal_text(folder.name)} ({terminal_text(result.student_id)})"
+    if result.status in ("failed", "conflict"):
+        colour = "red" if result.status == "failed" else "yellow"
+        message = terminal_text(result.errors[0].message if result.errors else "")
+        return f"[{colour}]{result.status}[/]  {who}: {message}{again}"
     accuracy = f", accuracy {result.accuracy:.1%}" if result.accuracy is not None else ""
-    return (f"[green]graded[/]  {folder.name} ({result.student_id}): {result.score:g}/{result.max_score:g}"
-            f"{accuracy}{again}")
+    warned = f" [yellow]({len(result.warnings)} warning(s))[/]" if result.warnings else ""
+    return f"[green]graded[/]  {who}: {result.score:g}/{result.max_score:g}{accuracy}{warned}{again}"
 
 
 class BatchProgress:
@@ -196,7 +236,7 @@ class BatchProgress:
         self.progress.stop()
 
     def result(self, folder: Path, result: Result, reused: bool) -> None:
-        self.failed += result.status == "failed"
+        self.failed += result.status != "graded"
         self.progress.console.print(_result_line(folder, result, reused), highlight=False)
         self.progress.advance(self.task)
         task = self.progress.tasks[0]
@@ -216,16 +256,29 @@ def check(
     if not submission.is_dir():
         raise _fail(f"{submission} is not a folder")
     from grader.batch import grade_submission
+    from grader.outfolder import OutputFolderError, OutputLock, check_out_folder, clean_stale
 
+    try:
+        # `grader check .` from the student's own folder writes check-out inside it: allowed, and
+        # left out of what is graded.
+        check_out_folder(out, [submission], allow_inside=True)
+    except OutputFolderError as error:
+        raise _fail(str(error)) from None
     setup = _setup(data, usage, rubric, out, lang, profile, _isolation(False, strict=False), quick, smoothgrad)
-    with StageProgress() as listener:
-        result = grade_submission(submission, setup, listener=listener)
+    try:
+        with OutputLock(out), StageProgress() as listener:
+            clean_stale(out)
+            result = grade_submission(submission, setup, listener=listener)
+    except OutputFolderError as error:
+        raise _fail(str(error)) from None
     console.print(_score_table(result))
     for error in result.errors:
-        console.print(f"[red]fix ({error.stage}):[/] {error.message}", highlight=False)
+        console.print(f"[red]fix ({terminal_text(error.stage)}):[/] {terminal_text(error.message)}", highlight=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {terminal_text(warning.message)}", highlight=False)
     for line in _shortfalls(result):
-        console.print(f"[yellow]improve:[/] {line}", highlight=False)
-    console.print(f"report: {out / result.student_id / 'report.pdf'}", highlight=False)
+        console.print(f"[yellow]improve:[/] {terminal_text(line)}", highlight=False)
+    console.print(_plain(f"report: {out / result.student_id / 'report.pdf'}"), highlight=False)
     if result.status == "failed":
         raise typer.Exit(code=1)
 
@@ -258,7 +311,10 @@ class StageProgress:
 
 
 def _shortfalls(result: Result) -> list[str]:
-    """One line per automatic criterion below full points: what was measured, what full points need."""
+    """One line per automatic criterion below full points: what was measured, what full points need.
+    None for a submission that failed: only what to fix matters then, not tasks that never ran."""
+    if result.status != "graded":
+        return []
     lines = []
     for question in result.questions:
         for criterion in question.criteria:
@@ -271,7 +327,7 @@ def _shortfalls(result: Result) -> list[str]:
 
 
 def _score_table(result: Result) -> Table:
-    table = Table(title=f"{result.student_id} {result.name}: {result.status}, "
+    table = Table(title=f"{terminal_text(result.student_id)} {terminal_text(result.name)}: {result.status}, "
                         f"{result.score:g}/{result.max_score:g}")
     for column in ("criterion", "measured", "points", "max"):
         table.add_column(column)

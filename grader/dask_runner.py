@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from grader.batch import GradingSetup, grade_submission
 from grader.classrun import PlannedSubmission, Runner
+from grader.outfolder import OutputFolderError
 from grader.result import Result, StageError
 
 WORKER_OVERHEAD_MB = 1024
@@ -47,7 +48,7 @@ class DaskRunner(Runner):
         self.workers = workers
         self.scheduler = scheduler
 
-    def run(self, pending: Sequence[PlannedSubmission], setup: GradingSetup, owners: dict[str, str],
+    def run(self, pending: Sequence[PlannedSubmission], setup: GradingSetup,
             on_result: Callable[[PlannedSubmission, Result], None]) -> None:
         if not pending:
             return
@@ -65,14 +66,17 @@ class DaskRunner(Runner):
                                        "--scheduler to grade on this machine") from None
         try:
             shared_setup = client.scatter(setup, broadcast=True)
-            futures = {client.submit(grade_submission, planned.folder, shared_setup, owners, None,
-                                     planned.cache_key, key=f"grade-{planned.student_id}-{planned.cache_key[:16]}",
+            futures = {client.submit(grade_submission, planned.folder, shared_setup, None, planned.cache_key,
+                                     planned.identity, key=f"grade-{planned.student_id}-{planned.cache_key[:16]}",
                                      pure=False): planned
                        for planned in pending}
             for future in as_completed(futures):
                 planned = futures[future]
                 try:
                     result = future.result()
+                except OutputFolderError:
+                    client.cancel(list(futures))  # the output folder cannot take more: stop the run
+                    raise
                 except Exception as error:  # a worker died under the task: say so, grade the rest
                     result = _worker_failure(planned, error)
                 on_result(planned, result)

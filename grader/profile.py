@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import platform
 import random
 
 import numpy as np
@@ -21,6 +23,13 @@ class Limits(BaseModel):
     cpu_seconds: int = 1800
     wall_seconds_per_submission: int = 1800
     wall_seconds_per_request: int = 300
+    # Loading is starting the sandbox, importing torch and the student's code, building the model:
+    # seconds normally, so an endless loop at import costs a minute, not a request's 300 s.
+    wall_seconds_per_load: int = 60
+    # The submission folder as the grader reads it (grader.submission.tree): a few MB is normal.
+    submission_mb: int = 1024
+    submission_entries: int = 10_000
+    submission_depth: int = 32
 
 
 class HardwareProfile(BaseModel):
@@ -66,6 +75,32 @@ class HardwareProfile(BaseModel):
     def describe(self) -> str:
         return (f"{self.name}: {self.device}, {self.dtype}, {self.threads} thread(s), seed {self.seed}, "
                 f"{'deterministic' if self.deterministic else 'non-deterministic'}, torch {torch.__version__}")
+
+
+VECTOR_EXTENSIONS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+                     "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve", "sve2")
+"""The CPU features that decide which kernels oneDNN, NNPACK and the BLAS pick (and so the last bits
+of fp32 results): fp32 numbers are identical only between machines with the same ones."""
+
+
+@functools.cache
+def machine_record() -> dict[str, object]:
+    """The CPU this process runs on: its model name and vector extensions (from /proc/cpuinfo on
+    Linux), and the torch build, recorded beside the profile in every result."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Model") and value.strip():
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {"cpu": model, "vector_extensions": [name for name in VECTOR_EXTENSIONS if name in flags],
+            "torch": torch.__version__}
 
 
 PROFILES: dict[str, HardwareProfile] = {

@@ -42,8 +42,14 @@ def load_yaml_model(path: str | Path, model: type[Model]) -> Model:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(path, [f"{path}: file not found"])
+    return parse_yaml_model(path.read_bytes(), path, model)
+
+
+def parse_yaml_model(data: bytes, path: str | Path, model: type[Model]) -> Model:
+    """Validate the YAML text `data` (read from `path`, which messages name) as `model`."""
+    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ConfigError(path, [f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"]) from None
     try:
@@ -54,6 +60,10 @@ def load_yaml_model(path: str | Path, model: type[Model]) -> Model:
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         reason = getattr(error, "problem", None) or str(error)
         raise ConfigError(path, [f"{where}: not valid YAML: {reason}"]) from None
+    except RecursionError:
+        # PyYAML composes nested collections recursively: thousands of [ or { levels exhaust the stack.
+        raise ConfigError(path, [f"{path}: nested too deeply to read (thousands of levels of [ or {{); "
+                                 "write the fields described in the README"]) from None
     if data is None:
         raise ConfigError(path, [f"{path}:1: the file is empty; it needs the fields described in the README"])
     if not isinstance(data, dict):
@@ -62,6 +72,9 @@ def load_yaml_model(path: str | Path, model: type[Model]) -> Model:
         return model.model_validate(data)
     except ValidationError as error:
         raise ConfigError(path, [_describe(path, node, problem) for problem in error.errors()]) from None
+    except RecursionError:
+        raise ConfigError(path, [f"{path}: nested too deeply to validate; write the fields described in the "
+                                 "README"]) from None
 
 
 def _describe(path: Path, root: yaml.Node | None, problem: dict) -> str:

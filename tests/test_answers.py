@@ -1,6 +1,12 @@
 """report.md: the student's written answers, one section per question."""
 
-from grader.submission.answers import MAX_ANSWER_CHARS, read_answers, split_sections
+import os
+
+import pytest
+
+from grader.submission.answers import MAX_ANSWER_CHARS, answers_from, split_sections
+from grader.submission.errors import SubmissionError
+from grader.submission.folder import ANSWERS_MAX_BYTES, SubmissionFolder
 
 
 def test_sections_follow_the_contracts_headings():
@@ -18,15 +24,35 @@ def test_a_heading_without_a_question_number_stays_inside_its_section():
 
 
 def test_no_report_gives_no_answers(tmp_path):
-    assert read_answers(tmp_path) == {}
+    assert SubmissionFolder.read(tmp_path).answers() == {}
 
 
-def test_chinese_answers_and_bad_bytes_are_read(tmp_path):
-    (tmp_path / "report.md").write_bytes("## 1\n模型看嘴巴".encode("utf-8") + b"\xff\n## 2\n\n")
-    assert read_answers(tmp_path) == {"q1": "模型看嘴巴\ufffd"}  # q2 is empty: no answer
+def test_chinese_answers_and_bad_bytes_are_read():
+    assert answers_from("## 1\n模型看嘴巴".encode("utf-8") + b"\xff\n## 2\n\n") == {"q1": "模型看嘴巴\ufffd"}
 
 
-def test_a_long_answer_is_cut_with_a_note(tmp_path):
-    (tmp_path / "report.md").write_text("## 1\n" + "x" * (MAX_ANSWER_CHARS + 10), encoding="utf-8")
-    answer = read_answers(tmp_path)["q1"]
+def test_a_long_answer_is_cut_with_a_note():
+    answer = answers_from(("## 1\n" + "x" * (MAX_ANSWER_CHARS + 10)).encode())["q1"]
     assert answer.startswith("x" * MAX_ANSWER_CHARS) and answer.endswith(f"cut at {MAX_ANSWER_CHARS} characters]")
+
+
+def test_a_report_linked_to_a_file_outside_the_folder_is_never_read(tmp_path):
+    (tmp_path / "labels.csv").write_text("## 1\nsecret labels\n")
+    folder = tmp_path / "student"
+    folder.mkdir()
+    (folder / "report.md").symlink_to(tmp_path / "labels.csv")
+    with pytest.raises(SubmissionError, match="outside"):
+        SubmissionFolder.read(folder).answers()
+
+
+def test_a_fifo_named_report_md_is_refused_without_waiting(tmp_path):
+    os.mkfifo(tmp_path / "report.md")
+    with pytest.raises(SubmissionError):
+        SubmissionFolder.read(tmp_path)
+
+
+def test_a_report_over_the_cap_is_refused_with_its_size(tmp_path):
+    (tmp_path / "report.md").write_bytes(b"## 1\n" + b"x" * ANSWERS_MAX_BYTES)
+    with pytest.raises(SubmissionError, match="more than the 512.0 KiB the grader reads") as raised:
+        SubmissionFolder.read(tmp_path).answers()
+    assert raised.value.stage == "answers"

@@ -153,12 +153,24 @@ def test_a_missing_student_id_is_reported_at_the_top_of_the_file(tmp_path):
     assert only_problem(folder) == "1: student_id: missing: this field is required"
 
 
-@pytest.mark.parametrize("bad_id", ["b0490 1069", "b0490/1069"])
+@pytest.mark.parametrize("bad_id", ["b0490 1069", "b0490/1069", "-b04901069", "_b04901069", "b" * 65])
 def test_a_student_id_that_is_not_a_safe_file_name_is_refused(tmp_path, bad_id):
     folder = write_spec(tmp_path, MINIMAL.replace("b04901069", f"'{bad_id}'"))
 
-    assert only_problem(folder) == (f"1: student_id: '{bad_id}' may use only letters, digits, _ and - "
-                                    "(it names your output folder)")
+    assert only_problem(folder) == (f"1: student_id: '{bad_id[:79]}{'…' if len(bad_id) > 80 else ''}' is not a "
+                                    "student id: use 1 to 64 letters, digits, _ and -, starting with a letter or "
+                                    "digit (it names your output folder)")
+
+
+def test_a_64_character_student_id_is_accepted(tmp_path):
+    assert load_spec(write_spec(tmp_path, MINIMAL.replace("b04901069", "b" * 64))).student_id == "b" * 64
+
+
+def test_a_name_with_control_characters_and_a_lone_surrogate_is_cleaned_and_bounded(tmp_path):
+    folder = write_spec(tmp_path, MINIMAL + 'name: "Eve\\x1b[31m \\ud800 ' + "x" * 300 + '"\n')
+    name = load_spec(folder).name
+    assert name.startswith("Eve\ufffd[31m \ufffd x") and len(name) == 200
+    name.encode("utf-8")
 
 
 # --- model ----------------------------------------------------------------------------------

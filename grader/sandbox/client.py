@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,10 @@ from grader.protocol import ModelDescription, ModelProtocol, Objective
 from grader.sandbox.isolation import Isolation, launch, remove_snapshot
 from grader.sandbox.requests import FINGERPRINT, description_from, fingerprint_from, objective_message
 from grader.sandbox.wire import Message, WireError, read_message, write_message
+from grader.escape import clean_text
+from grader.result import MESSAGE_LIMIT
 from grader.submission.errors import SubmissionError
+from grader.submission.folder import tree_bounds
 
 OUTPUT_BOUND = 64 * 1024  # bytes of the student's stdout/stderr kept for the report
 
@@ -67,17 +71,19 @@ class CapturedOutput:
 class SandboxServer:
     """One server process: started, spoken to one request at a time, and killed with its group."""
 
-    def __init__(self, folder: Path, profile: HardwareProfile, isolation: Isolation) -> None:
+    def __init__(self, folder: Path, profile: HardwareProfile, isolation: Isolation,
+                 exclude: Iterable[Path] = ()) -> None:
         self.profile = profile
         limits = profile.limits
         self._deadline = time.monotonic() + limits.wall_seconds_per_submission
-        self._launch = launch(folder, isolation, limits.model_dump(), profile.model_dump(exclude={"limits"}))
+        self._launch = launch(folder, isolation, limits.model_dump(), profile.model_dump(exclude={"limits"}),
+                              tree_bounds(limits), exclude)
         self.process = subprocess.Popen(self._launch.argv, env=self._launch.env, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                                         umask=0o022)  # folders bwrap creates must be readable after the uid drop
         self.output = CapturedOutput(self.process.stderr)
         self._closed = False
-        ready = self._receive(limits.wall_seconds_per_request, "loading the submission")
+        ready = self._receive(limits.wall_seconds_per_load, "loading the submission", "for loading")
         if not ready.header.get("ok"):
             self.close()
             raise _error_of(ready)
@@ -94,17 +100,18 @@ class SandboxServer:
             raise _error_of(response)
         return response
 
-    def _receive(self, seconds: float, what: str) -> Message:
+    def _receive(self, seconds: float, what: str, per: str = "per request") -> Message:
         request_deadline = time.monotonic() + seconds
         try:
             return read_message(self.process.stdout.fileno(), min(request_deadline, self._deadline))
         except TimeoutError:
             self.kill()
             limits = self.profile.limits
-            limit = (f"per request ({seconds:g} s)" if request_deadline < self._deadline
+            limit = (f"{per} ({seconds:g} s)" if request_deadline < self._deadline
                      else f"for the whole submission ({limits.wall_seconds_per_submission} s)")
             raise SubmissionError("timeout", f"the model did not answer within the time limit {limit} while {what}; "
-                                             "look for an endless loop, sleep or a very slow forward") from None
+                                             "look for an endless loop, sleep or a very slow forward (or, while "
+                                             "loading, slow work at import or in the model's constructor)") from None
         except WireError:
             raise self._died(what) from None
 
@@ -142,8 +149,16 @@ class SandboxServer:
         remove_snapshot(self._launch.snapshot)
 
 
+SERVER_STAGES = frozenset({"spec", "load", "checks", "request", "memory"})
+"""The stages a server may name for its error; anything else (a hostile server's word) is "request"."""
+
+
 def _error_of(response: Message) -> SubmissionError:
-    return SubmissionError(str(response.header.get("stage", "request")), str(response.header.get("message", "")))
+    """The server's error as the student's: its stage if it is one a server can fail in, its
+    message cleaned of control characters and cut (it is the student's exception text)."""
+    stage = response.header.get("stage")
+    stage = stage if isinstance(stage, str) and stage in SERVER_STAGES else "request"
+    return SubmissionError(stage, clean_text(response.header.get("message", ""), MESSAGE_LIMIT))
 
 
 def _exit_words(code: int, profile: HardwareProfile) -> str:
@@ -170,8 +185,10 @@ class SandboxedModel(ModelProtocol):
         self._description: ModelDescription | None = None
 
     @classmethod
-    def open(cls, folder: Path, profile: HardwareProfile, isolation: Isolation = "bwrap") -> SandboxedModel:
-        return cls(SandboxServer(Path(folder), profile, isolation))
+    def open(cls, folder: Path, profile: HardwareProfile, isolation: Isolation = "bwrap",
+             exclude: Iterable[Path] = ()) -> SandboxedModel:
+        """The submission in `folder` loaded in a new server; `exclude` leaves paths out of its snapshot."""
+        return cls(SandboxServer(Path(folder), profile, isolation, exclude))
 
     @property
     def output(self) -> str:

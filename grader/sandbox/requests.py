@@ -6,7 +6,9 @@ import numpy as np
 
 from grader.fingerprint import WeightsFingerprint, fingerprint_arrays, fingerprint_from_arrays
 from grader.protocol import ChannelMean, ClassLogit, CrossEntropy, LayerInfo, ModelDescription, Objective
+from grader.escape import clean_text
 from grader.sandbox.wire import Message
+from grader.submission.spec import InputSpec
 
 _KINDS = {ClassLogit: "class_logit", CrossEntropy: "cross_entropy", ChannelMean: "channel_mean"}
 
@@ -39,10 +41,28 @@ def description_header(description: ModelDescription) -> dict:
             "layers": [[layer.name, layer.kind, list(layer.output_shape)] for layer in description.layers]}
 
 
+MAX_LAYERS = 10_000
+"""Named modules a description may list: a ResNet-152 has about 500; more is a hostile server."""
+MAX_LAYER_NAME = 200
+
+
 def description_from(header: dict) -> ModelDescription:
-    layers = tuple(LayerInfo(name=str(name), kind=str(kind), output_shape=tuple(int(v) for v in shape))
-                   for name, kind, shape in header["layers"])
-    return ModelDescription(num_classes=int(header["num_classes"]), input=dict(header["input"]), layers=layers)
+    """The server's description, held to what a real model can have: layer names are student text
+    (cleaned, cut), shapes small tuples of non-negative ints; ValueError otherwise."""
+    raw_layers = header["layers"]
+    if not isinstance(raw_layers, list) or len(raw_layers) > MAX_LAYERS:
+        raise ValueError(f"more than {MAX_LAYERS} layers, or not a list")
+    layers = tuple(LayerInfo(name=clean_text(name, MAX_LAYER_NAME), kind=clean_text(kind, MAX_LAYER_NAME),
+                             output_shape=_shape(shape))
+                   for name, kind, shape in raw_layers)
+    spec = InputSpec.model_validate(header["input"])  # only the fields a submission.yaml may declare
+    return ModelDescription(num_classes=int(header["num_classes"]), input=spec.model_dump(), layers=layers)
+
+
+def _shape(shape: object) -> tuple[int, ...]:
+    if not isinstance(shape, list) or len(shape) > 8 or not all(isinstance(v, int) and 0 <= v < 2**31 for v in shape):
+        raise ValueError(f"a layer's shape is not a short list of sizes: {clean_text(shape, 80)}")
+    return tuple(shape)
 
 
 FINGERPRINT = "fingerprint"

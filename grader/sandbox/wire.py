@@ -56,7 +56,8 @@ def decode(body: bytes) -> Message:
         for name, length in header.pop("arrays"):
             arrays[str(name)] = _read_array(body[offset:offset + int(length)])
             offset += int(length)
-    except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError, OverflowError, AttributeError) as error:
+    except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError, OverflowError, AttributeError,
+            RecursionError) as error:  # RecursionError: a header of thousands of nested [ or {
         raise WireError(f"malformed message: {error}") from None
     return Message(header=header, arrays=arrays)
 

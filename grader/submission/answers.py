@@ -10,7 +10,6 @@ reach outside the report).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 ANSWERS_FILE = "report.md"
 MAX_ANSWER_CHARS = 6000
@@ -19,12 +18,10 @@ MAX_ANSWER_CHARS = 6000
 _HEADING = re.compile(r"^#{1,3}\s*(?:q(?:uestion)?\s*|第\s*|問題\s*)?(\d{1,2})(?!\d)", re.IGNORECASE)
 
 
-def read_answers(folder: Path) -> dict[str, str]:
-    """Question id ("q1", ...) -> the section's text, stripped; {} when there is no report.md."""
-    path = folder / ANSWERS_FILE
-    if not path.is_file():
-        return {}
-    text = path.read_bytes().decode("utf-8", errors="replace")
+def answers_from(data: bytes) -> dict[str, str]:
+    """Question id ("q1", ...) -> the section's text of report.md's bytes, stripped and cut at
+    MAX_ANSWER_CHARS; bytes that are not UTF-8 become U+FFFD."""
+    text = data.decode("utf-8", errors="replace")
     return {question: _bounded(body) for question, body in split_sections(text).items() if body}
 
 

@@ -204,6 +204,9 @@ class AuditedModel(ModelProtocol):
     def randomized(self, seed: int, top_layers: int) -> ModelProtocol:
         return AuditedModel(self.model.randomized(seed, top_layers), self.audit)
 
+    def weights_fingerprint(self):  # noqa: ANN201  (grader.fingerprint.WeightsFingerprint)
+        return self.model.weights_fingerprint()
+
     def close(self) -> None:
         self.model.close()
 

@@ -8,10 +8,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from grader.escape import clean_text
 from grader.yamlfile import load_yaml_model
 
 SPEC_FILE = "submission.yaml"
-STUDENT_ID = re.compile(r"[A-Za-z0-9_-]+")
+STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+"""A student id names the student's output folder and goes into CSV files: letters, digits, _ and -,
+starting with a letter or digit (so no cell starts with a spreadsheet's formula sign), at most 64."""
+NAME_LIMIT = 200
 
 WeightsFormat = Literal["state_dict", "lightning_ckpt", "torchscript"]
 Freeform = Literal["class_model", "gradcam", "integrated_gradients", "smoothgrad"]
@@ -94,8 +98,15 @@ class SubmissionSpec(_Strict):
     def _id_is_a_file_name(cls, value: str) -> str:
         # The id names the student's output folder, so it must be safe as a file name.
         if not STUDENT_ID.fullmatch(value):
-            raise ValueError(f"'{value}' may use only letters, digits, _ and - (it names your output folder)")
+            raise ValueError(f"'{clean_text(value, 80)}' is not a student id: use 1 to 64 letters, digits, _ and -, "
+                             "starting with a letter or digit (it names your output folder)")
         return value
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        # Shown in every report, terminal line and CSV: valid Unicode, no control characters, bounded.
+        return clean_text(value, NAME_LIMIT).strip()
 
     @property
     def weights_format(self) -> WeightsFormat:
