@@ -86,19 +86,78 @@ def test_other_settings_are_a_different_key(class_folder, tmp_path, small_eval_c
 class Reversed(Runner):
     """Grades the last folder first, as a parallel run may."""
 
-    def run(self, pending, setup, owners, on_result):
-        super().run(list(reversed(pending)), setup, owners, on_result)
+    def run(self, pending, setup, on_result):
+        super().run(list(reversed(pending)), setup, on_result)
 
 
-def test_a_duplicate_id_goes_to_the_first_folder_whatever_order_they_are_graded_in(class_folder, tmp_path,
-                                                                                   small_eval_csv):
-    spec = class_folder / "student1" / "submission.yaml"
-    spec.write_text(spec.read_text().replace("b00000001", "b00000000"))
+def claim(class_folder: Path, folder: str, student_id: str) -> None:
+    spec = class_folder / folder / "submission.yaml"
+    spec.write_text("\n".join(f"student_id: {student_id}" if line.startswith("student_id:") else line
+                              for line in spec.read_text().splitlines()) + "\n")
+
+
+def test_two_folders_claiming_one_id_are_both_held_whatever_order_they_sort_in(class_folder, tmp_path,
+                                                                              small_eval_csv):
+    # An impostor whose folder sorts first must not take the victim's row.
+    shutil.copytree(class_folder / "student1", class_folder / "aaa_impostor")
+    claim(class_folder, "aaa_impostor", "b00000001")
     results = grade_class(class_folder, setup_for(tmp_path / "out", small_eval_csv), runner=Reversed())
     by_folder = {r.folder: r for r in results}
-    assert by_folder["student0"].student_id == "b00000000" and by_folder["student0"].status == "graded"
-    assert by_folder["student1"].student_id == "student1" and by_folder["student1"].status == "failed"
-    assert "already used by the submission folder 'student0'" in by_folder["student1"].errors[0].message
+    for folder, other in (("aaa_impostor", "student1"), ("student1", "aaa_impostor")):
+        assert by_folder[folder].status == "conflict" and by_folder[folder].student_id == "b00000001"
+        assert f"also claimed by the submission folder '{other}'" in by_folder[folder].errors[0].message
+    assert by_folder["student0"].status == "graded"
+    assert not (tmp_path / "out" / "b00000001").exists()  # neither is graded under the id
+    gradebook = (tmp_path / "out" / "gradebook.csv").read_text()
+    assert gradebook.count("conflict") == 2
+
+
+def test_ids_equal_but_for_case_are_a_conflict(class_folder, tmp_path, small_eval_csv):
+    claim(class_folder, "student1", "B00000000")
+    plan = plan_class(class_folder, setup_for(tmp_path / "out", small_eval_csv))
+    held = {p.folder.name for p in plan.submissions if p.conflict}
+    assert held == {"student0", "student1"}
+
+
+def test_folders_whose_names_clean_alike_get_their_own_output_folders(class_folder, tmp_path, small_eval_csv):
+    for name in ("john.doe", "john_doe"):
+        (class_folder / name).mkdir()  # no submission.yaml: planned under the folder's own name
+    plan = plan_class(class_folder, setup_for(tmp_path / "out", small_eval_csv))
+    ids = {p.folder.name: p.student_id for p in plan.submissions}
+    assert ids["john_doe"] == "john_doe" and ids["john.doe"].startswith("john_doe-")
+    assert not any(p.conflict for p in plan.submissions)
+
+
+def write_roster(path: Path, rows: list[str]) -> Path:
+    path.write_text("student_id,name,folder\n" + "".join(row + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_a_roster_settles_a_conflict_and_holds_the_folder_that_names_someone_else(class_folder, tmp_path,
+                                                                                 small_eval_csv):
+    from grader.roster import load_roster
+
+    shutil.copytree(class_folder / "student1", class_folder / "aaa_impostor")
+    claim(class_folder, "aaa_impostor", "b00000001")
+    roster = load_roster(write_roster(tmp_path / "roster.csv", [
+        "b00000000,Ann,student0", "b00000001,Ben Lee,student1", "b00000009,Imp,aaa_impostor"]))
+    plan = plan_class(class_folder, setup_for(tmp_path / "out", small_eval_csv, roster=roster))
+    by_folder = {p.folder.name: p for p in plan.submissions}
+    assert by_folder["student1"].conflict is None and by_folder["student1"].identity.name == "Ben Lee"
+    assert by_folder["aaa_impostor"].conflict.startswith(
+        "submission.yaml says student_id b00000001, but the roster (line 4) gives the folder 'aaa_impostor' to "
+        "b00000009")
+
+
+def test_a_folder_the_roster_does_not_list_cannot_claim_an_id_it_gives_to_another_folder(class_folder, tmp_path,
+                                                                                        small_eval_csv):
+    from grader.roster import load_roster
+
+    roster = load_roster(write_roster(tmp_path / "roster.csv", ["b00000001,Ben,elsewhere"]))
+    plan = plan_class(class_folder, setup_for(tmp_path / "out", small_eval_csv, roster=roster))
+    by_folder = {p.folder.name: p for p in plan.submissions}
+    assert "which the roster (line 2) gives to the folder 'elsewhere'" in by_folder["student1"].conflict
+    assert by_folder["student0"].conflict is None
 
 
 def run_grader(*args, **popen) -> subprocess.Popen:

@@ -35,7 +35,6 @@ from grader.fingerprint import (
 from grader.profile import HardwareProfile, Limits
 from grader.protocol import ModelProtocol
 from grader.sandbox.client import SandboxedModel
-from grader.sandbox.isolation import bwrap_works
 from grader.sandbox.wire import Message
 from grader.submission.build import build_model
 from grader.submission.errors import SubmissionError
@@ -326,7 +325,7 @@ def test_the_deflate_bomb_is_what_it_claims(tmp_path):
     assert (folder / "model.pth").stat().st_size < 8 * 2**20
 
 
-sandboxed = pytest.mark.skipif(not bwrap_works(), reason="bubblewrap cannot run here")
+sandboxed = pytest.mark.usefixtures("require_bwrap")
 
 
 @pytest.mark.slow

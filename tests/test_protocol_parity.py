@@ -11,14 +11,13 @@ from grader.data.synth import generate
 from grader.profile import HardwareProfile
 from grader.protocol import ChannelMean, ClassLogit, CrossEntropy
 from grader.sandbox.client import SandboxedModel
-from grader.sandbox.isolation import bwrap_works
 from grader.submission.build import build_model
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
 from grader.submission.spec import load_spec
 from tests.conftest import EXAMPLES
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not bwrap_works(), reason="bubblewrap cannot run here")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("require_bwrap")]
 WORKING = ["vgg", "small_cnn", "lightning_ckpt", "torchscript", "residual_zh"]
 FACES = generate(16, seed=21)
 PIXELS = FACES.images.astype(np.float32)

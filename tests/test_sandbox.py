@@ -21,15 +21,14 @@ from grader.classrun import grade_class
 from grader.data.synth import generate
 from grader.profile import HardwareProfile, Limits
 from grader.result import Result
-from grader.sandbox.isolation import bwrap_works
 from grader.scoring.rubric import load_rubric
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not bwrap_works(), reason="bubblewrap cannot run here")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("require_bwrap")]
 
 # Short limits keep the suite fast: torch's import takes a few seconds of the first request.
 PROFILE = HardwareProfile(limits=Limits(memory_mb=3072, processes=64, wall_seconds_per_request=12,
-                                        wall_seconds_per_submission=60))
+                                        wall_seconds_per_load=30, wall_seconds_per_submission=60))
 
 MODEL = """\
 import torch
@@ -189,6 +188,7 @@ def failure(result: Result) -> tuple[str, str]:
 def test_an_endless_loop_at_import_times_out(graded):
     stage, message = failure(graded["import_loop"])
     assert stage == "timeout" and "while loading the submission" in message and "endless loop" in message
+    assert "time limit for loading (30 s)" in message
 
 
 def test_a_forward_that_sleeps_times_out(graded):
