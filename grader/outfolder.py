@@ -358,12 +358,12 @@ def is_disk_error(error: BaseException) -> bool:
 
 
 def disk_error_message(error: OSError, out: Path) -> str:
-    reason, advice = _DISK_ERRORS[error.errno]
-    where = f", writing {error.filename}" if error.filename else ""
-    return (f"cannot write the results into {out}: {reason} ({error.strerror or os.strerror(error.errno)}"
-            f"{where}). Nothing was half-written: the results already in {out} are untouched, and a "
-            f"student being written keeps their previous folder. {advice.format(out=out)}, then run the "
-            "same command again.")
+    """The words for a disk error while writing into `out`: what happened, that nothing already
+    there was damaged, and what to do."""
+    reason, advice = _DISK_ERRORS.get(error.errno or 0, _DISK_ERRORS[errno.ENOSPC])
+    return (f"cannot write the results into {out}: {reason} ({os.strerror(error.errno or errno.ENOSPC)}). "
+            f"Nothing was half-written: every result in {out} is intact, and the student being written "
+            f"keeps their previous folder. {advice.format(out=out)}, then run the same command again.")
 
 
 @contextmanager

@@ -320,7 +320,7 @@ def test_enospc_leaves_the_old_folder_byte_identical_and_no_staging_with_the_mes
     assert sorted(p.name for p in out.iterdir()) == ["s1"]
     message = str(caught.value)
     assert message.startswith(f"cannot write the results into {out}: the disk is full (No space left on device)")
-    assert f"the results already in {out} are untouched" in message
+    assert f"Nothing was half-written: every result in {out} is intact" in message
     assert f"`df -h {out}`" in message and "run the same command again" in message
     assert (caught.value.folder, caught.value.code) == (out, errno.ENOSPC)
 
