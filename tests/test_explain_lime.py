@@ -109,7 +109,10 @@ def assert_matches_lime(model, face: np.ndarray, label: int, fill) -> None:
     assert mine.score == pytest.approx(theirs.score, rel=1e-9)
     assert mine.intercept == pytest.approx(theirs.intercept[label], rel=1e-9)
     assert mine.local_prediction == pytest.approx(float(theirs.local_pred[0]), rel=1e-9)
-    assert mine.probability == pytest.approx(classifier_fn(model)(gray2rgb(face)[None])[0, label], rel=1e-6)
+    # Ours comes from the face's row in the batch of perturbations, this from a batch of one: oneDNN
+    # may sum in another order for another batch size (it does on some Xeons), which moves fp32
+    # logits by a few ulps of their scale and p by about that much relative to it.
+    assert mine.probability == pytest.approx(classifier_fn(model)(gray2rgb(face)[None])[0, label], rel=1e-4)
     assert 0 < mine.score <= 1
 
 
