@@ -117,7 +117,7 @@ def hostile_class(root: Path, world: Path) -> None:
     # 2. Text: a 20 MB comment, deep YAML, a 300-character id, hostile names and messages.
     with (honest(root, "yaml_comment") / "submission.yaml").open("a") as spec:
         spec.write("#" + "x" * (20 << 20) + "\n")
-    (honest(root, "yaml_nested") / "submission.yaml").write_text("student_id: " + "[" * 100_000 + "\n")
+    (honest(root, "yaml_nested") / "submission.yaml").write_text("student_id: " + "[" * 50_000 + "\n")
     set_field(honest(root, "long_id"), "student_id", "b" * 300)
     set_field(honest(root, "hostile_name"), "name",
               '"=HYPERLINK(\\"http://evil.example\\",\\"x\\") \\ud800 \\x1b[31mred\\x1b[0m [/x] \\u202eevil"')
@@ -199,7 +199,7 @@ def test_a_20_mb_yaml_comment_is_refused_by_size_not_parsed(graded):
     assert stage == "spec" and "more than the 64.0 KiB" in message
 
 
-def test_yaml_nested_a_hundred_thousand_deep_is_a_spec_error(graded):
+def test_yaml_nested_fifty_thousand_deep_is_a_spec_error(graded):
     stage, message = first_error(graded, "yaml_nested")
     assert stage == "spec" and "nested too deeply" in message
 
@@ -218,7 +218,7 @@ def test_hostile_text_is_graded_and_cleaned_in_result_json_and_the_pdf(graded):
     assert "\ufffd" in outcome["name"] and not CONTROL.search(outcome["name"])
     text = subprocess.run(["pdftotext", str(graded["out"] / "hostile_name" / "report.pdf"), "-"],
                           capture_output=True, check=True).stdout.decode()
-    assert "=HYPERLINK" in text and not CONTROL.search(text)
+    assert "=HYPERLINK" in text and not CONTROL.search(text.replace("\f", ""))  # pdftotext ends pages with \f
 
 
 def test_an_exception_message_full_of_escape_sequences_fails_only_its_submission(graded):
