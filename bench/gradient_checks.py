@@ -8,6 +8,10 @@ copy. It prints the worst relative error of the directional derivatives and the 
 method, and the same for models that fake their gradients, beside the tolerance. The tolerances in
 GradientCheckSettings are read off this table.
 
+It then measures what the checks cost in grading: each example graded in-process with the course's
+task settings on the bundled evaluation set, checks on (the settings grading uses) and off, side by
+side in one run.
+
     python bench/gradient_checks.py
 """
 
@@ -76,6 +80,38 @@ def measure(folder: Path, dtype: str, faces) -> list[tuple[str, float, float, bo
     return rows
 
 
+def grading_seconds(folder: Path, checks: bool) -> float:
+    """Model work of grading one example (everything but the PDF), with the checks on or off."""
+    from unittest import mock
+
+    from grader.batch import GradingSetup, grade_submission
+    from grader.data.bundled import bundled_evaluation
+    from grader.profile import get_profile
+    from grader.scoring.rubric import load_rubric
+    from grader.submission import gradient_audit
+
+    settings = GradientCheckSettings() if checks else replace(GradientCheckSettings(), always_first=0, probability=0.0)
+    setup = GradingSetup(evaluation=bundled_evaluation(), rubric=load_rubric(ROOT / "rubric.yaml"),
+                         profile=get_profile("cpu"), out_dir=Path(tempfile.mkdtemp(prefix="checks-cost-")),
+                         write_pdf=False, isolation="inprocess")
+    with mock.patch.object(gradient_audit.GradientCheckSettings, "for_dtype", classmethod(lambda cls, dtype: settings)):
+        result = grade_submission(folder, setup)
+    return sum(seconds for stage, seconds in result.timings.items() if stage not in ("snapshot", "spec", "report"))
+
+
+def cost(repeats: int = 2) -> None:
+    print("\nCost in grading (in-process, the course's task settings, 3,589 faces; seconds of model work, the "
+          f"best of {repeats} interleaved runs each):")
+    print(f"{'submission':<16} {'checks off':>11} {'checks on':>10} {'ratio':>7}")
+    for name in EXAMPLES:
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(repeats):
+            for checks in (False, True):
+                times[checks].append(grading_seconds(ROOT / "submissions" / name, checks))
+        off, on = min(times[False]), min(times[True])
+        print(f"{name:<16} {off:>11.1f} {on:>10.1f} {on / off:>7.3f}")
+
+
 def main() -> None:
     quiet_libraries()
     faces = generate(16, seed=3)
@@ -94,6 +130,7 @@ def main() -> None:
             for name, error, gap, passed in measure(folder, dtype, faces):
                 print(f"{folder.name:<22} {name:<22} {error:>12.4f} {gap:>10.2g}  {passed}")
             print(f"{'':<22} ({time.perf_counter() - started:.1f} s)")
+    cost()
 
 
 if __name__ == "__main__":

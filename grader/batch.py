@@ -23,7 +23,7 @@ from grader.data.faceset import FaceSet
 from grader.escape import safe_file_name
 from grader.evaluate import Evaluation, evaluate
 from grader.fingerprint import FINGERPRINT_FILE, WeightsFingerprint, write_fingerprint
-from grader.outfolder import OutputFolderError, new_run_id, staged_folder
+from grader.outfolder import OutputFolderError, is_disk_error, new_run_id, staged_folder
 from grader.profile import HardwareProfile, machine_record
 from grader.protocol import ModelProtocol
 from grader.report.figures import confusion_matrix_figure, png_bytes
@@ -396,9 +396,9 @@ def _write_report(result: Result, attempt: _Attempt, setup: GradingSetup, stagin
     ok = True
     try:
         write_pdf(render_html(result, setup.language, question_figures=figures), staging, staging / "report.pdf")
-    except OSError:
-        raise  # a full disk is the run's problem (grader.outfolder), not this student's
     except Exception as error:  # noqa: BLE001
+        if is_disk_error(error):
+            raise  # a full disk is the run's problem (grader.outfolder), not this student's
         ok = False
         result.errors.append(StageError(stage="report", message=f"the PDF could not be made "
                                                                   f"({describe_exception(error)})"))

@@ -34,7 +34,7 @@ import numpy as np
 from grader import __version__
 from grader.batch import GradingSetup, Identity, folder_student_id, grade_submission, submission_folders
 from grader.fingerprint import FINGERPRINT_FILE
-from grader.outfolder import OutputLock, check_out_folder, clean_stale
+from grader.outfolder import OutputLock, check_out_folder, clean_stale, translate_disk_full
 from grader.report.dashboard import write_dashboard
 from grader.report.gradebook import write_gradebook
 from grader.result import Result, StageError
@@ -186,7 +186,7 @@ def grade_class(root: Path, setup: GradingSetup, runner: Runner | None = None, f
 
     Raises OutputFolderError (grader.outfolder) before anything runs when the output folder is, holds
     or lies in `root`, or another run holds it; and when it fills up (a full disk)."""
-    check_out_folder(setup.out_dir, [root])
+    check_out_folder(setup.out_dir, [root], label="submissions folder")
     with OutputLock(setup.out_dir):
         clean_stale(setup.out_dir)
         plan = plan_class(root, setup)
@@ -209,7 +209,8 @@ def grade_class(root: Path, setup: GradingSetup, runner: Runner | None = None, f
                 collect(planned, result, reused=True)
         (runner or Runner()).run(pending, setup, collect)
         results = [done[planned.folder] for planned in plan.submissions]
-        write_class_outputs(plan, results, setup)
+        with translate_disk_full(setup.out_dir):
+            write_class_outputs(plan, results, setup)
     return results
 
 

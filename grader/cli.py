@@ -149,7 +149,7 @@ def grade(
     from grader.outfolder import OutputFolderError, check_out_folder
 
     try:
-        check_out_folder(out, [submissions])
+        check_out_folder(out, [submissions], label="submissions folder")
     except OutputFolderError as error:
         raise _fail(str(error)) from None
     setup = _setup(data, usage, rubric, out, lang, profile, _isolation(no_sandbox, strict=True), quick, smoothgrad,
@@ -261,7 +261,8 @@ def check(
     try:
         # `grader check .` from the student's own folder writes check-out inside it: allowed, and
         # left out of what is graded.
-        check_out_folder(out, [submission], allow_inside=True)
+        check_out_folder(out, [submission], allow_inside=True, label="submission folder",
+                         suggestion=Path("check-out"))
     except OutputFolderError as error:
         raise _fail(str(error)) from None
     setup = _setup(data, usage, rubric, out, lang, profile, _isolation(False, strict=False), quick, smoothgrad)
