@@ -116,6 +116,7 @@ class _Attempt:
     audit: GradientAudit
     name: str = ""
     files: SubmissionFolder | None = None
+    sha256: str = ""
     spec: SubmissionSpec | None = None
     evaluation: Evaluation | None = None
     errors: list[StageError] = field(default_factory=list)
@@ -189,8 +190,9 @@ def grade_submission(folder: Path, setup: GradingSetup, listener: StageListener 
 def _grade(attempt: _Attempt, setup: GradingSetup, identity: Identity | None) -> None:
     """Every stage, each gated by the ones before it."""
     with attempt.stage("snapshot"):
-        attempt.files = SubmissionFolder.read(attempt.folder, tree_bounds(setup.profile.limits),
-                                              exclude=(setup.out_dir,))
+        files = SubmissionFolder.read(attempt.folder, tree_bounds(setup.profile.limits), exclude=(setup.out_dir,))
+        attempt.sha256 = files.sha256  # hashed now, inside the stage: a file changed meanwhile is its error
+        attempt.files = files
     if not attempt.failed:
         with attempt.stage("spec"):
             _read_spec(attempt, identity)
@@ -332,7 +334,7 @@ def _result(attempt: _Attempt, setup: GradingSetup) -> Result:
         per_class_recall=evaluation.per_class_recall.round(6).tolist() if evaluation else None,
         confusion_matrix=evaluation.confusion.round(6).tolist() if evaluation else None,
         profile=_profile_record(setup.profile), timings=attempt.timings, tool_version=__version__,
-        submission_sha256=attempt.files.sha256 if attempt.files else "", data_source=setup.evaluation.source,
+        submission_sha256=attempt.sha256, data_source=setup.evaluation.source,
         isolation=setup.isolation, output=attempt.output, answers=attempt.answers,
     )
 
@@ -417,7 +419,7 @@ def _grader_failure(attempt: _Attempt, setup: GradingSetup, error: Exception) ->
                     errors=[*attempt.errors, StageError(stage="grader", message=message)], warnings=attempt.warnings,
                     max_score=setup.rubric.max_score, profile=_profile_record(setup.profile),
                     timings=attempt.timings, tool_version=__version__, isolation=setup.isolation,
-                    submission_sha256=attempt.files.sha256 if attempt.files else "")
+                    submission_sha256=attempt.sha256)
     try:
         with staged_folder(setup.out_dir, result.student_id, setup.run_id) as staging:
             result.write(staging / "result.json")

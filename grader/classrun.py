@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,7 @@ class PlannedSubmission:
     identity: Identity
     cache_key: str
     conflict: str | None = None
+    spec: SubmissionSpec | None = None  # as the plan read it (None when it could not be read)
 
     @property
     def student_id(self) -> str:
@@ -89,6 +90,7 @@ class _Claim:
     name: str | None
     sha256: str
     conflict: str | None = None
+    spec: SubmissionSpec | None = None
 
 
 def plan_class(root: Path, setup: GradingSetup) -> ClassPlan:
@@ -99,7 +101,7 @@ def plan_class(root: Path, setup: GradingSetup) -> ClassPlan:
     claims = _hold_shared_claims(claims)
     shared = _setup_digest(setup)
     return ClassPlan([PlannedSubmission(claim.folder, Identity(claim.student_id, claim.name),
-                                        _cache_key(claim, shared, setup), claim.conflict)
+                                        _cache_key(claim, shared, setup), claim.conflict, claim.spec)
                       for claim in claims])
 
 
@@ -111,7 +113,7 @@ def _claim(folder: Path, setup: GradingSetup) -> _Claim:
         spec = files.spec()
     except (SubmissionError, ConfigError, OSError):
         pass  # grading reports what is wrong; the folder's own name stands in
-    return _roster_claim(folder, spec, sha256, setup.roster)
+    return replace(_roster_claim(folder, spec, sha256, setup.roster), spec=spec)
 
 
 def _roster_claim(folder: Path, spec: SubmissionSpec | None, sha256: str, roster: Roster) -> _Claim:
@@ -155,7 +157,7 @@ def _hold_shared_claims(claims: list[_Claim]) -> list[_Claim]:
             held[claim.folder] = (f"student_id {claim.student_id} is also claimed by the submission folder {others}; "
                                   "neither is graded under it until a roster (grader grade --roster roster.csv) says "
                                   "which folder is whose")
-    return [_Claim(c.folder, c.student_id, c.name, c.sha256, held.get(c.folder, c.conflict)) for c in claims]
+    return [replace(claim, conflict=held.get(claim.folder, claim.conflict)) for claim in claims]
 
 
 def held_result(planned: PlannedSubmission, setup: GradingSetup) -> Result:
@@ -243,7 +245,7 @@ def similar_submissions(plan: ClassPlan, results: Sequence[Result], setup: Gradi
             with np.load(confusion, allow_pickle=False) as arrays:
                 predictions, labels = arrays["predictions"], arrays["labels"]
         evidence.append(gather_evidence(planned.folder, predictions, labels, student_id=result.student_id,
-                                        fingerprint_file=arrays_dir / FINGERPRINT_FILE))
+                                        fingerprint_file=arrays_dir / FINGERPRINT_FILE, spec=planned.spec))
     return find_similar_pairs(evidence)
 
 

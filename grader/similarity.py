@@ -58,7 +58,8 @@ from scipy.optimize import linear_sum_assignment  # scipy comes with scikit-lear
 from grader.atomic import atomic_write_text
 from grader.escape import csv_cell
 from grader.fingerprint import FingerprintError, ShapeGroup, WeightsFingerprint, read_fingerprint
-from grader.submission.spec import SPEC_FILE, SubmissionSpec, load_spec
+from grader.submission.folder import SubmissionFolder
+from grader.submission.spec import SPEC_FILE, SubmissionSpec
 
 MAX_SOURCE_BYTES = 1 * 2**20
 """A model source larger than this gives no source evidence."""
@@ -785,9 +786,10 @@ def write_similarity_csv(pairs: Sequence[SimilarPair], path: str | Path) -> None
 
 def gather_evidence(folder: str | Path, predictions: np.ndarray | None = None, labels: np.ndarray | None = None,
                     *, student_id: str | None = None, fingerprint: WeightsFingerprint | None = None,
-                    fingerprint_file: str | Path | None = None) -> SubmissionEvidence:
-    """The evidence of one submission: its submission.yaml (`load_spec`, for the id and the source's
-    name), its normalized model source (model.source, else a model.py kept beside TorchScript,
+                    fingerprint_file: str | Path | None = None, spec: SubmissionSpec | None = None) -> SubmissionEvidence:
+    """The evidence of one submission: its submission.yaml (`spec` when the caller has read it, else
+    read bounded through the folder's scanned tree, grader.submission.folder; for the id and the
+    source's name), its normalized model source (model.source, else a model.py kept beside TorchScript,
     read as at most MAX_SOURCE_BYTES of text, `read_source`), the weights fingerprint the sandbox
     computed (`fingerprint`, or read from `fingerprint_file`, the arrays/weights_fingerprint.npz the
     batch wrote; grader.fingerprint.read_fingerprint validates it), and the predictions.
@@ -797,11 +799,11 @@ def gather_evidence(folder: str | Path, predictions: np.ndarray | None = None, l
     student's broken files. The student id is `student_id`, else the spec's, else the folder's name."""
     folder = Path(folder)
     notes: list[str] = []
-    spec: SubmissionSpec | None = None
-    try:
-        spec = load_spec(folder)
-    except Exception as error:  # noqa: BLE001  (a missing or invalid submission.yaml: ConfigError, OSError)
-        notes.append(f"{SPEC_FILE}: {_first_line(error)}")
+    if spec is None:
+        try:
+            spec = SubmissionFolder.read(folder).spec()
+        except Exception as error:  # noqa: BLE001  (a missing, invalid or hostile submission.yaml or tree)
+            notes.append(f"{SPEC_FILE}: {_first_line(error)}")
     if fingerprint is None:
         fingerprint = _read_fingerprint_file(fingerprint_file, notes)
     source_name = spec.model.source if spec is not None and spec.model.source else "model.py"

@@ -7,6 +7,7 @@ here: they go to the sandbox as a snapshot of the same tree (grader.sandbox.isol
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,18 +33,23 @@ def tree_bounds(limits: Limits) -> TreeBounds:
 
 @dataclass(frozen=True)
 class SubmissionFolder:
-    """One submission folder as scanned: where it is, its tree, and the tree's hash."""
+    """One submission folder as scanned: where it is and its tree; `sha256` hashes the tree's bytes
+    when first asked for (reading the spec needs no pass over the weights)."""
 
     path: Path
     manifest: Manifest
-    sha256: str
 
     @classmethod
     def read(cls, folder: Path, bounds: TreeBounds = DEFAULT_BOUNDS, exclude: Iterable[Path] = ()) -> SubmissionFolder:
-        """Scan and hash `folder` (SubmissionError "snapshot" for a link out, a loop, a special file
-        or a bound passed; `exclude` leaves out e.g. `grader check`'s output inside the folder)."""
-        manifest = scan_tree(Path(folder), bounds, exclude)
-        return cls(path=Path(folder), manifest=manifest, sha256=tree_sha256(manifest))
+        """Scan `folder` (SubmissionError "snapshot" for a link out, a loop, a special file or a
+        bound passed; `exclude` leaves out e.g. `grader check`'s output inside the folder)."""
+        return cls(path=Path(folder), manifest=scan_tree(Path(folder), bounds, exclude))
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """The tree's hash (grader.submission.tree.tree_sha256): SubmissionError "snapshot" when a
+        file changed since the scan."""
+        return tree_sha256(self.manifest)
 
     def spec(self) -> SubmissionSpec:
         """submission.yaml, validated; SubmissionError("spec") when it is missing or too large,
