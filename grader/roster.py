@@ -128,11 +128,11 @@ def _check_id(where: str, student_id: str, problems: list[str]) -> None:
     """The id names the student's output folder, so it follows submission.yaml's rule for ids."""
     if not student_id:
         problems.append(f"{where}: student_id: empty")
-    elif not STUDENT_ID.fullmatch(student_id):
-        problems.append(f"{where}: student_id: {shown(student_id)} may use only letters, digits, _ and - "
-                        f"(it names the student's output folder)")
     elif len(student_id) > MAX_ID_CHARS:
         problems.append(f"{where}: student_id: {len(student_id)} characters; at most {MAX_ID_CHARS}")
+    elif not STUDENT_ID.fullmatch(student_id):
+        problems.append(f"{where}: student_id: {shown(student_id)} may use only letters, digits, _ and -, starting "
+                        f"with a letter or digit (it names the student's output folder)")
 
 
 def _check_folder(where: str, folder: str, problems: list[str]) -> None:

@@ -94,8 +94,8 @@ def test_an_empty_student_id_is_refused(tmp_path):
 
 def test_a_student_id_outside_the_submission_charset_is_refused(tmp_path):
     found = problems(tmp_path, "student_id\nb1.x\n")
-    assert found == [f"{tmp_path / 'roster.csv'}:2: student_id: 'b1.x' may use only letters, digits, _ and - (it "
-                     "names the student's output folder)"]
+    assert found == [f"{tmp_path / 'roster.csv'}:2: student_id: 'b1.x' may use only letters, digits, _ and -, "
+                     "starting with a letter or digit (it names the student's output folder)"]
 
 
 def test_a_student_id_over_64_characters_is_refused(tmp_path):

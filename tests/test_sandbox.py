@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("require_bwrap")]
 
 # Short limits keep the suite fast: torch's import takes a few seconds of the first request.
 PROFILE = HardwareProfile(limits=Limits(memory_mb=3072, processes=64, wall_seconds_per_request=12,
-                                        wall_seconds_per_load=30, wall_seconds_per_submission=60))
+                                        wall_seconds_per_load=20, wall_seconds_per_submission=60))
 
 MODEL = """\
 import torch
@@ -188,13 +188,13 @@ def failure(result: Result) -> tuple[str, str]:
 def test_an_endless_loop_at_import_times_out(graded):
     stage, message = failure(graded["import_loop"])
     assert stage == "timeout" and "while loading the submission" in message and "endless loop" in message
-    assert "time limit for loading (30 s)" in message
+    assert "time limit for loading (20 s)" in message
 
 
 def test_a_forward_that_sleeps_times_out(graded):
     stage, message = failure(graded["sleepy_forward"])
     # The first forward runs while loading (the layout and kernel probes), so the load's limit stops it.
-    assert stage == "timeout" and "did not answer within the time limit for loading (30 s)" in message
+    assert stage == "timeout" and "did not answer within the time limit for loading (20 s)" in message
 
 
 def test_an_8_gb_allocation_hits_the_memory_limit(graded):
