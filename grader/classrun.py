@@ -28,6 +28,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -91,6 +92,7 @@ class _Claim:
     sha256: str
     conflict: str | None = None
     spec: SubmissionSpec | None = None
+    source: Literal["roster", "spec", "folder"] = "spec"  # where the id comes from
 
 
 def plan_class(root: Path, setup: GradingSetup) -> ClassPlan:
@@ -126,13 +128,14 @@ def _roster_claim(folder: Path, spec: SubmissionSpec | None, sha256: str, roster
             conflict = (f"submission.yaml says student_id {spec.student_id}, but the roster (line {listed.line}) "
                         f"gives the folder '{folder.name}' to {listed.student_id}: held until the roster or the "
                         "submission.yaml is corrected")
-        return _Claim(folder, listed.student_id, listed.name or (spec.name if spec else None), sha256, conflict)
+        return _Claim(folder, listed.student_id, listed.name or (spec.name if spec else None), sha256, conflict,
+                      source="roster")
     if spec is None:
         matches = roster.folder_matches(folder.name)
         conflict = None if len(matches) < 2 else (
             f"the roster matches the folder '{folder.name}' to several students "
             f"({', '.join(m.student_id for m in matches)}): give its full name in the roster's folder column")
-        return _Claim(folder, folder_student_id(folder), None, sha256, conflict)
+        return _Claim(folder, folder_student_id(folder), None, sha256, conflict, source="folder")
     entry = roster.by_id(spec.student_id)
     conflict = None
     if entry is not None and entry.folder and entry.folder != folder.name:
@@ -143,21 +146,40 @@ def _roster_claim(folder: Path, spec: SubmissionSpec | None, sha256: str, roster
 
 
 def _hold_shared_claims(claims: list[_Claim]) -> list[_Claim]:
-    """Hold every folder whose output folder another folder also claims (ids equal up to case)."""
+    """Settle the claims of one output folder (ids equal up to case): a folder the roster lists keeps
+    its id; folders whose submission.yaml claims an id another folder also claims are held, all of
+    them; a folder with no readable submission.yaml claims nothing, so one named like a student's
+    id is given a name of its own instead of blocking that student."""
     by_key: dict[str, list[_Claim]] = {}
     for claim in claims:
         if claim.conflict is None:
             by_key.setdefault(claim.student_id.casefold(), []).append(claim)
-    held = {}
-    for group in by_key.values():
-        if len(group) < 2:
-            continue
+    settled: dict[Path, _Claim] = {}
+    for group in (group for group in by_key.values() if len(group) > 1):
         for claim in group:
-            others = ", ".join(f"'{other.folder.name}' ({other.student_id})" for other in group if other is not claim)
-            held[claim.folder] = (f"student_id {claim.student_id} is also claimed by the submission folder {others}; "
-                                  "neither is graded under it until a roster (grader grade --roster roster.csv) says "
-                                  "which folder is whose")
-    return [replace(claim, conflict=held.get(claim.folder, claim.conflict)) for claim in claims]
+            if claim.source == "folder":
+                settled[claim.folder] = replace(claim, student_id=unique_folder_id(claim.folder))
+        claimants = [claim for claim in group if claim.source != "folder"]
+        owners = [claim for claim in claimants if claim.source == "roster"]
+        if len(owners) == 1:
+            claimants = [claim for claim in claimants if claim is not owners[0]]
+        if len(owners) == 1 or len(claimants) > 1:
+            for claim in claimants:
+                settled[claim.folder] = replace(claim, conflict=_shared_claim_message(claim, group))
+    return [settled.get(claim.folder, claim) for claim in claims]
+
+
+def _shared_claim_message(claim: _Claim, group: list[_Claim]) -> str:
+    others = ", ".join(f"'{other.folder.name}' ({other.student_id})" for other in group
+                       if other is not claim and other.source != "folder")
+    return (f"student_id {claim.student_id} is also claimed by the submission folder {others}; neither is graded "
+            "under it until a roster (grader grade --roster roster.csv) says which folder is whose")
+
+
+def unique_folder_id(folder: Path) -> str:
+    """An output id from a folder's name that no student id can equal: the safe name and a hash."""
+    digest = hashlib.sha256(folder.name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{folder_student_id(folder)[:55]}-{digest}"
 
 
 def held_result(planned: PlannedSubmission, setup: GradingSetup) -> Result:

@@ -128,6 +128,15 @@ def test_folders_whose_names_clean_alike_get_their_own_output_folders(class_fold
     assert not any(p.conflict for p in plan.submissions)
 
 
+def test_a_folder_named_like_a_students_id_without_a_submission_yaml_does_not_block_them(class_folder, tmp_path,
+                                                                                          small_eval_csv):
+    (class_folder / "b00000001").mkdir()  # no submission.yaml: it claims nothing
+    plan = plan_class(class_folder, setup_for(tmp_path / "out", small_eval_csv))
+    by_folder = {p.folder.name: p for p in plan.submissions}
+    assert by_folder["student1"].conflict is None and by_folder["student1"].student_id == "b00000001"
+    assert by_folder["b00000001"].conflict is None and by_folder["b00000001"].student_id.startswith("b00000001-")
+
+
 def write_roster(path: Path, rows: list[str]) -> Path:
     path.write_text("student_id,name,folder\n" + "".join(row + "\n" for row in rows), encoding="utf-8")
     return path
