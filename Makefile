@@ -27,12 +27,13 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 # Benchmarks print numbers and ratios; they are not timed tests. Each keeps its output, the exact
-# command and the machine in its own section of bench/RESULTS.md. About 30 minutes on 2 cores.
+# command and the machine in its own section of bench/RESULTS.md. About 40 minutes on 2 cores.
 bench: setup
 	$(BIN)/python bench/grading_cost.py
 	$(BIN)/python bench/record.py sandbox_overhead "Sandbox overhead (bench/sandbox_overhead.py)" -- $(BIN)/python bench/sandbox_overhead.py
 	$(BIN)/python bench/record.py parallel_grading "8 copies of the VGG example, 1 and 2 workers (bench/parallel_grading.py)" -- $(BIN)/python bench/parallel_grading.py
 	$(BIN)/python bench/record.py fast_profile "The fast profile against cpu (bench/fast_profile.py)" -- $(BIN)/python bench/fast_profile.py
+	$(BIN)/python bench/record.py gradient_checks "Gradients checked against the model's own outputs (bench/gradient_checks.py)" -- $(BIN)/python bench/gradient_checks.py
 
 # Grading cost per task alone: ours, the naive way and the FLOP floor (about 8 minutes on 2 cores).
 bench-cost: setup
