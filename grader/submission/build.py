@@ -28,6 +28,9 @@ def build_model(folder: str | Path, spec: SubmissionSpec) -> nn.Module:
     """The student's model in eval mode with its weights loaded, or a SubmissionError saying why not."""
     folder = Path(folder)
     weights = folder / spec.model.weights
+    if weights.is_dir():
+        raise SubmissionError("load", f"'{spec.model.weights}' is a folder, not a weights file: model.weights in "
+                                      "submission.yaml must name the file torch.save wrote")
     if not weights.is_file():
         raise SubmissionError("load", f"weights file '{spec.model.weights}' not found in the submission folder "
                                       f"(model.weights in submission.yaml)")
