@@ -43,7 +43,7 @@ process for the checks would raise that bar.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -172,33 +172,33 @@ class AuditedModel(ModelProtocol):
         values, gradient = self.model.input_gradient(pixels, objective)
         _require_finite(gradient, values, "input gradient")
         request = f"input_gradient:{type(objective).__name__}"
-        if len(pixels) and self.audit.should_check(request):
-            rows = self._rows(len(pixels))
-            faces, chosen = np.asarray(pixels, np.float32)[rows], _subset(objective, rows)
-            error, gap = self._check_input_gradient(faces, chosen, values[rows], gradient[rows])
-            if error > self.audit.settings.tolerance:
-                moved = self._jittered(faces)
-                moved_values, moved_gradient = self.model.input_gradient(moved, chosen)
-                _require_finite(moved_gradient, moved_values, "input gradient")
-                error, moved_gap = self._check_input_gradient(moved, chosen, moved_values, moved_gradient)
-                gap = max(gap, moved_gap)
-            self.audit.record(request, len(rows), error, gap)
+        rows = self._rows_to_check(request, len(pixels))
+        if rows is not None:
+            chosen = _subset(objective, rows)
+
+            def ask(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                answer = self.model.input_gradient(faces, chosen)
+                _require_finite(answer[1], answer[0], "input gradient")
+                return answer
+
+            self._check(request, np.asarray(pixels, np.float32)[rows], (values[rows], gradient[rows]), ask,
+                        lambda faces, answer: self._check_input_gradient(faces, chosen, *answer))
         return values, gradient
 
     def layer_gradient(self, pixels: np.ndarray, layer: str, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         activations, gradient = self.model.layer_gradient(pixels, layer, classes)
         _require_finite(gradient, activations, f"gradient at layer '{layer}'")
-        if len(pixels) and self.audit.should_check("layer_gradient"):
-            rows = self._rows(len(pixels))
-            faces, chosen = np.asarray(pixels, np.float32)[rows], np.asarray(classes)[rows]
-            error, gap = self._check_layer_gradient(faces, layer, chosen, activations[rows], gradient[rows])
-            if error > self.audit.settings.tolerance:
-                moved = self._jittered(faces)
-                moved_activations, moved_gradient = self.model.layer_gradient(moved, layer, chosen)
-                _require_finite(moved_gradient, moved_activations, f"gradient at layer '{layer}'")
-                error, moved_gap = self._check_layer_gradient(moved, layer, chosen, moved_activations, moved_gradient)
-                gap = max(gap, moved_gap)
-            self.audit.record("layer_gradient", len(rows), error, gap)
+        rows = self._rows_to_check("layer_gradient", len(pixels))
+        if rows is not None:
+            chosen = np.asarray(classes)[rows]
+
+            def ask(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                answer = self.model.layer_gradient(faces, layer, chosen)
+                _require_finite(answer[1], answer[0], f"gradient at layer '{layer}'")
+                return answer
+
+            self._check("layer_gradient", np.asarray(pixels, np.float32)[rows], (activations[rows], gradient[rows]),
+                        ask, lambda faces, answer: self._check_layer_gradient(faces, layer, chosen, *answer))
         return activations, gradient
 
     def randomized(self, seed: int, top_layers: int) -> ModelProtocol:
@@ -216,9 +216,24 @@ class AuditedModel(ModelProtocol):
 
     # --- the checks ---------------------------------------------------------------------------
 
-    def _rows(self, count: int) -> np.ndarray:
+    def _rows_to_check(self, request: str, count: int) -> np.ndarray | None:
+        """The rows of this request to check, or None when it is not one of the sampled requests."""
+        if not count or not self.audit.should_check(request):
+            return None
         take = min(self.audit.settings.rows, count)
         return np.sort(self.audit.rng.choice(count, size=take, replace=False))
+
+    def _check(self, request: str, faces: np.ndarray, answer: tuple[np.ndarray, np.ndarray],
+               ask: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+               measure: Callable[[np.ndarray, tuple[np.ndarray, np.ndarray]], tuple[float, float]]) -> None:
+        """Measure the model's answer at `faces`; when it fails, measure again at faces a step away
+        (`_jittered`, asked afresh), and record what was measured there."""
+        error, gap = measure(faces, answer)
+        if error > self.audit.settings.tolerance:
+            moved = self._jittered(faces)
+            error, moved_gap = measure(moved, ask(moved))
+            gap = max(gap, moved_gap)
+        self.audit.record(request, len(faces), error, gap)
 
     def _jittered(self, faces: np.ndarray) -> np.ndarray:
         """The faces moved by -1, 0 or +1 pixel level at random, within 0..255: a nearby point of the
