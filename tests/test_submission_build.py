@@ -685,6 +685,17 @@ def test_a_checkpoint_dict_with_the_weights_under_a_usual_key_loads(tmp_path, ke
     assert_same_state(build(folder), expected)
 
 
+def test_a_checkpoint_that_keeps_numpy_scalars_beside_the_weights_loads(tmp_path):
+    import numpy as np
+
+    net = trained_net()
+    folder = make_submission(tmp_path)
+    torch.save({"epoch": np.int64(5), "model_state_dict": net.state_dict(), "best_acc": np.float64(0.61),
+                "lr": np.float32(1e-3)}, folder / "model.pth")
+
+    assert_same_state(build(folder), net.state_dict())
+
+
 def test_a_plain_pickled_checkpoint_dict_with_optimizer_state_loads(tmp_path):
     net = trained_net()
     folder = make_submission(tmp_path)

@@ -46,6 +46,17 @@ from grader.submission.errors import SubmissionError
 WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "weights")
 
 
+def _numpy_scalar_globals() -> list[Any]:
+    """What a checkpoint needs to hold numpy scalars beside its weights (`'best_acc': np.float64(...)`,
+    `'epoch': np.int64(...)`, as training loops store them): numpy's scalar constructor, which builds a
+    number from its dtype and raw bytes, and the dtype classes. Nothing in them runs other code."""
+    import numpy as np
+
+    scalar = getattr(getattr(np, "_core", np.core), "multiarray").scalar
+    dtype_classes = [value for value in vars(np.dtypes).values() if isinstance(value, type)]
+    return [scalar, np.dtype, *dtype_classes]
+
+
 def clip(text: str, limit: int = 300) -> str:
     """`text` cut to `limit` characters: key names, module names and exception texts come from the
     student's files and go into a one-line report, where a 10 MB key must not."""
@@ -228,7 +239,8 @@ def _torch_load(path: Path, protocol: int) -> object:
     torch.load would then hand to torch.jit.load, are refused first."""
     if protocol == 2:
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            with torch.serialization.safe_globals(_numpy_scalar_globals()):
+                return torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as error:
             refused = re.search(r"GLOBAL ([\w.]+)", str(error))  # how torch names a refused object
             if refused is not None:
