@@ -181,6 +181,7 @@ def test_check_fails_a_broken_submission_and_says_what_to_fix(tmp_path, small_ev
     outcome = invoke("check", EXAMPLES / "broken_six_classes", "--data", small_eval_csv, "--out", tmp_path)
     assert outcome.exit_code == 1
     assert "fix (checks)" in outcome.output and "expected (8, 7)" in outcome.output.replace("\n", "")
+    assert "improve:" not in outcome.output  # only what to fix: no task ran, so nothing to improve
 
 
 def test_data_synth_writes_the_course_layout(tmp_path):

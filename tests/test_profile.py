@@ -1,6 +1,9 @@
 """Hardware profiles: cpu (the default) and gpu (CUDA when present), recorded in every result."""
 
+from pathlib import Path
+
 import pytest
+
 import torch
 from typer.testing import CliRunner
 
@@ -55,3 +58,15 @@ def test_the_fast_profile_runs_the_model_in_bf16_close_to_fp32():
     assert not np.array_equal(approximate, exact)  # bf16 really ran
     np.testing.assert_allclose(approximate, exact, atol=0.05 * np.abs(exact).max())
     assert np.array_equal(fast.logits(pixels), approximate)  # and is deterministic
+
+
+def test_the_machine_record_names_the_cpu_and_its_vector_extensions():
+    from grader.profile import VECTOR_EXTENSIONS, machine_record
+
+    record = machine_record()
+    assert record["cpu"] and record["torch"] == torch.__version__
+    assert set(record["vector_extensions"]) <= set(VECTOR_EXTENSIONS)
+    if Path("/proc/cpuinfo").is_file():
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith(("flags", "Features"))).split(":", 1)[1].split()
+        assert record["vector_extensions"] == [name for name in VECTOR_EXTENSIONS if name in flags]
