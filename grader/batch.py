@@ -28,7 +28,7 @@ from grader.profile import HardwareProfile, machine_record
 from grader.protocol import ModelProtocol
 from grader.report.figures import confusion_matrix_figure, png_bytes
 from grader.report.pdf import FigureRef, render_html, write_pdf
-from grader.result import Result, StageError
+from grader.result import GradientCheckSummary, Result, StageError
 from grader.roster import Roster
 from grader.sandbox.client import SandboxedModel
 from grader.scoring.manual import ManualScores
@@ -275,11 +275,9 @@ def output_warnings(logits: np.ndarray, evaluation: Evaluation, language: Langua
 
 
 def hidden_seed(faces: FaceSet) -> int:
-    """A seed the model cannot know (it never sees the labels), for choosing which gradient answers
-    to check and along which directions."""
-    digest = hashlib.blake2b(digest_size=8)
-    digest.update(np.ascontiguousarray(faces.labels).tobytes())
-    digest.update(np.ascontiguousarray(faces.images).tobytes())
+    """A seed the model cannot know, from the evaluation labels (it never sees them), for choosing
+    which gradient answers to check and along which directions."""
+    digest = hashlib.blake2b(np.ascontiguousarray(faces.labels).tobytes(), digest_size=8)
     return int.from_bytes(digest.digest(), "big")
 
 
@@ -299,7 +297,7 @@ def folder_student_id(folder: Path) -> str:
     return safe_file_name(folder.name)
 
 
-def _measurements(attempt: _Attempt, setup: GradingSetup) -> Measurements:
+def _measurements(attempt: _Attempt, setup: GradingSetup, checks: list[GradientCheckSummary]) -> Measurements:
     region = None
     if attempt.examples is not None:
         masks = setup.evaluation.masks
@@ -308,28 +306,28 @@ def _measurements(attempt: _Attempt, setup: GradingSetup) -> Measurements:
                   else np.broadcast_to(face_ellipse(), (len(indices), *face_ellipse().shape)))
     return Measurements(evaluation=attempt.evaluation, tasks=attempt.tasks, probes=attempt.probes, region=region,
                         checks=attempt.checks,
-                        gradient_checks={summary.context: summary for summary in attempt.audit.summaries()})
+                        gradient_checks={summary.context: summary for summary in checks})
 
 
 GRADIENT_CONTEXTS = {"q1": "Q1", "q2": "Q2", "q3": "Q3", "q4": "Q4", "probes": "the randomization test of Q1"}
 
 
-def _gradient_warnings(attempt: _Attempt) -> list[StageError]:
+def _gradient_warnings(checks: list[GradientCheckSummary]) -> list[StageError]:
     """A warning per context whose gradients failed their check (its criteria already score 0)."""
     return [StageError(stage="gradient_check", message=f"{GRADIENT_CONTEXTS.get(summary.context, summary.context)}: "
                                                        f"{summary.failure_message()}; its criteria score 0")
-            for summary in attempt.audit.summaries() if not summary.passed]
+            for summary in checks if not summary.passed]
 
 
 def _result(attempt: _Attempt, setup: GradingSetup) -> Result:
-    questions = score(setup.rubric, _measurements(attempt, setup), setup.manual.of(attempt.student_id))
+    checks = attempt.audit.summaries()
+    questions = score(setup.rubric, _measurements(attempt, setup, checks), setup.manual.of(attempt.student_id))
     evaluation = attempt.evaluation
     return Result(
         student_id=attempt.student_id, name=attempt.name, folder=attempt.folder.name,
         status="failed" if attempt.failed else "graded",
         score=sum(q.score for q in questions), max_score=setup.rubric.max_score, questions=questions,
-        errors=attempt.errors, warnings=attempt.warnings + _gradient_warnings(attempt),
-        gradient_checks=attempt.audit.summaries(),
+        errors=attempt.errors, warnings=attempt.warnings + _gradient_warnings(checks), gradient_checks=checks,
         accuracy=evaluation.accuracy if evaluation else None,
         per_class_recall=evaluation.per_class_recall.round(6).tolist() if evaluation else None,
         confusion_matrix=evaluation.confusion.round(6).tolist() if evaluation else None,

@@ -34,6 +34,7 @@ import numpy as np
 
 from grader import __version__
 from grader.batch import GradingSetup, Identity, folder_student_id, grade_submission, submission_folders
+from grader.escape import safe_file_name
 from grader.fingerprint import FINGERPRINT_FILE
 from grader.outfolder import OutputLock, check_out_folder, clean_stale, translate_disk_full
 from grader.report.dashboard import write_dashboard
@@ -67,9 +68,6 @@ class PlannedSubmission:
 class ClassPlan:
     submissions: list[PlannedSubmission]
 
-    @property
-    def to_grade(self) -> list[PlannedSubmission]:
-        return [planned for planned in self.submissions if planned.conflict is None]
 
 
 class Runner:
@@ -178,8 +176,7 @@ def _shared_claim_message(claim: _Claim, group: list[_Claim]) -> str:
 
 def unique_folder_id(folder: Path) -> str:
     """An output id from a folder's name that no student id can equal: the safe name and a hash."""
-    digest = hashlib.sha256(folder.name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{folder_student_id(folder)[:55]}-{digest}"
+    return safe_file_name(folder.name, unique=True)
 
 
 def held_result(planned: PlannedSubmission, setup: GradingSetup) -> Result:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from grader.csvfile import summarize_ids
 from grader.data.faceset import DataFormatError, FaceSet
 from grader.escape import terminal_text
 from grader.quiet import quiet_libraries
@@ -180,7 +181,8 @@ def grade(
         console.print(_plain(f"Canvas grade import: {canvas}"), highlight=False)
         if left_out:
             console.print(f"[yellow]warning:[/] {len(left_out)} student id(s) with conflicting submissions are not in "
-                          f"the Canvas file: {_listed(left_out)}", highlight=False)
+                          f"the Canvas file: {terminal_text(summarize_ids(left_out[:10], len(left_out)))}",
+                          highlight=False)
     _warn_unknown_scores(setup, manual, results)
     counts = {status: sum(r.status == status for r in results) for status in ("graded", "failed", "conflict")}
     held = f", {counts['conflict']} held for conflicting ids (see the dashboard)" if counts["conflict"] else ""
@@ -190,17 +192,11 @@ def grade(
 
 def _warn_unknown_scores(setup, manual: Path | None, results: list[Result]) -> None:
     """One short line for the TA's scores of students with no submission here, however many."""
-    from grader.csvfile import summarize_ids
-
     count, first = setup.manual.unknown_students({r.student_id for r in results})
     if count:
         console.print(f"[yellow]warning:[/] {_plain(manual)} scores {count} student(s) with no submission here: "
                       f"{terminal_text(summarize_ids(first, count))}", highlight=False)
 
-
-def _listed(ids: list[str], shown: int = 10) -> str:
-    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
-    return terminal_text(", ".join(ids[:shown]) + more)
 
 
 def _result_line(folder: Path, result: Result, reused: bool = False) -> str:

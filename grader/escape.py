@@ -80,12 +80,13 @@ def figure_text(text: object, limit: int = 120) -> str:
     return clean_text(text, limit).replace("$", r"\$")
 
 
-def safe_file_name(name: str, limit: int = FILE_NAME_LIMIT) -> str:
+def safe_file_name(name: str, limit: int = FILE_NAME_LIMIT, unique: bool = False) -> str:
     """A name for a file or folder the grader writes: letters, digits, _ and - only, at most
     `limit` characters. A name that had to change gets a short hash of the original, so that two
-    different names (`john.doe`, `john_doe`) never share a folder."""
+    different names (`john.doe`, `john_doe`) never share a folder; `unique` adds the hash always
+    (a name then never equals any name that needed no change)."""
     safe = _UNSAFE_NAME.sub("_", name).strip("_-")
-    if safe == name and 0 < len(name) <= limit:
+    if safe == name and 0 < len(name) <= limit and not unique:
         return name
     digest = hashlib.sha256(clean_text(name).encode("utf-8")).hexdigest()[:8]
     return f"{(safe or 'unnamed')[: limit - 9]}-{digest}"

@@ -110,3 +110,9 @@ def test_safe_file_name_bounds_the_length():
 def test_safe_file_name_is_always_a_plain_name(name):
     safe = safe_file_name(name)
     assert safe and safe[0].isalnum() and all(c.isalnum() or c in "_-" for c in safe) and safe.isascii()
+
+
+def test_a_unique_safe_file_name_never_equals_a_name_that_needed_no_change():
+    unique = safe_file_name("b00000001", unique=True)
+    assert unique != "b00000001" and unique.startswith("b00000001-") and len(unique) <= 64
+    assert unique == safe_file_name("b00000001", unique=True)
