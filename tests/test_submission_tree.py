@@ -18,7 +18,10 @@ import pytest
 
 from grader.sandbox.isolation import remove_snapshot, snapshot_submission
 from grader.submission.errors import SubmissionError
-from grader.submission.tree import TreeBounds, copy_into, read_file, scan_tree, tree_sha256
+from grader.submission.tree import TreeBounds, scan_tree
+from grader.submission.tree_copy import copy_into
+from grader.submission.tree_files import read_file
+from grader.submission.tree_hash import tree_sha256
 
 FIX = "replace the link with the file itself, or remove it"
 LABELS = "TA-SECRET-LABELS"

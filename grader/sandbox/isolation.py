@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Literal
 
 import grader
-from grader.submission.tree import DEFAULT_BOUNDS, TreeBounds, copy_into, scan_tree
+from grader.submission.tree import DEFAULT_BOUNDS, TreeBounds, scan_tree
+from grader.submission.tree_copy import copy_into
 
 Isolation = Literal["bwrap", "subprocess"]
 
@@ -57,10 +58,11 @@ def snapshot_submission(folder: Path, bounds: TreeBounds = DEFAULT_BOUNDS, exclu
     """A private, world-readable, read-only copy of the submission: the server reads what was
     handed in at this moment, and an unprivileged uid can read it.
 
-    The folder's tree is hostile input: it is scanned and copied by `grader.submission.tree`, which
-    never follows a link out of the folder, refuses FIFOs, devices and sockets, and holds the copy to
-    `bounds`. `exclude` leaves further paths out (the output folder of `grader check .`). A refusal
-    raises SubmissionError("snapshot", ...) with nothing left behind.
+    The folder's tree is hostile input: it is scanned by `grader.submission.tree` and copied by
+    `grader.submission.tree_copy`, which never follow a link out of the folder, refuse FIFOs,
+    devices and sockets, and hold the copy to `bounds`. `exclude` leaves further paths out (the
+    output folder of `grader check .`). A refusal raises SubmissionError("snapshot", ...) with
+    nothing left behind.
     """
     manifest = scan_tree(folder, bounds, exclude)  # refused before anything is written
     root = Path(tempfile.mkdtemp(prefix=SNAPSHOT_PREFIX))

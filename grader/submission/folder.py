@@ -16,7 +16,9 @@ from grader.profile import Limits
 from grader.submission.answers import ANSWERS_FILE, answers_from
 from grader.submission.errors import SubmissionError
 from grader.submission.spec import SPEC_FILE, SubmissionSpec
-from grader.submission.tree import DEFAULT_BOUNDS, Manifest, TreeBounds, read_file, scan_tree, tree_sha256
+from grader.submission.tree import DEFAULT_BOUNDS, Manifest, TreeBounds, scan_tree
+from grader.submission.tree_files import read_file
+from grader.submission.tree_hash import tree_sha256
 from grader.yamlfile import parse_yaml_model
 
 SPEC_MAX_BYTES = 64 * 1024
@@ -47,7 +49,7 @@ class SubmissionFolder:
 
     @functools.cached_property
     def sha256(self) -> str:
-        """The tree's hash (grader.submission.tree.tree_sha256): SubmissionError "snapshot" when a
+        """The tree's hash (grader.submission.tree_hash.tree_sha256): SubmissionError "snapshot" when a
         file changed since the scan."""
         return tree_sha256(self.manifest)
 
