@@ -41,7 +41,9 @@ from grader.report.dashboard import write_dashboard
 from grader.report.gradebook import write_gradebook
 from grader.result import Result, StageError
 from grader.roster import Roster
-from grader.similarity import SimilarPair, find_similar_pairs, gather_evidence, write_similarity_csv
+from grader.similarity.csv_report import write_similarity_csv
+from grader.similarity.evidence import gather_evidence
+from grader.similarity.pairs import SimilarPair, find_similar_pairs
 from grader.submission.errors import SubmissionError
 from grader.submission.folder import SubmissionFolder, tree_bounds
 from grader.submission.spec import SubmissionSpec

@@ -23,19 +23,12 @@ import torch
 import grader.similarity
 from grader.data.synth import generate
 from grader.fingerprint import FINGERPRINT_FILE, WeightsFingerprint, write_fingerprint
-from grader.similarity import (
-    CSV_COLUMNS,
-    MAX_SOURCE_BYTES,
-    SimilarityThresholds,
-    SubmissionEvidence,
-    find_similar_pairs,
-    gather_evidence,
-    normalized_source,
-    prediction_agreement,
-    source_similarity,
-    weights_similarity,
-    write_similarity_csv,
-)
+from grader.similarity.csv_report import CSV_COLUMNS, write_similarity_csv
+from grader.similarity.evidence import gather_evidence
+from grader.similarity.pairs import SimilarityThresholds, SubmissionEvidence, find_similar_pairs
+from grader.similarity.predictions import prediction_agreement
+from grader.similarity.source import MAX_SOURCE_BYTES, normalized_source, source_similarity
+from grader.similarity.weights import weights_similarity
 from grader.submission.build import build_model
 from grader.submission.fingerprint import weights_fingerprint
 from grader.submission.inprocess import InProcessModel
@@ -504,10 +497,12 @@ def test_a_model_source_over_the_size_cap_or_linked_elsewhere_is_no_source_evide
     assert item.source is None and "source: model.py: not a regular file" in item.notes
 
 
-def test_the_similarity_module_loads_no_weights_file():
-    """An AST check: no torch.load or jit.load call, no import of the model builder (its readers
-    parse weights files). Weights reach the report only as a fingerprint the sandbox computed."""
-    tree = ast.parse(Path(grader.similarity.__file__).read_text(encoding="utf-8"))
+@pytest.mark.parametrize("path", sorted(Path(grader.similarity.__file__).parent.glob("*.py")), ids=lambda p: p.name)
+def test_the_similarity_module_loads_no_weights_file(path):
+    """An AST check over each of the package's modules: no torch.load or jit.load call, no import
+    of the model builder (its readers parse weights files). Weights reach the report only as a
+    fingerprint the sandbox computed."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     calls = {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
     assert [call for call in calls if call.split(".")[-1] == "load"] == []  # torch.load, torch.jit.load, np.load
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}

@@ -23,7 +23,7 @@ from grader.escape import clean_text
 from grader.report.pdf import template_environment
 from grader.report.words import words
 from grader.result import Result
-from grader.similarity import SimilarPair
+from grader.similarity.pairs import SimilarPair
 
 TEMPLATE = "dashboard.html.j2"
 INDEX_NAME = "index.html"
