@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from grader.data.course_csv import read_course_csv
 from grader.data.faceset import DataFormatError
-from grader.data.readers import read_course_csv, read_faces, read_fer2013_csv, read_image_folder
+from grader.data.fer2013_csv import read_fer2013_csv
+from grader.data.image_folder import read_image_folder
+from grader.data.readers import read_faces
 
 # --- helpers --------------------------------------------------------------------------------
 

@@ -6,8 +6,8 @@ import hashlib
 import numpy as np
 import pytest
 
+from grader.data.course_csv import read_course_csv
 from grader.data.faceset import PART_NAMES
-from grader.data.readers import read_course_csv
 from grader.data.synth import FER2013_FREQUENCIES, class_quota, generate, write_synthetic
 
 

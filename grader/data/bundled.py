@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from grader.data.course_csv import read_course_csv
 from grader.data.faceset import FaceSet
-from grader.data.readers import read_course_csv
 from grader.data.synth import DEFAULT_EVAL_SIZE, DEFAULT_SEED, GENERATOR_VERSION, generate, write_split
 
 
