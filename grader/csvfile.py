@@ -8,89 +8,29 @@ comments lost their newlines and every later line number was off. This reader co
 and \\r as line ends (what a spreadsheet counts), keeps a quoted cell exactly as written, and turns
 every problem into one `file:line: field: what is wrong` line, all of them at once.
 
-The dialect is RFC 4180: comma-separated, a cell in double quotes may hold commas, line breaks and
-doubled quotes (""). Spaces and tabs around a cell are layout and are dropped; a quoted cell is kept
-verbatim. A quote anywhere else, text after a closing quote, or a quote that is never closed is an
-error rather than a guess.
+The dialect (RFC 4180, strict about quotes) is read record by record in grader.csvrecords; the
+wording of the problems, and config_error that gathers them, are in grader.csvmessages.
 """
 
 from __future__ import annotations
 
 import codecs
-import math
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.csvmessages import config_error, shown
+from grader.csvrecords import Record, Records
 from grader.yamlfile import ConfigError
+
+# grader/cli.py (being rewritten elsewhere) still imports summarize_ids from here; everything else
+# imports it from grader.csvmessages. Remove this line once cli.py does too.
+from grader.csvmessages import summarize_ids  # noqa: F401
 
 MAX_FILE_BYTES = 32 * 1024 * 1024
 """A hand-kept CSV is kilobytes; 32 MiB leaves room for a large class and stops a wrong file early."""
 MAX_CELL_CHARS = 4000
 """A comment is a few sentences; a longer cell is almost always an unclosed quote or the wrong file."""
-MAX_PROBLEMS = 100
-"""More problems than this are counted, not listed: past that point the file is the wrong one."""
-SHOWN_CHARS = 60
-"""How much of a cell an error message repeats back."""
-
-_BLANKS = re.compile(r"[ \t]*")
-_PLAIN_LINE = re.compile(r'[^"\r\n]*')  # a whole physical line without a quote: the fast path
-_UNQUOTED = re.compile(r'[^,"\r\n]*')
-_QUOTED_BODY = re.compile(r'[^"]*(?:""[^"]*)*')  # from after the opening quote up to the closing one
-_LINE_END = re.compile(r"\r\n|\r|\n")
-_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
-_PROBLEM_LINE = re.compile(r":([0-9]+):")
-
-
-def plain_decimal(text: str) -> float | None:
-    """`text` as a number when it is a plain decimal (digits with at most one point and an optional
-    sign: '1', '0.5', '.5', '1.', '+1', '-1'), else None.
-
-    float() also takes '0.2_5', '1e3', 'inf', ' nan', and int() takes '½'-like digits from other
-    scripts; a score typed by hand is none of these, so any of them is a typo to report, not a value.
-    """
-    if not _PLAIN_DECIMAL.fullmatch(text):
-        return None
-    value = float(text)
-    return value + 0.0 if math.isfinite(value) else None  # + 0.0 turns '-0' into 0.0
-
-
-def shorten(text: str, width: int = SHOWN_CHARS) -> str:
-    """`text` made safe to repeat in a one-line message: control and line-separator characters
-    escaped (a U+2028 would break the message's line) and anything past `width` cut with '...'."""
-    safe = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text[:width + 1])
-    return safe if len(text) <= width else safe[:width] + "..."
-
-
-def shown(text: str) -> str:
-    """`text` quoted and shortened for an error message."""
-    return f"'{shorten(text)}'"
-
-
-def summarize_ids(first: Sequence[str], count: int, width: int = 40) -> str:
-    """'a, b, c and 999,997 more': a list of ids short enough for one warning line however many
-    there are (a scores.csv for another class once printed ten megabytes of them)."""
-    names = [shorten(item, width) for item in first]
-    rest = count - len(names)
-    if not names:
-        return f"{count:,}"
-    return ", ".join(names) if rest <= 0 else f"{', '.join(names)} and {rest:,} more"
-
-
-def config_error(path: str | Path, problems: list[str]) -> ConfigError:
-    """A ConfigError with the problems in line order and at most MAX_PROBLEMS of them listed, so a
-    reader's own checks and the CSV's can be reported together and a wrong file stays readable."""
-    ordered = sorted(problems, key=lambda problem: _line_of_problem(str(path), problem))
-    if len(ordered) > MAX_PROBLEMS:
-        rest = len(ordered) - MAX_PROBLEMS
-        ordered = ordered[:MAX_PROBLEMS] + [f"{path}: ... and {rest:,} more problem(s); is this the right file?"]
-    return ConfigError(path, ordered)
-
-
-def _line_of_problem(path: str, problem: str) -> int:
-    match = _PROBLEM_LINE.match(problem, len(path)) if problem.startswith(path) else None
-    return int(match.group(1)) if match else 0
 
 
 def read_csv_rows(path: str | Path, required_columns: Sequence[str], optional_columns: Sequence[str] = (), *,
@@ -118,7 +58,7 @@ def read_csv_rows(path: str | Path, required_columns: Sequence[str], optional_co
     path = Path(path)
     text = _read_text(path, max_bytes)
     columns = _Columns(tuple(required_columns), tuple(optional_columns), dict(aliases or {}))
-    records = _Records(text, looks_like_row)
+    records = Records(text, looks_like_row)
     found: list[str] = []
     rows: list[tuple[int, dict[str, str]]] = []
     reader: _Rows | None = None
@@ -198,132 +138,6 @@ def _line_at(data: bytes, offset: int) -> int:
     return head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
 
 
-def _line_ends(text: str) -> int:
-    return text.count("\n") + text.count("\r") - text.count("\r\n")
-
-
-@dataclass(frozen=True)
-class _Problem:
-    line: int
-    cell: int  # index of the cell it is about
-    message: str
-
-
-@dataclass
-class _Record:
-    """One CSV record: its cells, the line it starts on, and the line each cell starts on."""
-
-    line: int
-    cells: list[str]
-    cell_lines: list[int] | None = None  # None: every cell is on `line`
-    problem: _Problem | None = None
-
-    @property
-    def blank(self) -> bool:
-        return not any(map(str.strip, self.cells))
-
-    def line_of(self, index: int) -> int:
-        return self.cell_lines[index] if self.cell_lines is not None else self.line
-
-
-class _Records:
-    """The records of a CSV text, one at a time. A record with a problem carries it and the reading
-    goes on at a line where the next record can start, so later problems are found too."""
-
-    def __init__(self, text: str, looks_like_row: Callable[[Mapping[str, str]], bool] | None) -> None:
-        self.text = text
-        self.looks_like_row = looks_like_row
-        self.names: list[str] | None = None  # the header's columns, once read
-        self.pos = 0
-        self.line = 1
-
-    def __iter__(self) -> Iterator[_Record]:
-        while self.pos < len(self.text):
-            plain = _PLAIN_LINE.match(self.text, self.pos)
-            if plain.end() == len(self.text) or self.text[plain.end()] != '"':
-                cells = [cell.strip(" \t") for cell in plain.group().split(",")]
-                record = _Record(self.line, cells)
-                self._next_line(plain.end())
-                yield record
-            else:
-                yield self._record()
-
-    def _next_line(self, pos: int) -> None:
-        """Move past the line end at or after `pos` (or to the end of the text)."""
-        end = _LINE_END.search(self.text, pos)
-        self.pos = end.end() if end else len(self.text)
-        self.line += 1
-
-    def _record(self) -> _Record:
-        """A record with at least one quote, read cell by cell."""
-        text, record = self.text, _Record(self.line, [], [])
-        while True:
-            start = _BLANKS.match(text, self.pos).end()
-            record.cell_lines.append(self.line)  # type: ignore[union-attr]
-            if start < len(text) and text[start] == '"':
-                problem = self._quoted(start, record)
-            else:
-                problem = self._unquoted(record)
-            if problem is not None:
-                record.problem = problem
-                return record
-            if self.pos < len(text) and text[self.pos] == ",":
-                self.pos += 1
-                continue
-            self._next_line(self.pos)
-            return record
-
-    def _unquoted(self, record: _Record) -> _Problem | None:
-        cell = _UNQUOTED.match(self.text, self.pos)
-        record.cells.append(cell.group().strip(" \t"))
-        if cell.end() < len(self.text) and self.text[cell.end()] == '"':
-            problem = _Problem(self.line, len(record.cells) - 1,
-                               'a quote inside a cell that does not start with one; put the whole cell in quotes '
-                               'and write the quote inside it twice ("")')
-            self._next_line(cell.end())
-            return problem
-        self.pos = cell.end()
-        return None
-
-    def _quoted(self, start: int, record: _Record) -> _Problem | None:
-        text, line, index = self.text, self.line, len(record.cells)
-        body = _QUOTED_BODY.match(text, start + 1)
-        if body.end() >= len(text):
-            spanned = _line_ends(body.group().rstrip("\r\n"))
-            self._next_line(start)  # read on from the next line: its rows were swallowed, not broken
-            return _Problem(line, index, f"the quote that opens this cell is never closed (it runs to the end of the "
-                                         f"file, over {spanned + 1:,} line(s)); close it, or write a quote inside "
-                                         f'the text twice ("")')
-        raw = body.group()
-        overrun = self._row_inside(raw, line)
-        if overrun is not None:
-            self._next_line(start)
-            return _Problem(line, index, f"the quote that opens this cell runs over what look like further rows "
-                                         f"({overrun}); close the quote on its own row, or write a quote inside "
-                                         f'the text twice ("")')
-        record.cells.append(raw.replace('""', '"'))
-        self.line += _line_ends(raw)
-        after = _BLANKS.match(text, body.end() + 1).end()
-        if after < len(text) and text[after] not in ",\r\n":
-            problem = _Problem(self.line, index, 'text after the closing quote; write a quote inside a quoted cell '
-                                                 'twice ("")')
-            self._next_line(after)
-            return problem
-        self.pos = after
-        return None
-
-    def _row_inside(self, raw: str, line: int) -> str | None:
-        """'line N: ...' for the first line of a multi-line quoted cell that looks like a row of its
-        own, else None. The first line is the text after the opening quote, never a whole row."""
-        if self.looks_like_row is None or self.names is None:
-            return None
-        for offset, part in enumerate(_LINE_END.split(raw)[1:], start=1):
-            cells = part.split(",")
-            if len(cells) > 1 and self.looks_like_row(dict(zip(self.names, cells))):
-                return f"line {line + offset:,}: {shown(part)}"
-        return None
-
-
 @dataclass(frozen=True)
 class _Columns:
     required: tuple[str, ...]
@@ -339,7 +153,7 @@ class _Columns:
         aliases = "".join(f" ({alias} for {name})" for alias, name in self.aliases.items())
         return ",".join(self.all) + aliases
 
-    def resolve(self, path: Path, record: _Record) -> list[str]:
+    def resolve(self, path: Path, record: Record) -> list[str]:
         """The column each header cell names ('' for an empty one); raises listing every problem."""
         where = f"{path}:{record.line}: header"
         if record.problem is not None:
@@ -374,7 +188,7 @@ class _Rows:
         self.empty_row = dict.fromkeys(columns, "")
         self.all_named = all(names)
 
-    def row(self, record: _Record) -> dict[str, str] | None:
+    def row(self, record: Record) -> dict[str, str] | None:
         """The record as a row, or None when it is blank or broken (its problems added)."""
         cells = record.cells
         if record.problem is not None:
@@ -394,7 +208,7 @@ class _Rows:
             row.update((name, cell) for name, cell in zip(self.names, cells) if name)
         return row
 
-    def _problems(self, record: _Record) -> bool:
+    def _problems(self, record: Record) -> bool:
         """Adds the problems of a row that is not plainly fine; whether there were any."""
         before, names, where = len(self.problems), self.names, f"{self.path}:"
         for index, cell in enumerate(record.cells):

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.csvfile import config_error, read_csv_rows, shown
+from grader.csvfile import read_csv_rows
+from grader.csvmessages import config_error, shown
 from grader.submission.spec import STUDENT_ID
 
 REQUIRED = ("student_id",)

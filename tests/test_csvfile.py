@@ -2,7 +2,9 @@
 
 import pytest
 
-from grader.csvfile import config_error, plain_decimal, read_csv_rows, shorten, summarize_ids
+from grader.csvfile import read_csv_rows
+from grader.csvmessages import config_error, shorten, summarize_ids
+from grader.plaindecimal import plain_decimal
 from grader.yamlfile import ConfigError
 
 

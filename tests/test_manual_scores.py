@@ -181,7 +181,7 @@ def test_a_decimal_comma_gets_its_own_hint(tmp_path, rubric):
 
 
 def test_a_million_unknown_ids_summarize_in_one_short_line(rubric):
-    from grader.csvfile import summarize_ids
+    from grader.csvmessages import summarize_ids
     from grader.scoring.manual import ManualScores
 
     manual = ManualScores({f"s{i:07d}": {} for i in range(1_000_000)} | {"b1": {}})
@@ -192,7 +192,7 @@ def test_a_million_unknown_ids_summarize_in_one_short_line(rubric):
 
 
 def test_unknown_students_are_all_named_when_few(tmp_path, rubric):
-    from grader.csvfile import summarize_ids
+    from grader.csvmessages import summarize_ids
 
     manual = load_manual_scores(scores_file(tmp_path, "b2,q1_answer,1,\nb1,q1_answer,0,\nb3,q1_answer,0,\n"), rubric)
     assert summarize_ids(*reversed(manual.unknown_students(["b3"]))) == "b1, b2"

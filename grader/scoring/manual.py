@@ -15,7 +15,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.csvfile import config_error, plain_decimal, read_csv_rows, shown
+from grader.csvfile import read_csv_rows
+from grader.csvmessages import config_error, shown
+from grader.plaindecimal import plain_decimal
 from grader.scoring.rubric import Criterion, Rubric
 from grader.submission.spec import STUDENT_ID
 
@@ -51,7 +53,7 @@ class ManualScores:
     def unknown_students(self, student_ids: Collection[str], limit: int = 3) -> tuple[int, list[str]]:
         """How many ids the TA scored that no graded submission has, and the first `limit` of them in
         sorted order: enough to spot a typo in one warning line, even when the file is another
-        class's with thousands of ids (format it with grader.csvfile.summarize_ids)."""
+        class's with thousands of ids (format it with grader.csvmessages.summarize_ids)."""
         unknown = self.by_student.keys() - set(student_ids)
         return len(unknown), heapq.nsmallest(limit, unknown)
 
