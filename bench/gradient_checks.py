@@ -29,10 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grader.data.synth import generate  # noqa: E402
-from grader.explain.classviz import ClassModelVisualization  # noqa: E402
+from grader.explain.class_model import ClassModelVisualization  # noqa: E402
 from grader.explain.filters import FilterVisualization  # noqa: E402
 from grader.explain.gradcam import GradCAM  # noqa: E402
-from grader.explain.gradients import IntegratedGradients, Saliency, SmoothGrad  # noqa: E402
+from grader.explain.integrated_gradients import IntegratedGradients  # noqa: E402
+from grader.explain.saliency import Saliency  # noqa: E402
+from grader.explain.smoothgrad import SmoothGrad  # noqa: E402
 from grader.quiet import quiet_libraries  # noqa: E402
 from grader.submission.build import build_model  # noqa: E402
 from grader.submission.gradient_audit import AuditedModel, GradientAudit, GradientCheckSettings  # noqa: E402
@@ -84,7 +86,8 @@ def grading_seconds(folder: Path, checks: bool) -> float:
     """Model work of grading one example (everything but the PDF), with the checks on or off."""
     from unittest import mock
 
-    from grader.batch import GradingSetup, grade_submission
+    from grader.pipeline.setup import GradingSetup
+from grader.pipeline.student_folder import grade_submission
     from grader.data.bundled import bundled_evaluation
     from grader.profile import get_profile
     from grader.scoring.rubric import load_rubric

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from grader.csvfile import summarize_ids
+from grader.csvmessages import summarize_ids
 from grader.data.faceset import DataFormatError, FaceSet
 from grader.escape import terminal_text
 from grader.quiet import quiet_libraries
@@ -72,38 +72,20 @@ def _isolation(no_sandbox: bool, strict: bool) -> str:
 def _setup(data: Path | None, usage: str, rubric: Path, out: Path, language: str, profile: str, isolation: str,
            quick: bool = False, smoothgrad: bool = False, manual: Path | None = None, roster: Path | None = None):
     """Everything a batch needs, or a clear error and exit code 2 when the grader itself cannot run."""
-    from grader.batch import GradingSetup
-    from grader.profile import get_profile
-    from grader.roster import Roster, load_roster
-    from grader.scoring.manual import ManualScores, load_manual_scores
-    from grader.scoring.rubric import load_rubric
-    from grader.tasks import TaskSettings
+    from grader.pipeline.setup import SetupError, load_setup
+    from grader.questions.settings import TaskSettings
 
-    if language not in ("en", "zh-TW"):
-        raise _fail(f"--lang must be en or zh-TW, not '{language}'")
-    try:
-        rubric_model = load_rubric(rubric)
-    except ConfigError as error:
-        raise _fail(f"the rubric cannot be used:\n{error}") from None
-    try:
-        manual_scores = load_manual_scores(manual, rubric_model) if manual else ManualScores.none()
-    except ConfigError as error:
-        raise _fail(f"the manual scores cannot be used:\n{error}") from None
-    try:
-        roster_model = load_roster(roster) if roster else Roster.none()
-    except ConfigError as error:
-        raise _fail(f"the roster cannot be used:\n{error}") from None
     try:
         evaluation = _evaluation_set(data, usage)
-        hardware = get_profile(profile)
-        if hardware.unavailable_reason():
-            raise ValueError(hardware.unavailable_reason())
     except (DataFormatError, ValueError) as error:
         raise _fail(str(error)) from None
-    return GradingSetup(evaluation=evaluation, rubric=rubric_model, profile=hardware, out_dir=out,
-                        language=language, isolation=isolation,  # type: ignore[arg-type]
-                        tasks=replace(TaskSettings.quick() if quick else TaskSettings(), smoothgrad=smoothgrad),
-                        manual=manual_scores, roster=roster_model)
+    try:
+        return load_setup(evaluation, rubric, out, profile=profile, language=language,
+                          isolation=isolation,  # type: ignore[arg-type]
+                          tasks=replace(TaskSettings.quick() if quick else TaskSettings(), smoothgrad=smoothgrad),
+                          manual=manual, roster=roster)
+    except SetupError as error:
+        raise _fail(error.message) from None
 
 
 def _evaluation_set(data: Path | None, usage: str) -> FaceSet:
@@ -144,9 +126,10 @@ def grade(
     quiet_libraries()
     if not submissions.is_dir():
         raise _fail(f"{submissions} is not a folder of submissions")
-    from grader.batch import submission_folders
-    from grader.classrun import Runner, grade_class
-    from grader.dask_runner import DaskRunner, local_worker_count
+    from grader.pipeline.class_run import grade_class
+    from grader.pipeline.dask_runner import DaskRunner, local_worker_count
+    from grader.pipeline.runners import Runner
+    from grader.pipeline.student_folder import submission_folders
     from grader.outfolder import OutputFolderError, check_out_folder
 
     try:
@@ -167,7 +150,7 @@ def grade(
                          f"profile {setup.profile.describe()}, isolation {setup.isolation}, in {where}"),
                   highlight=False)
 
-    from grader.dask_runner import SchedulerUnreachable
+    from grader.pipeline.dask_runner import SchedulerUnreachable
 
     try:
         with BatchProgress(count) as progress:
@@ -251,8 +234,9 @@ def check(
     quiet_libraries()
     if not submission.is_dir():
         raise _fail(f"{submission} is not a folder")
-    from grader.batch import grade_submission
+    from grader.pipeline.student_folder import grade_submission
     from grader.outfolder import OutputFolderError, OutputLock, check_out_folder, clean_stale
+    from grader.pipeline.stages import stage_names
 
     try:
         # `grader check .` from the student's own folder writes check-out inside it: allowed, and
@@ -263,7 +247,7 @@ def check(
         raise _fail(str(error)) from None
     setup = _setup(data, usage, rubric, out, lang, profile, _isolation(False, strict=False), quick, smoothgrad)
     try:
-        with OutputLock(out), StageProgress() as listener:
+        with OutputLock(out), StageProgress(len(stage_names(setup.rubric))) as listener:
             clean_stale(out)
             result = grade_submission(submission, setup, listener=listener)
     except OutputFolderError as error:
@@ -283,13 +267,11 @@ def check(
 class StageProgress:
     """A Rich progress bar over one submission's stages, and a line for each stage as it ends."""
 
-    def __init__(self) -> None:
-        from grader.batch import stage_names
-
+    def __init__(self, stages: int) -> None:
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description:<14}"), BarColumn(),
                                  TextColumn("{task.completed}/{task.total} stages"), TimeElapsedColumn(),
                                  console=console, transient=True)
-        self.task = self.progress.add_task("starting", total=len(stage_names()))
+        self.task = self.progress.add_task("starting", total=stages)
 
     def __enter__(self) -> StageProgress:
         self.progress.start()

@@ -23,10 +23,6 @@ from grader.csvmessages import config_error, shown
 from grader.csvrecords import Record, Records
 from grader.yamlfile import ConfigError
 
-# grader/cli.py (being rewritten elsewhere) still imports summarize_ids from here; everything else
-# imports it from grader.csvmessages. Remove this line once cli.py does too.
-from grader.csvmessages import summarize_ids  # noqa: F401
-
 MAX_FILE_BYTES = 32 * 1024 * 1024
 """A hand-kept CSV is kilobytes; 32 MiB leaves room for a large class and stops a wrong file early."""
 MAX_CELL_CHARS = 4000

@@ -1,6 +1,6 @@
 """The output folder of a run: where it may be, who may write into it, and what a failed write leaves.
 
-Issue 13. Grading swaps whole folders into the output folder (grader.batch stages a student's
+Issue 13. Grading swaps whole folders into the output folder (grader.pipeline.student_folder stages a student's
 folder, then grader.atomic.replace_directory renames it in), so:
 
 - the output folder must not be, contain or lie inside a folder the run reads (check_out_folder):

@@ -104,7 +104,7 @@ class Result(BaseModel):
     output: str = Field("", description="what the student's code printed (stdout and stderr, bounded)")
     answers: dict[str, str] = Field(default_factory=dict, description="report.md's section per question id")
     cache_key: str = Field("", description="hash of everything the result depends on; a re-run with the same key "
-                                           "reuses it (see grader.classrun)")
+                                           "reuses it (see grader.pipeline.class_run)")
 
     @field_validator("name", "folder", "output")
     @classmethod

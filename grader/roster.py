@@ -8,7 +8,7 @@ parts of the name, e.g. `smithjohn_12345_67890_report`). It is read by grader.cs
 problem is reported at once as `file:line: field: what is wrong`.
 
 This module reads and looks up; deciding what to do when a roster and a submission.yaml disagree
-is grader.classrun's.
+is grader.pipeline.class_plan's.
 """
 
 from __future__ import annotations

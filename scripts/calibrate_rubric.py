@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from grader.batch import GradingSetup
-from grader.classrun import grade_class
+from grader.pipeline.setup import GradingSetup
+from grader.pipeline.class_run import grade_class
 from grader.data.bundled import bundled_evaluation
 from grader.profile import get_profile
 from grader.quiet import quiet_libraries
 from grader.scoring.metrics import METRICS
 from grader.scoring.rubric import Band, Criterion, Question, Rubric
-from grader.tasks import TaskSettings
+from grader.questions.settings import TaskSettings
 
 
 def every_metric_rubric() -> Rubric:

@@ -10,16 +10,18 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from grader.batch import GradingSetup
-from grader.classrun import Runner, grade_class, plan_class
 from grader.data.readers import read_faces
+from grader.pipeline.class_plan import plan_class
+from grader.pipeline.class_run import grade_class
+from grader.pipeline.runners import Runner
+from grader.pipeline.setup import GradingSetup, load_setup
 from grader.profile import get_profile
-from grader.scoring.rubric import load_rubric
-from grader.tasks import TaskSettings
+from grader.questions.settings import TaskSettings
 from tests.conftest import EXAMPLES, ROOT
 
 pytestmark = pytest.mark.slow
@@ -40,9 +42,9 @@ def class_folder(tmp_path) -> Path:
 
 
 def setup_for(out: Path, small_eval_csv: Path, **changes) -> GradingSetup:
-    fields = dict(evaluation=read_faces(small_eval_csv), rubric=load_rubric(ROOT / "rubric.yaml"),
-                  profile=get_profile("cpu"), out_dir=out, isolation="inprocess", tasks=TaskSettings.quick())
-    return GradingSetup(**(fields | changes))
+    setup = load_setup(read_faces(small_eval_csv), ROOT / "rubric.yaml", out, isolation="inprocess",
+                       tasks=TaskSettings.quick())
+    return replace(setup, **changes)
 
 
 def graded_ids(**kwargs) -> tuple[list, list]:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from grader import batch
-from grader.batch import grade_submission
-from grader.classrun import grade_class
+from grader.pipeline import student_folder
+from grader.pipeline.class_run import grade_class
+from grader.pipeline.student_folder import grade_submission
+from grader.report import artifacts
 from tests.test_classrun import class_folder, setup_for  # noqa: F401  (class_folder is a fixture)
 
 pytestmark = pytest.mark.slow
@@ -29,7 +30,7 @@ def test_a_pdf_that_cannot_be_made_is_an_error_of_that_result(two_students, tmp_
     def broken(*args, **kwargs):
         raise ValueError("WeasyPrint could not lay this out")
 
-    monkeypatch.setattr(batch, "write_pdf", broken)
+    monkeypatch.setattr(student_folder, "write_pdf", broken)
     result = grade_submission(two_students / "student0", setup_for(tmp_path / "out", small_eval_csv))
     assert result.status == "graded"
     assert [e.stage for e in result.errors] == ["report"]
@@ -40,7 +41,7 @@ def test_a_pdf_that_cannot_be_made_is_an_error_of_that_result(two_students, tmp_
 
 def test_a_figure_that_cannot_be_drawn_is_left_out_with_an_error(two_students, tmp_path, small_eval_csv,
                                                                 monkeypatch):
-    real = batch.png_bytes
+    real = artifacts.png_bytes
     calls = []
 
     def fussy(figure):  # the first figure written is Q1's saliency figure
@@ -49,7 +50,7 @@ def test_a_figure_that_cannot_be_drawn_is_left_out_with_an_error(two_students, t
             raise ValueError("mathtext could not parse the title")
         return real(figure)
 
-    monkeypatch.setattr(batch, "png_bytes", fussy)
+    monkeypatch.setattr(artifacts, "png_bytes", fussy)
     result = grade_submission(two_students / "student0", setup_for(tmp_path / "out", small_eval_csv))
     messages = [e.message for e in result.errors if e.stage == "report"]
     assert messages and "figures/saliency.png could not be drawn" in messages[0]
@@ -60,14 +61,14 @@ def test_a_figure_that_cannot_be_drawn_is_left_out_with_an_error(two_students, t
 
 def test_a_failure_of_the_graders_own_fails_only_that_submission(two_students, tmp_path, small_eval_csv,
                                                                  monkeypatch):
-    real = batch._result
+    real = student_folder.scored_result
 
-    def flaky(attempt, setup):
-        if attempt.student_id == "b00000001":
+    def flaky(*args, student_id, **kwargs):
+        if student_id == "b00000001":
             raise RuntimeError("an unforeseen bug")
-        return real(attempt, setup)
+        return real(*args, student_id=student_id, **kwargs)
 
-    monkeypatch.setattr(batch, "_result", flaky)
+    monkeypatch.setattr(student_folder, "scored_result", flaky)
     results = {r.student_id: r for r in grade_class(two_students, setup_for(tmp_path / "out", small_eval_csv))}
     assert results["b00000000"].status == "graded"
     failed = results["b00000001"]
@@ -81,12 +82,12 @@ def test_a_failure_of_the_graders_own_fails_only_that_submission(two_students, t
 
 def test_the_class_outputs_are_written_when_the_similarity_report_fails(two_students, tmp_path, small_eval_csv,
                                                                       monkeypatch):
-    from grader import classrun
+    from grader.pipeline import class_run
 
     def broken(*args, **kwargs):
         raise MemoryError("a fingerprint too large")
 
-    monkeypatch.setattr(classrun, "find_similar_pairs", broken)
+    monkeypatch.setattr(class_run, "find_similar_pairs", broken)
     grade_class(two_students, setup_for(tmp_path / "out", small_eval_csv))
     assert (tmp_path / "out" / "similarity.csv").read_text().count("\n") == 1  # the header alone
     assert (tmp_path / "out" / "index.html").is_file() and (tmp_path / "out" / "gradebook.csv").is_file()

@@ -222,18 +222,18 @@ def test_check_without_bwrap_warns_and_still_checks(monkeypatch, tmp_path, small
     assert "bubblewrap is not available" in outcome.output
 
 
-# Each figure's size in pixels: its matplotlib figsize at 100 dpi (grader/report/figures.py), for
+# Each figure's size in pixels: its matplotlib figsize at 100 dpi (grader/report/figures/), for
 # seven classes. The free-choice figure is the one each example's submission.yaml asks for.
 FIGURE_SIZES = {"confusion_matrix": (520, 460), "saliency": (1050, 480), "lime": (1050, 200),
                 "filters": (640, 680), "filter_outputs": (640, 680)}
-FREEFORM_FIGURES = {"gradcam": (1050, 480), "integrated_gradients": (1050, 480), "classviz": (1050, 200)}
+FREEFORM_FIGURES = {"gradcam": (1050, 480), "integrated_gradients": (1050, 480), "class_model": (1050, 200)}
 
 
 @pytest.mark.parametrize("folder", [folder for folder in EXAMPLE_IDS if folder != "broken_six_classes"])
 def test_every_figure_of_an_example_is_a_png_of_its_size_that_is_not_blank(graded, folder):
     from PIL import Image
 
-    freeform = {"lightning_ckpt": "gradcam", "residual_zh": "integrated_gradients"}.get(folder, "classviz")
+    freeform = {"lightning_ckpt": "gradcam", "residual_zh": "integrated_gradients"}.get(folder, "class_model")
     expected = {**FIGURE_SIZES, freeform: FREEFORM_FIGURES[freeform]}
     figures = graded / EXAMPLE_IDS[folder] / "figures"
     assert sorted(path.stem for path in figures.iterdir()) == sorted(expected)
@@ -259,7 +259,7 @@ def test_two_checks_of_one_submission_give_byte_identical_arrays(tmp_path, small
                          "--quick")
         assert outcome.exit_code == 0, outcome.output
     first, second = (sorted((tmp_path / run / "b09902022" / "arrays").iterdir()) for run in ("first", "second"))
-    assert [p.name for p in first] == ["classviz.npz", "confusion.npz", "filters.npz", "lime.npz", "probes.npz",
+    assert [p.name for p in first] == ["class_model.npz", "confusion.npz", "filters.npz", "lime.npz", "probes.npz",
                                       "saliency.npz", "weights_fingerprint.npz"]
     for a, b in zip(first, second):
         assert a.read_bytes() == b.read_bytes(), a.name

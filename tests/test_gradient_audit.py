@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 
 from grader.data.synth import generate
-from grader.explain.classviz import ClassModelVisualization
+from grader.explain.class_model import ClassModelVisualization
 from grader.explain.filters import FilterVisualization
 from grader.explain.gradcam import GradCAM
-from grader.explain.gradients import IntegratedGradients, Saliency, SmoothGrad
+from grader.explain.integrated_gradients import IntegratedGradients
+from grader.explain.saliency import Saliency
+from grader.explain.smoothgrad import SmoothGrad
 from grader.protocol import ClassLogit
-from grader.scoring.metrics import Measurements, MetricUnavailable, completeness, saliency_localization
+from grader.scoring.measurements import Measurements
+from grader.scoring.metrics import MetricUnavailable, ScoredQuestion, completeness, saliency_localization
 from grader.submission.build import build_model
 from grader.submission.errors import SubmissionError
 from grader.submission.gradient_audit import AuditedModel, GradientAudit, GradientCheckSettings
@@ -151,6 +154,6 @@ def test_a_failed_check_zeroes_the_question_with_the_reason(fakes, faces):
         Saliency(model).attribute(faces.images[:7].astype(np.float32), faces.labels[:7])
     measured = Measurements(gradient_checks={"q1": audit.summary("q1")})
     with pytest.raises(MetricUnavailable, match="gradients do not match its own outputs"):
-        saliency_localization(measured)
+        saliency_localization(measured, ScoredQuestion("q1", "saliency"))
     with pytest.raises(MetricUnavailable, match="gradients do not match"):
-        completeness(measured, "q1")
+        completeness(measured, ScoredQuestion("q1", "saliency"))

@@ -265,7 +265,7 @@ def test_clean_stale_refuses_to_run_without_the_lock(tmp_path):
 # --- a full disk ---------------------------------------------------------------------------------
 
 def write_student(out: Path, student_id: str, files: dict[str, bytes], run_id: str = "run") -> None:
-    """What grader.batch._write_outputs does once wired: stage, write, swap, under the guard."""
+    """What grader.pipeline.student_folder._write_outputs does once wired: stage, write, swap, under the guard."""
     with staged_folder(out, student_id, run_id) as staging:
         for name, data in files.items():
             atomic_write_bytes(staging / name, data)

@@ -19,7 +19,9 @@ import pandas as pd
 import pytest
 
 from grader.escape import printable_text
-from grader.report.figures import filter_outputs_figure, filter_patterns_figure, png_bytes, saliency_figure
+from grader.report.figures.attribution import saliency_figure
+from grader.report.figures.drawing import png_bytes
+from grader.report.figures.filters import filter_outputs_figure, filter_patterns_figure
 from grader.report.gradebook import canvas_left_out, write_canvas, write_gradebook
 from grader.report.pdf import render_html, template_environment, write_pdf
 from grader.result import CriterionResult, QuestionResult, Result, StageError
@@ -224,7 +226,7 @@ def test_the_filter_patterns_figure_draws_any_layer_name(layer):
 
 @pytest.mark.parametrize("layer", LAYER_NAMES)
 def test_the_filter_outputs_figure_draws_any_layer_name(layer):
-    figure = filter_outputs_figure(np.zeros((48, 48)), np.random.default_rng(0).random((4, 6, 6)), layer)
+    figure = filter_outputs_figure(np.random.default_rng(0).random((4, 6, 6)), layer)
     assert png_bytes(figure).startswith(b"\x89PNG")
 
 
@@ -236,7 +238,7 @@ def test_a_gradcam_saliency_figure_draws_any_layer_name(layer):
 
 
 def test_a_mathtext_layer_name_is_titled_as_written():
-    figure = filter_outputs_figure(np.zeros((48, 48)), np.zeros((1, 6, 6)), r"$\undefinedcmd$")
+    figure = filter_outputs_figure(np.zeros((1, 6, 6)), r"$\undefinedcmd$")
     assert figure.get_suptitle() == r"\$\undefinedcmd\$: filter outputs for one face"
 
 

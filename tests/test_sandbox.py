@@ -16,9 +16,10 @@ import pytest
 import torch
 from torch import nn
 
-from grader.batch import GradingSetup, grade_submission
-from grader.classrun import grade_class
-from grader.dask_runner import DaskRunner
+from grader.pipeline.setup import GradingSetup
+from grader.pipeline.student_folder import grade_submission
+from grader.pipeline.class_run import grade_class
+from grader.pipeline.dask_runner import DaskRunner
 from grader.data.synth import generate
 from grader.profile import HardwareProfile, Limits
 from grader.result import Result

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from grader.evaluate import evaluate
-from grader.scoring.metrics import METRICS, Measurements
+from grader.scoring.measurements import Measurements
+from grader.scoring.metrics import METRICS, ScoredQuestion
 from grader.scoring.rubric import load_rubric
 from grader.scoring.score import score
 from grader.yamlfile import ConfigError
@@ -136,5 +137,5 @@ def test_class_metrics_read_the_confusion_matrix():
     labels = np.array([0, 0, 1, 1, 2, 2])
     predictions = np.array([0, 0, 1, 0, 2, 2])
     evaluation = Measurements(evaluation=evaluate(np.eye(7)[predictions], labels))
-    assert METRICS["min_class_recall"].compute(evaluation) == pytest.approx(0.5)
-    assert METRICS["balanced_accuracy"].compute(evaluation) == pytest.approx((1 + 0.5 + 1) / 3)
+    assert METRICS["min_class_recall"].compute(evaluation, ScoredQuestion("q3")) == pytest.approx(0.5)
+    assert METRICS["balanced_accuracy"].compute(evaluation, ScoredQuestion("q3")) == pytest.approx((1 + 0.5 + 1) / 3)

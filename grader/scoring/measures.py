@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 
 from grader.data.faceset import PART_NAMES
-from grader.explain.base import softmax
+from grader.numerics import softmax
 from grader.protocol import ModelProtocol
 
 # The central face ellipse, in pixels of a 48-pixel face measured from the image's top-left

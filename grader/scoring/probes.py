@@ -1,21 +1,23 @@
-"""Measurements that need the model itself, taken while it is open, right after the tasks: the
+"""Measurements that need the model itself, taken while it is open, right after the questions: the
 model parameter randomization test for Q1's saliency (Adebayo et al. 2018, "Sanity checks for
 saliency maps") and the deletion and insertion curves (Petsiuk et al. 2018, RISE) of every
-attribution map the tasks drew, beside those of a random pixel order. The metrics
-(grader.scoring.metrics) read them; arrays/probes.npz keeps them for the TA.
+attribution map the questions made, beside those of a random pixel order. The metrics
+(grader.scoring.metrics) read them; report/ writes them as arrays/probes.npz for the TA.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from grader.explain.gradients import Saliency, SmoothGrad
+from grader.explain.results import AttributionMaps, LimeExplanations
+from grader.explain.saliency import Saliency
+from grader.explain.smoothgrad import SmoothGrad
 from grader.protocol import ModelProtocol
+from grader.questions.output import QuestionOutput
+from grader.questions.settings import TaskSettings
+from grader.scoring.measurements import Probes
 from grader.scoring.measures import perturbation_curves, pixel_order, random_pixel_order
-from grader.tasks import TaskOutput, TaskSettings
 
 PERTURBATION_STEPS = 16
 """Points on each deletion or insertion curve after the start: 144 pixels (1/16 of a face) a step."""
@@ -24,57 +26,30 @@ RANDOMIZE_ALL_LAYERS = 1_000_000
 end of Adebayo et al.'s cascade, where every learned parameter is gone."""
 RANDOMIZATION_SEED = 0
 RANDOM_ORDER_SEED = 0
+RANDOMIZED_MAPS = "saliency"
+"""The output whose method the randomization test repeats on the re-initialized model (Q1's)."""
 
 
-@dataclass(frozen=True)
-class Probes:
-    """randomized_saliency: (N, 48, 48) Q1's maps, same method and images, on the model with every
-    parametrized layer re-initialized.
-    curves: "<map>_<deletion|insertion>" -> (N, steps + 1) the target class's probability as
-    pixels are deleted (insertion: put back) in the order of that map; <map> is saliency, lime,
-    the free-choice method's name, or random (a fixed random order, the baseline)."""
-
-    randomized_saliency: np.ndarray | None = None
-    curves: Mapping[str, np.ndarray] = field(default_factory=dict)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        arrays = {f"curve_{name}": curve for name, curve in self.curves.items()}
-        if self.randomized_saliency is not None:
-            arrays["randomized_saliency"] = self.randomized_saliency
-        return arrays
+def ranked_maps(outputs: Mapping[str, QuestionOutput]) -> dict[str, AttributionMaps | LimeExplanations]:
+    """Every output whose result ranks the pixels of its faces (attribution maps and LIME), by name."""
+    return {output.name: output.result for output in outputs.values()
+            if isinstance(output.result, (AttributionMaps, LimeExplanations))}
 
 
-def attribution_maps(outputs: Mapping[str, TaskOutput]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Every map the tasks drew, by name: (images, labels, maps (N, 48, 48), higher = more for the
-    label). LIME's map paints each pixel with its superpixel's weight."""
-    found = {}
-    for output in outputs.values():
-        arrays = output.arrays
-        if output.name == "lime":
-            weights = np.nan_to_num(arrays["weights"])
-            maps = np.stack([row[segments] for row, segments in zip(weights, arrays["segments"])]) \
-                if len(weights) else np.zeros((0, 48, 48))
-            found["lime"] = (arrays["images"], arrays["labels"], maps)
-        elif "maps" in arrays and arrays["maps"].ndim == 3:
-            found[output.name] = (arrays["images"], arrays["labels"], arrays["maps"])
-    return found
-
-
-def run_probes(model: ModelProtocol, outputs: Mapping[str, TaskOutput], settings: TaskSettings) -> Probes:
+def run_probes(model: ModelProtocol, outputs: Mapping[str, QuestionOutput], settings: TaskSettings) -> Probes:
     """The randomization test (when Q1 drew its maps) and the curves of every map."""
-    maps = attribution_maps(outputs)
+    maps = ranked_maps(outputs)
     randomized = None
-    if "saliency" in maps:
-        images, labels, _ = maps["saliency"]
-        randomized = randomized_saliency(model, images, labels, settings)
+    if RANDOMIZED_MAPS in maps:
+        saliency = maps[RANDOMIZED_MAPS]
+        randomized = randomized_saliency(model, saliency.images, saliency.labels, settings)
     curves: dict[str, np.ndarray] = {}
-    for name, (images, labels, attribution) in maps.items():
-        # Q1's maps are |gradient|: both signs count. The others are signed: high speaks for the label.
-        order = pixel_order(np.abs(attribution) if name == "saliency" else attribution)
-        curves |= _curves(model, name, images, labels, order)
+    for name, result in maps.items():
+        curves |= _curves(model, name, result.images, result.labels, pixel_order(result.ranking()))
     if maps:
-        images, labels, _ = next(iter(maps.values()))  # every task explains the same faces
-        curves |= _curves(model, "random", images, labels, random_pixel_order(len(images), RANDOM_ORDER_SEED))
+        first = next(iter(maps.values()))  # every question explains the same faces
+        curves |= _curves(model, "random", first.images, first.labels,
+                          random_pixel_order(len(first.images), RANDOM_ORDER_SEED))
     return Probes(randomized_saliency=randomized, curves=curves)
 
 

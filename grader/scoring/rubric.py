@@ -69,10 +69,25 @@ class Criterion(_Strict):
 
 
 class Question(_Strict):
+    """One question of the report. `method` is the explanation the grader runs for it: a name from
+    grader.explain.registry.METHODS, or `freeform` for the method the student chose in
+    submission.yaml; None for a question answered in writing only (no figure is made for it)."""
+
     id: str = Field(pattern=r"^q[1-9][0-9]*$")
     title: str
     points: float = Field(gt=0)
+    method: str | None = None
     criteria: list[Criterion] = Field(min_length=1)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str | None) -> str | None:
+        from grader.explain.registry import METHODS  # the registry imports no heavy library (a test checks)
+        from grader.questions.output import FREEFORM
+
+        if method is not None and method != FREEFORM and method not in METHODS:
+            raise ValueError(f"unknown method '{method}': choose one of {', '.join(sorted([*METHODS, FREEFORM]))}")
+        return method
 
     @model_validator(mode="after")
     def _points_add_up(self) -> Question:

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 
 from grader.result import CriterionResult, QuestionResult
 from grader.scoring.manual import ManualScore
-from grader.scoring.metrics import METRICS, Measurements, MetricUnavailable
+from grader.scoring.measurements import Measurements
+from grader.scoring.metrics import METRICS, MetricUnavailable, ScoredQuestion
 from grader.scoring.rubric import Criterion, Rubric
 
 
@@ -19,7 +20,8 @@ def score(rubric: Rubric, measured: Measurements,
     manual = manual or {}
     questions = []
     for question in rubric.questions:
-        criteria = [_with_manual(_score_criterion(criterion, measured), manual.get(criterion.id))
+        scored = ScoredQuestion(id=question.id, method=question.method)
+        criteria = [_with_manual(_score_criterion(criterion, scored, measured), manual.get(criterion.id))
                     for criterion in question.criteria]
         questions.append(QuestionResult(
             id=question.id, title=question.title, max_score=question.points, criteria=criteria,
@@ -27,7 +29,7 @@ def score(rubric: Rubric, measured: Measurements,
     return questions
 
 
-def _score_criterion(criterion: Criterion, measured: Measurements) -> CriterionResult:
+def _score_criterion(criterion: Criterion, question: ScoredQuestion, measured: Measurements) -> CriterionResult:
     common = dict(id=criterion.id, description=criterion.description, max_score=criterion.points,
                   manual=criterion.manual)
     if criterion.manual:
@@ -35,7 +37,7 @@ def _score_criterion(criterion: Criterion, measured: Measurements) -> CriterionR
     assert criterion.metric is not None
     metric = METRICS[criterion.metric]
     try:
-        value = float(metric.compute(measured))
+        value = float(metric.compute(measured, question))
     except MetricUnavailable as reason:
         return CriterionResult(score=0.0, threshold=criterion.describe_bands(), message=str(reason), **common)
     return CriterionResult(score=criterion.points_for(value), value=value, threshold=criterion.describe_bands(),

@@ -14,8 +14,10 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 
-from grader.batch import GradingSetup, grade_submission
-from grader.classrun import PlannedSubmission, Runner
+from grader.pipeline.setup import GradingSetup
+from grader.pipeline.student_folder import grade_submission
+from grader.pipeline.class_plan import PlannedSubmission
+from grader.pipeline.runners import Runner
 from grader.outfolder import OutputFolderError
 from grader.result import Result, StageError
 

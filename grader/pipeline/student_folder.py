@@ -1,0 +1,193 @@
+"""Grading one submission folder into its output folder: result.json, arrays, figures and a PDF. A
+failing submission never raises: its result says what failed. One error boundary covers everything
+done for a submission (reading its tree, its text, the model, the figures, the PDF): a failure of
+the grader's own while handling it fails that submission's result and nothing else. Only a full
+disk (grader.outfolder.OutputWriteError) stops the run. A whole class: grader.pipeline.class_run."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from grader import __version__
+from grader.data.faceset import FaceSet
+from grader.escape import safe_file_name
+from grader.outfolder import OutputFolderError, is_disk_error, staged_folder
+from grader.pipeline.assessment import Assessment, assess
+from grader.pipeline.result_record import profile_record, scored_result
+from grader.pipeline.setup import GradingSetup, Identity
+from grader.pipeline.stages import LOAD, REPORT, SNAPSHOT, SPEC, StageListener, StageLog
+from grader.protocol import ModelProtocol
+from grader.report.artifacts import write_artifacts
+from grader.report.pdf import FigureRef, render_html, write_pdf
+from grader.result import Result, StageError
+from grader.sandbox.client import SandboxedModel
+from grader.submission.build import build_model
+from grader.submission.errors import SubmissionError, describe_exception
+from grader.submission.folder import SubmissionFolder, tree_bounds
+from grader.submission.gradient_audit import AuditedModel, GradientAudit, GradientCheckSettings
+from grader.submission.inprocess import InProcessModel
+from grader.submission.module import SubmissionModule
+from grader.submission.spec import SubmissionSpec, VisualizeSpec
+
+
+@dataclass
+class _Submission:
+    """What reading one folder has produced so far (the model's work is in the Assessment)."""
+
+    folder: Path
+    student_id: str
+    name: str = ""
+    sha256: str = ""
+    spec: SubmissionSpec | None = None
+    answers: dict[str, str] = field(default_factory=dict)
+    output: str = ""
+
+
+def grade_submission(folder: Path, setup: GradingSetup, listener: StageListener | None = None,
+                     cache_key: str = "", identity: Identity | None = None) -> Result:
+    """Grade one submission folder and write its output folder; never raises for the student's
+    faults, nor for a failure of the grader's own on this submission (that fails its result, with
+    the reason). Raises OutputFolderError when the output folder cannot be written (a full disk).
+
+    identity: the id and name the class plan settled (grader.pipeline.class_plan); None for one
+    folder graded alone (`grader check`), which takes its submission.yaml's. cache_key is stored in
+    result.json for grader.pipeline.class_run's resume."""
+    setup.profile.apply()
+    submission = _Submission(folder=folder, student_id=identity.student_id if identity else folder_student_id(folder))
+    log = StageLog(listener=listener)
+    audit = GradientAudit(GradientCheckSettings.for_dtype(setup.profile.dtype), seed=hidden_seed(setup.evaluation))
+    try:
+        assessment = _read_and_assess(submission, setup, identity, log, audit)
+        result = scored_result(assessment, log, audit.summaries(), setup, student_id=submission.student_id,
+                               name=submission.name, folder=folder.name, sha256=submission.sha256,
+                               output=submission.output, answers=submission.answers)
+        result.cache_key = cache_key
+        _write_outputs(result, assessment, setup, listener)
+        return result
+    except OutputFolderError:
+        raise
+    except Exception as error:  # noqa: BLE001  (the grader's own failure on this submission: fail it, go on)
+        return _grader_failure(submission, log, setup, error)
+
+
+def _read_and_assess(submission: _Submission, setup: GradingSetup, identity: Identity | None, log: StageLog,
+                     audit: GradientAudit) -> Assessment:
+    """The folder's stages (snapshot, spec, load), then the assessment of its model."""
+    files = None
+    with log.stage(SNAPSHOT):
+        files = SubmissionFolder.read(submission.folder, tree_bounds(setup.profile.limits), exclude=(setup.out_dir,))
+        submission.sha256 = files.sha256  # hashed now, inside the stage: a file changed meanwhile is its error
+    if not log.failed:
+        with log.stage(SPEC):
+            _read_spec(submission, files, identity, log)
+    model: ModelProtocol | None = None
+    if not log.failed:
+        with log.stage(LOAD):
+            model = AuditedModel(open_model(submission.folder, submission.spec, setup), audit)
+    try:
+        visualize = submission.spec.visualize if submission.spec is not None else VisualizeSpec()
+        return assess(model, setup.evaluation, visualize, setup.rubric, setup.tasks, log, audit, setup.language) \
+            if model is not None else Assessment()
+    finally:
+        if model is not None:
+            submission.output = getattr(model, "output", "")
+            model.close()
+
+
+def open_model(folder: Path, spec: SubmissionSpec, setup: GradingSetup) -> ModelProtocol:
+    """The submission behind the model protocol, isolated as the setup says. The sandbox's snapshot
+    leaves out the output folder (which `grader check .` writes inside the student's folder)."""
+    if setup.isolation == "inprocess":
+        return InProcessModel(SubmissionModule(build_model(folder, spec), spec.input), setup.profile.device,
+                              setup.profile.dtype)
+    return SandboxedModel.open(folder, setup.profile, setup.isolation, exclude=(setup.out_dir,))
+
+
+def hidden_seed(faces: FaceSet) -> int:
+    """A seed the model cannot know, from the evaluation labels (it never sees them), for choosing
+    which gradient answers to check and along which directions."""
+    digest = hashlib.blake2b(np.ascontiguousarray(faces.labels).tobytes(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big")
+
+
+def _read_spec(submission: _Submission, files: SubmissionFolder, identity: Identity | None, log: StageLog) -> None:
+    spec = submission.spec = files.spec()
+    submission.student_id = identity.student_id if identity else spec.student_id
+    submission.name = identity.name if identity and identity.name else spec.name
+    try:
+        submission.answers = files.answers()
+    except SubmissionError as error:  # report.md too large to read: the model is still graded
+        log.warnings.append(StageError(stage=error.stage, message=error.message))
+
+
+def folder_student_id(folder: Path) -> str:
+    """An id for a folder whose submission.yaml cannot be read: its name, made safe as a file name
+    (with a hash of the name when it had to change, so that two folders never share an output)."""
+    return safe_file_name(folder.name)
+
+
+def _confusion_question(setup: GradingSetup) -> str | None:
+    """The question that reads LIME with the confusion matrix: its figures include the matrix."""
+    return next((q.id for q in setup.rubric.questions if q.method == "lime"), None)
+
+
+def _write_outputs(result: Result, assessment: Assessment, setup: GradingSetup,
+                   listener: StageListener | None) -> None:
+    """Write everything into a staging folder of this run, then swap it in: a crash never leaves half
+    a report. A figure or the PDF that cannot be made is an error of the result's, not of the batch."""
+    with staged_folder(setup.out_dir, result.student_id, setup.run_id) as staging:
+        figures = write_artifacts(result, staging, assessment.outputs, assessment.probes, assessment.fingerprint,
+                                  assessment.evaluation, _confusion_question(setup), setup.language)
+        if setup.write_pdf:
+            _write_report(result, setup, staging, figures, listener)
+        result.write(staging / "result.json")
+
+
+def _write_report(result: Result, setup: GradingSetup, staging: Path, figures: dict[str, list[FigureRef]],
+                  listener: StageListener | None) -> None:
+    if listener is not None:
+        listener.started(REPORT.name)
+    started = time.perf_counter()
+    ok = True
+    try:
+        write_pdf(render_html(result, setup.language, question_figures=figures), staging, staging / "report.pdf")
+    except Exception as error:  # noqa: BLE001
+        if is_disk_error(error):
+            raise  # a full disk is the run's problem (grader.outfolder), not this student's
+        ok = False
+        result.errors.append(StageError(stage=REPORT.name, message=f"the PDF could not be made "
+                                                                     f"({describe_exception(error)})"))
+    result.timings[REPORT.name] = round(time.perf_counter() - started, 4)
+    if listener is not None:
+        listener.finished(REPORT.name, result.timings[REPORT.name], ok)
+
+
+def _grader_failure(submission: _Submission, log: StageLog, setup: GradingSetup, error: Exception) -> Result:
+    """The result of a submission the grader itself failed on: failed, with the errors so far and
+    this one, written as result.json alone when that can be done (no cache key: the next run
+    tries again)."""
+    message = (f"the grader failed while handling this submission ({describe_exception(error)}); the rest of the "
+               "class was graded. This is a fault of xai-grader's, not yours: please report it with this message")
+    result = Result(student_id=submission.student_id, name=submission.name, folder=submission.folder.name,
+                    status="failed", errors=[*log.errors, StageError(stage="grader", message=message)],
+                    warnings=log.warnings, max_score=setup.rubric.max_score, profile=profile_record(setup.profile),
+                    timings=log.timings, tool_version=__version__, isolation=setup.isolation,
+                    submission_sha256=submission.sha256)
+    try:
+        with staged_folder(setup.out_dir, result.student_id, setup.run_id) as staging:
+            result.write(staging / "result.json")
+    except OutputFolderError:
+        raise
+    except Exception:  # noqa: BLE001  (nothing more can be written for it; the class outputs still list it)
+        pass
+    return result
+
+
+def submission_folders(root: Path) -> list[Path]:
+    """Every non-hidden folder directly under `root`, in name order."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))

@@ -1,0 +1,73 @@
+"""A student's arrays and figures, written from the typed results after scoring: arrays/<name>.npz
+and figures/<name>.png per question output, the probes, the weights fingerprint and the confusion
+matrix. A figure that cannot be drawn is left out with an error of the result's, not of the batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from grader.atomic import atomic_write_bytes, atomic_write_npz
+from grader.classes import Language
+from grader.evaluate import Evaluation
+from grader.fingerprint import FINGERPRINT_FILE, WeightsFingerprint, write_fingerprint
+from grader.questions.output import QuestionOutput
+from grader.report.figures.by_result import question_figures
+from grader.report.figures.confusion import confusion_matrix_figure
+from grader.report.figures.drawing import png_bytes
+from grader.report.pdf import FigureRef
+from grader.result import Result, StageError
+from grader.scoring.measurements import Probes
+from grader.submission.errors import describe_exception
+
+CONFUSION_FIGURE = "figures/confusion_matrix.png"
+
+
+def write_artifacts(result: Result, staging: Path, outputs: Mapping[str, QuestionOutput], probes: Probes | None,
+                    fingerprint: WeightsFingerprint | None, evaluation: Evaluation | None,
+                    confusion_question: str | None, language: Language = "en") -> dict[str, list[FigureRef]]:
+    """Write everything under `staging` and return the figures each question shows in the PDF (the
+    confusion matrix goes with `confusion_question`, the one that reads LIME with it)."""
+    figures: dict[str, list[FigureRef]] = {}
+    for question, output in outputs.items():
+        atomic_write_npz(staging / "arrays" / f"{output.name}.npz", **output.result.arrays())
+        for name, draw in question_figures(output, language).items():
+            if _write_figure(result, staging, f"figures/{name}.png", draw):
+                figures.setdefault(question, []).append(FigureRef(f"figures/{name}.png", "; ".join(output.notes)))
+    if probes is not None:
+        atomic_write_npz(staging / "arrays" / "probes.npz", **probes.arrays())
+    if fingerprint is not None:
+        write_fingerprint(staging / "arrays" / FINGERPRINT_FILE, fingerprint)
+    if evaluation is not None:
+        atomic_write_npz(staging / "arrays" / "confusion.npz", counts=evaluation.counts,
+                         confusion=evaluation.confusion.astype(np.float32), labels=evaluation.labels,
+                         predictions=evaluation.predictions)
+        drawn = _write_figure(result, staging, CONFUSION_FIGURE,
+                              lambda: confusion_matrix_figure(evaluation.confusion, language))
+        if drawn and confusion_question is not None:
+            figures.setdefault(confusion_question, []).append(FigureRef(CONFUSION_FIGURE, ""))
+    return figures
+
+
+def read_predictions(student_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(predictions, labels) of the evaluation set as arrays/confusion.npz holds them, or None."""
+    confusion = student_dir / "arrays" / "confusion.npz"
+    if not confusion.is_file():
+        return None
+    with np.load(confusion, allow_pickle=False) as arrays:
+        return arrays["predictions"], arrays["labels"]
+
+
+def _write_figure(result: Result, staging: Path, relative: str, draw: Callable[[], Figure]) -> bool:
+    """Draw one figure to PNG; a figure that cannot be drawn is left out with an error that says so."""
+    try:
+        data = png_bytes(draw())
+    except Exception as error:  # noqa: BLE001  (matplotlib on a student's layer name, say)
+        result.errors.append(StageError(stage="report", message=f"the figure {relative} could not be drawn "
+                                                                  f"({describe_exception(error)}); it is left out"))
+        return False
+    atomic_write_bytes(staging / relative, data)
+    return True

@@ -1,0 +1,41 @@
+"""Attribution maps: per class, the face, the map, and the map over the face."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from grader.classes import Language, class_names
+from grader.escape import figure_text
+from grader.explain.results import AttributionMaps
+from grader.report.figures.drawing import face_axes
+
+SIGNED_SHOWN_AS_MAGNITUDE = ("integrated_gradients",)
+"""Signed maps drawn as |map|: the figure's colour scale starts at 0."""
+
+
+def attribution_figure(result: AttributionMaps, language: Language = "en") -> Figure:
+    """The figure of an attribution method's maps, titled with the method (and Grad-CAM's layer)."""
+    maps = np.abs(result.maps) if result.method in SIGNED_SHOWN_AS_MAGNITUDE else result.maps
+    return saliency_figure(result.images, result.labels, maps, language, result.title)
+
+
+def saliency_figure(images: np.ndarray, labels: np.ndarray, maps: np.ndarray, language: Language = "en",
+                    title: str = "saliency") -> Figure:
+    """Per class: the face, the map, and the map over the face (one column a class). `title` labels the
+    map's row and may hold student text (Grad-CAM's layer name)."""
+    names = class_names(language)
+    title = figure_text(title)
+    figure = Figure(figsize=(1.5 * max(len(images), 1), 4.8), dpi=100)
+    axes = face_axes(figure, 3, max(len(images), 1))
+    for column, (image, label, saliency) in enumerate(zip(images, labels, maps)):
+        scaled = saliency / (saliency.max() or 1.0)
+        axes[0, column].imshow(image, cmap="gray", vmin=0, vmax=255)
+        axes[0, column].set_title(names[int(label)], fontsize=9)
+        axes[1, column].imshow(scaled, cmap="inferno", vmin=0, vmax=1)
+        axes[2, column].imshow(image, cmap="gray", vmin=0, vmax=255)
+        axes[2, column].imshow(scaled, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+    for row, text in enumerate(("face", title, "overlay")):
+        axes[row, 0].set_ylabel(text, fontsize=9)
+    figure.tight_layout()
+    return figure

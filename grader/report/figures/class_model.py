@@ -1,0 +1,21 @@
+"""Class-model visualization: per class, the image gradient ascent built toward it."""
+
+from __future__ import annotations
+
+from matplotlib.figure import Figure
+
+from grader.classes import Language, class_names
+from grader.explain.results import ClassImages
+from grader.report.figures.drawing import face_axes
+
+
+def class_model_figure(result: ClassImages, language: Language = "en") -> Figure:
+    """Per class: the image gradient ascent built toward it, titled with its probability."""
+    names = class_names(language)
+    figure = Figure(figsize=(1.5 * len(result.images), 2.0), dpi=100)
+    axes = face_axes(figure, 1, len(result.images))
+    for column, (image, probability) in enumerate(zip(result.images, result.target_prob)):
+        axes[0, column].imshow(image, cmap="gray", vmin=0, vmax=255)
+        axes[0, column].set_title(f"{names[column]}\np={probability:.2f}", fontsize=8)
+    figure.tight_layout()
+    return figure
