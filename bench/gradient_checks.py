@@ -86,17 +86,14 @@ def grading_seconds(folder: Path, checks: bool) -> float:
     """Model work of grading one example (everything but the PDF), with the checks on or off."""
     from unittest import mock
 
-    from grader.pipeline.setup import GradingSetup
-from grader.pipeline.student_folder import grade_submission
     from grader.data.bundled import bundled_evaluation
-    from grader.profile import get_profile
-    from grader.scoring.rubric import load_rubric
+    from grader.pipeline.setup import load_setup
+    from grader.pipeline.student_folder import grade_submission
     from grader.submission import gradient_audit
 
     settings = GradientCheckSettings() if checks else replace(GradientCheckSettings(), always_first=0, probability=0.0)
-    setup = GradingSetup(evaluation=bundled_evaluation(), rubric=load_rubric(ROOT / "rubric.yaml"),
-                         profile=get_profile("cpu"), out_dir=Path(tempfile.mkdtemp(prefix="checks-cost-")),
-                         write_pdf=False, isolation="inprocess")
+    setup = load_setup(bundled_evaluation(), ROOT / "rubric.yaml", Path(tempfile.mkdtemp(prefix="checks-cost-")),
+                       write_pdf=False, isolation="inprocess")
     with mock.patch.object(gradient_audit.GradientCheckSettings, "for_dtype", classmethod(lambda cls, dtype: settings)):
         result = grade_submission(folder, setup)
     return sum(seconds for stage, seconds in result.timings.items() if stage not in ("snapshot", "spec", "report"))

@@ -2,14 +2,15 @@
 against the naive way a student's script does the same work, and against the FLOP floor of this
 machine, side by side in one run, for two models:
 
-- vgg: the VGG example (submissions/vgg), built as grader.batch.open_model builds it in-process;
+- vgg: the VGG example (submissions/vgg), built as grader.pipeline.student_folder.open_model builds it in-process;
 - typical: a typical course-size CNN with random weights (conv 64-64-pool-128-128-pool-256-256-pool-
   512-pool, FC 512-7, BatchNorm after each conv, ReLU, Dropout before the FC layers), eval mode.
 
     .venv/bin/python bench/grading_cost.py [--quick] [--threads N] [--results bench/RESULTS.md]
 
-Ours: the project's own code (grader.batch.evaluation_logits, grader.tasks.QUESTION_TASKS,
-grader.scoring.probes.run_probes, grader.scoring.score.score) on an InProcessModel (no sandbox:
+Ours: the project's one assessment of a submission (grader.pipeline.assessment.assess: the checks,
+the evaluation, each rubric question, the probes, the fingerprint), each stage timed by its own
+StageLog, then the scoring (grader.scoring.score.score), on an InProcessModel (no sandbox:
 bench/sandbox_overhead.py measures what the sandbox adds), under the "cpu" hardware profile.
 Naive: plain torch, parameters left trainable, one image (LIME: lime's batch of 10) at a time;
 the long parts are timed on a subset and scaled linearly (marked * in the table).
@@ -18,7 +19,7 @@ the model protocol, times per-image FLOPs from torch.utils.flop_counter) over th
 matmul rate measured in the same run with the same thread count. The counter counts the direct
 convolution's multiply-adds; our logits requests run wide 3x3 convolutions through NNPACK's
 Winograd kernels (grader/submission/nnpack.py), which need fewer, so those tasks can run under it.
-The PDF is timed separately: grader.batch.grade_submission on the VGG example, write_pdf=True,
+The PDF is timed separately: grader.pipeline.student_folder.grade_submission on the VGG example, write_pdf=True,
 reading its own "report" timing (render_html + write_pdf); cold (first report of the process) and warm.
 
 A full run writes its output into RESULTS.md (its own section); --quick does a tenth of the work
@@ -51,34 +52,37 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from results import RESULTS, machine_line, write_section  # bench/results.py, beside this file
 
-from grader.batch import GradingSetup, evaluation_logits, grade_submission
 from grader.data.bundled import bundled_evaluation
 from grader.data.faceset import FaceSet
-from grader.evaluate import Evaluation, evaluate
+from grader.evaluate import Evaluation
+from grader.fingerprint import WeightsFingerprint
 from grader.explain.filters import resolve_layer
+from grader.pipeline.assessment import Assessment, assess
+from grader.pipeline.result_record import measurements
+from grader.pipeline.setup import load_setup
+from grader.pipeline.stages import StageLog
+from grader.pipeline.student_folder import grade_submission
 from grader.profile import HardwareProfile, get_profile
 from grader.protocol import ChannelMean, ModelDescription, ModelProtocol, Objective
+from grader.questions.answer import answer_question
+from grader.questions.context import QuestionContext
+from grader.questions.examples import ClassExamples
+from grader.questions.settings import TaskSettings
 from grader.quiet import quiet_libraries
-from grader.scoring.measures import parts_region
-from grader.scoring.metrics import Measurements
-from grader.scoring.probes import run_probes
 from grader.scoring.rubric import Rubric, load_rubric
 from grader.scoring.score import score
 from grader.submission.build import build_model
-from grader.submission.checks import check_model
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
 from grader.submission.spec import InputSpec, VisualizeSpec, load_spec
-from grader.tasks import QUESTION_TASKS, ClassExamples, TaskContext, TaskOutput, TaskSettings
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
-CHECK_BATCH = 8  # grader.batch.CHECK_BATCH: faces for the output checks
 MATMUL_SIDE = 2048
 PDF_FACES = 359  # faces graded before the timed PDFs: the report has the same pages whatever their number
 NUM_CLASSES = 7
 FILTER_STEP = 3.0  # pixels RMS per step, as FilterVisualization
-CLASSVIZ_STEP, CLASSVIZ_L2 = 2.0, 0.02  # as ClassModelVisualization
+CLASS_MODEL_STEP, CLASS_MODEL_L2 = 2.0, 0.02  # as ClassModelVisualization
 
 
 # --- the typical course-size CNN ------------------------------------------------------------------
@@ -121,7 +125,7 @@ class Subject:
 
 
 def vgg_subject() -> Subject:
-    """The VGG example, built as grader.batch.open_model builds it for isolation="inprocess"."""
+    """The VGG example, built as grader.pipeline.student_folder.open_model builds it for isolation="inprocess"."""
     folder = ROOT / "submissions" / "vgg"
     spec = load_spec(folder)
     naive = SubmissionModule(build_model(folder, spec), spec.input).eval()
@@ -198,6 +202,9 @@ class CountingModel(ModelProtocol):
 
     def randomized(self, seed: int, top_layers: int) -> ModelProtocol:
         return CountingModel(self.inner.randomized(seed, top_layers), self.log)
+
+    def weights_fingerprint(self) -> WeightsFingerprint:
+        return self.inner.weights_fingerprint()
 
     def close(self) -> None:
         self.inner.close()
@@ -354,44 +361,42 @@ class OursRun:
     rows: dict[str, Row]
     evaluation: Evaluation
     examples: ClassExamples
-    outputs: dict[str, TaskOutput]
+    assessment: Assessment
+
+
+class StageRequests:
+    """A stage listener that keeps the requests each stage made of the counting model."""
+
+    def __init__(self, model: CountingModel) -> None:
+        self.model = model
+        self.logs: dict[str, list[Request]] = {}
+
+    def started(self, stage: str) -> None:
+        self.model.log.clear()
+
+    def finished(self, stage: str, seconds: float, ok: bool) -> None:
+        if not ok:
+            raise RuntimeError(f"the stage {stage} failed on the benchmark's model")
+        self.logs[stage] = list(self.model.log)
 
 
 def run_ours(subject: Subject, faces: FaceSet, settings: TaskSettings, rubric: Rubric,
              flops: PerImageFlops) -> OursRun:
-    """Grade one submission with the project's code, stage by stage, as grader.batch does it."""
+    """Grade one submission with the project's one assessment (grader.pipeline.assessment), each stage
+    timed by the assessment's own StageLog, then score it."""
     model = CountingModel(subject.ours)
-    times: dict[str, float] = {}
-    logs: dict[str, list[Request]] = {}
-
-    @contextmanager
-    def stage(name: str) -> Iterator[None]:
-        model.log.clear()
-        with stopwatch(times, name):
-            yield
-        logs[name] = list(model.log)
-
-    with stage("checks"):
-        checks = check_model(model, faces.images[:CHECK_BATCH].astype(np.float32))
-    with stage("confusion"):
-        evaluation = evaluate(evaluation_logits(model, faces), faces.labels)
-    examples = ClassExamples.choose(faces, evaluation)
-    context = TaskContext(model=model, faces=faces, examples=examples, settings=settings,
-                          visualize=subject.visualize)
-    outputs: dict[str, TaskOutput] = {}
-    names = {"q1": "q1 saliency", "q2": "q2 filters", "q3": "q3 lime", "q4": "q4 classviz"}
-    for question, task in QUESTION_TASKS.items():
-        with stage(names[question]):
-            outputs[question] = task(context)
-    with stage("probes"):
-        probes = run_probes(model, outputs, settings)
-    region = parts_region(faces.masks[examples.indices]) if faces.masks is not None else None
-    with stage("scoring"):
-        score(rubric, Measurements(evaluation=evaluation, tasks=outputs, probes=probes, region=region, checks=checks))
-    rows = {name: Row(name, seconds, flops=sum(flops.of(r) for r in logs[name]), requests=request_summary(logs[name]),
-                      in_model=sum(r.seconds for r in logs[name]))
+    requests = StageRequests(model)
+    log = StageLog(listener=requests)
+    assessment = assess(model, faces, subject.visualize, rubric, settings, log)
+    times = dict(log.timings)
+    with stopwatch(times, "scoring"):
+        score(rubric, measurements(assessment, faces, []))
+    requests.logs["scoring"] = []
+    rows = {name: Row(name, seconds, flops=sum(flops.of(r) for r in requests.logs[name]),
+                      requests=request_summary(requests.logs[name]),
+                      in_model=sum(r.seconds for r in requests.logs[name]))
             for name, seconds in times.items()}
-    return OursRun(rows, evaluation, examples, outputs)
+    return OursRun(rows, assessment.evaluation, assessment.examples, assessment)
 
 
 # --- the naive way --------------------------------------------------------------------------------
@@ -456,14 +461,14 @@ def naive_filters(net: SubmissionModule, layer: str, channels: int, steps: int) 
     return time.perf_counter() - started
 
 
-def naive_classviz(net: nn.Module, classes: int, steps: int) -> float:
+def naive_class_model(net: nn.Module, classes: int, steps: int) -> float:
     """Seconds for class-model visualization of classes 0..classes-1, one class at a time."""
     started = time.perf_counter()
     for target in range(classes):
         x = _noise_start().requires_grad_(True)
         for _ in range(steps):
             net(x)[0, target].backward()
-            _ascent_step(x, CLASSVIZ_STEP, CLASSVIZ_L2)
+            _ascent_step(x, CLASS_MODEL_STEP, CLASS_MODEL_L2)
             net.zero_grad()
     return time.perf_counter() - started
 
@@ -493,7 +498,7 @@ class NaiveShare:
     confusion_faces: int
     lime_images: int
     filter_channels: int
-    classviz_classes: int
+    class_model_classes: int
 
 
 def run_naive(subject: Subject, faces: FaceSet, run: OursRun, settings: TaskSettings, share: NaiveShare,
@@ -510,17 +515,17 @@ def run_naive(subject: Subject, faces: FaceSet, run: OursRun, settings: TaskSett
         rows[task].naive, rows[task].naive_share = seconds * of / done, done / of
         rows[task].naive_note = f"{done} of {of} {what}"
 
-    fill("confusion", naive_confusion(net, faces, min(share.confusion_faces, len(faces))),
+    fill("evaluate", naive_confusion(net, faces, min(share.confusion_faces, len(faces))),
          share.confusion_faces, len(faces), "faces at batch 1")
-    fill("q1 saliency", naive_saliency(net, images, labels), len(images), len(images), "images one at a time")
+    fill("q1_saliency", naive_saliency(net, images, labels), len(images), len(images), "images one at a time")
     channels = min(share.filter_channels, total_channels)
-    fill("q2 filters", naive_filters(net, layer, channels, settings.filter_steps), channels, total_channels,
+    fill("q2_filters", naive_filters(net, layer, channels, settings.filter_steps), channels, total_channels,
          f"channels of {layer}, {settings.filter_steps} full f+b steps each")
-    classes = min(share.classviz_classes, NUM_CLASSES)
-    fill("q4 classviz", naive_classviz(net, classes, settings.classviz_steps), classes, NUM_CLASSES,
-         f"classes, {settings.classviz_steps} steps each")
+    classes = min(share.class_model_classes, NUM_CLASSES)
+    fill("q4_freeform", naive_class_model(net, classes, settings.class_model_steps), classes, NUM_CLASSES,
+         f"classes, {settings.class_model_steps} steps each")
     lime_images = min(share.lime_images, len(images))
-    fill("q3 lime", naive_lime(net, images[:lime_images], settings.lime_samples), lime_images, len(images),
+    fill("q3_lime", naive_lime(net, images[:lime_images], settings.lime_samples), lime_images, len(images),
          f"images, lime defaults, {settings.lime_samples} samples at batch 10")
 
 
@@ -534,8 +539,8 @@ def pdf_seconds(faces: FaceSet, rubric: Rubric, profile: HardwareProfile, thread
     (a second run)."""
     times = []
     with tempfile.TemporaryDirectory() as out:
-        setup = GradingSetup(evaluation=faces, rubric=rubric, profile=profile, out_dir=Path(out), write_pdf=True,
-                             isolation="inprocess", tasks=TaskSettings.quick())
+        setup = load_setup(faces, rubric, Path(out), profile=profile.name, isolation="inprocess",
+                           tasks=TaskSettings.quick())
         for _ in range(2):
             result = grade_submission(ROOT / "submissions" / "vgg", setup)
             torch.set_num_threads(threads)  # grade_submission re-applies the profile
@@ -581,7 +586,7 @@ def print_table(out: Output, subject: str, rows: dict[str, Row], gflops: float) 
         if row.naive_note:
             star = "* extrapolated linearly from " if row.naive_share < 1 else "  timed in full: "
             out(f"  {row.task}: naive {star}{row.naive_note}")
-    out("  * the total's naive side is partly extrapolated; checks, probes and scoring count our time on both sides")
+    out("  * the total's naive side is partly extrapolated; checks, probes, fingerprint and scoring count our time on both sides")
     out("  ours/floor under 1x: Winograd convolutions (NNPACK) need fewer multiplications than the direct ones the floor counts")
     out("  our requests per task (images/requests), the floor's FLOPs, and the share of our time spent inside model requests:")
     for row in rows.values():
@@ -592,12 +597,12 @@ def print_table(out: Output, subject: str, rows: dict[str, Row], gflops: float) 
 def profile_tasks(subject: Subject, run: OursRun, faces: FaceSet, settings: TaskSettings, out: Output,
                   top: int = 14) -> None:
     """cProfile of our q2 and q3 on `subject`: where their time goes, by own time."""
-    context = TaskContext(model=subject.ours, faces=faces, examples=run.examples, settings=settings,
-                          visualize=subject.visualize)
-    for question in ("q2", "q3"):
+    context = QuestionContext(model=subject.ours, faces=faces, examples=run.examples, settings=settings,
+                              filter_layer=subject.visualize.filter_layer, freeform=subject.visualize.freeform)
+    for question, method in (("q2", "filters"), ("q3", "lime")):
         profiler = cProfile.Profile()
         profiler.enable()
-        QUESTION_TASKS[question](context)
+        answer_question(question, method, context)
         profiler.disable()
         buffer = io.StringIO()
         pstats.Stats(profiler, stream=buffer).sort_stats("tottime").print_stats(top)
@@ -648,8 +653,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(threads)
     out = Output()
     settings = TaskSettings.quick() if args.quick else TaskSettings()
-    share = (NaiveShare(confusion_faces=50, lime_images=1, filter_channels=2, classviz_classes=1) if args.quick
-             else NaiveShare(confusion_faces=500, lime_images=2, filter_channels=8, classviz_classes=2))
+    share = (NaiveShare(confusion_faces=50, lime_images=1, filter_channels=2, class_model_classes=1) if args.quick
+             else NaiveShare(confusion_faces=500, lime_images=2, filter_channels=8, class_model_classes=2))
     faces = evaluation_faces(args.quick)
     rubric = load_rubric(ROOT / "rubric.yaml")
     machine = machine_line(threads)

@@ -15,19 +15,29 @@ from pathlib import Path
 
 import pandas as pd
 
-from grader.pipeline.setup import GradingSetup
-from grader.pipeline.class_run import grade_class
 from grader.data.bundled import bundled_evaluation
-from grader.profile import get_profile
+from grader.pipeline.class_run import grade_class
+from grader.pipeline.setup import load_setup
+from grader.questions.settings import TaskSettings
 from grader.quiet import quiet_libraries
 from grader.scoring.metrics import METRICS
 from grader.scoring.rubric import Band, Criterion, Question, Rubric
-from grader.questions.settings import TaskSettings
+
+QUESTION_OF = {"saliency": ("q1", "saliency"), "filter": ("q2", "filters"), "lime": ("q3", "lime"),
+               "freeform": ("q4", "freeform"), "class_model": ("q4", "freeform")}
+"""The default rubric's question whose output each metric reads, by the metric name's prefix
+(metrics of the evaluation, such as accuracy, go with Q3, which reads the confusion matrix)."""
 
 
 def every_metric_rubric() -> Rubric:
-    criteria = [Criterion(id=name, metric=name, points=1, bands=[Band(min=-1e9, points=1)]) for name in METRICS]
-    return Rubric(questions=[Question(id="q1", title="every metric", points=len(criteria), criteria=criteria)])
+    """The default rubric's four questions and methods, each with every metric that reads its output."""
+    by_question: dict[tuple[str, str], list[Criterion]] = {}
+    for name in METRICS:
+        key = next((q for prefix, q in QUESTION_OF.items() if name.startswith(prefix)), ("q3", "lime"))
+        by_question.setdefault(key, []).append(Criterion(id=name, metric=name, points=1,
+                                                         bands=[Band(min=-1e9, points=1)]))
+    return Rubric(questions=[Question(id=qid, title=method, method=method, points=len(criteria), criteria=criteria)
+                             for (qid, method), criteria in sorted(by_question.items())])
 
 
 def main(argv: list[str]) -> None:
@@ -37,8 +47,8 @@ def main(argv: list[str]) -> None:
     argv = [a for a in argv if a not in ("--profile", profile)]
     folder = Path(next((a for a in argv if not a.startswith("--")), "submissions"))
     with tempfile.TemporaryDirectory() as out:
-        setup = GradingSetup(evaluation=bundled_evaluation(), rubric=every_metric_rubric(), profile=get_profile(profile),
-                             out_dir=Path(out), write_pdf=False, isolation="inprocess", tasks=settings)
+        setup = load_setup(bundled_evaluation(), every_metric_rubric(), Path(out), profile=profile, write_pdf=False,
+                           isolation="inprocess", tasks=settings)
         results = grade_class(folder, setup, force=True)
     table = pd.DataFrame({f"{r.folder}": {c.id: c.value for q in r.questions for c in q.criteria}
                           for r in results if r.status == "graded"})
