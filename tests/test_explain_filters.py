@@ -4,14 +4,16 @@ through the model protocol, checked on small hand-built CNNs wrapped as InProces
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from grader.explain.filters import FilterVisualization, activation_gain, layer_outputs, start_images
-from grader.protocol import ChannelMean
+from grader.explain.ascent import start_images
+from grader.explain.filters import FilterVisualization, activation_gain, layer_outputs
+from grader.protocol import ChannelMean, ModelDescription
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
 from tests.recording import RecordingModel
@@ -137,9 +139,9 @@ def test_the_layer_defaults_to_the_first_conv2d():
         body=nn.Sequential(nn.ReLU(), nn.Conv2d(1, 3, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1)),
         head=nn.Sequential(nn.Flatten(), nn.Linear(4 * 48 * 48, 7)),
     ))
-    viz = FilterVisualization(wrap(net), **FAST)
-    assert viz.layer == "body.1"
-    np.testing.assert_array_equal(viz.channels, np.arange(3))
+    result = FilterVisualization(wrap(net), **FAST).visualize(face())
+    assert result.layer == "body.1"
+    np.testing.assert_array_equal(result.channels, np.arange(3))
 
 
 def test_a_named_layer_is_visualized():
@@ -183,6 +185,7 @@ def test_layer_outputs_are_the_models_activations_for_the_image():
 
 def test_the_result_holds_the_fields_of_filters_npz():
     result = FilterVisualization(wrap(conv_net()), layer="2", **FAST).visualize(face(1))
+    assert result.method == "filters"
     arrays = result.arrays()
     assert set(arrays) == {"layer", "channels", "patterns", "activation_gain", "image", "outputs"}
     assert str(arrays["layer"]) == "2"
@@ -197,10 +200,27 @@ def test_patterns_stay_within_0_and_255():
 
 
 def test_an_unknown_layer_is_refused_naming_the_layers():
+    viz = FilterVisualization(wrap(conv_net()), layer="conv9")  # building it asks the model nothing
     with pytest.raises(ValueError, match=r"no layer 'conv9'; its layers are: 0, 1, 2"):
-        FilterVisualization(wrap(conv_net()), layer="conv9")
+        viz.visualize(face())
 
 
 def test_a_layer_without_channel_maps_is_refused():
     with pytest.raises(ValueError, match=r"layer '6' outputs shape \(7,\), not channel maps"):
-        FilterVisualization(wrap(conv_net()), layer="6")
+        FilterVisualization(wrap(conv_net()), layer="6").patterns()
+
+
+class UnknownShapes(RecordingModel):
+    """A model whose description gives no layer shapes (a TorchScript layer inside an `if`)."""
+
+    def describe(self) -> ModelDescription:
+        described = self.inner.describe()
+        return replace(described, layers=tuple(replace(info, output_shape=()) for info in described.layers))
+
+
+def test_a_layer_of_unknown_shape_is_measured_by_one_activations_request_before_the_ascent():
+    model = UnknownShapes(wrap(conv_net()))
+    result = FilterVisualization(model, layer="2", **FAST).visualize(face())
+    assert [(r.name, r.size) for r in model.requests] == \
+        [("activations", 1)] + [("input_gradient", 5)] * FAST["steps"] + [("input_gradient", 10), ("activations", 1)]
+    np.testing.assert_array_equal(result.channels, np.arange(5))

@@ -11,7 +11,8 @@ from captum.attr import LayerAttribution, LayerGradCam
 
 from grader.explain.gradcam import GradCAM, upsample_bilinear
 from grader.submission.inprocess import InProcessModel
-from tests.test_explain_gradients import KINDS, build, faces
+from grader.submission.module import SubmissionModule
+from tests.explain_nets import KINDS, build, faces
 
 LABELS = np.array([3, 0, 5])
 
@@ -42,9 +43,28 @@ def test_gradcam_equals_captums_layer_gradcam(kind):
         assert not maps[:, :offset].any() and not maps[:, :, :offset].any()  # outside the crop the model sees nothing
 
 
-def test_the_default_layer_is_the_last_conv():
+def test_the_default_layer_is_the_last_conv_and_the_result_names_it():
     module = build("residual")
-    assert GradCAM(InProcessModel(module)).layer == last_conv(module)[0] == "conv2"
+    result = GradCAM(InProcessModel(module)).explain(faces(), LABELS)
+    assert result.method == "gradcam" and result.layer == last_conv(module)[0] == "conv2"
+    assert result.title == "Grad-CAM (conv2)"
+
+
+def test_a_named_layer_is_used_and_named():
+    module = build("functional_relu")
+    result = GradCAM(InProcessModel(module), layer="conv1").explain(faces(), LABELS)
+    cam = GradCAM(InProcessModel(module), layer="conv1").attribute(faces(), LABELS)
+    assert result.layer == "conv1"
+    np.testing.assert_array_equal(result.maps, cam)
+    assert not np.array_equal(cam, GradCAM(InProcessModel(module)).attribute(faces(), LABELS))
+
+
+def test_a_model_without_conv2d_is_refused_when_the_maps_are_asked_for():
+    torch.manual_seed(0)
+    model = InProcessModel(SubmissionModule(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48 * 48, 7))))
+    method = GradCAM(model)  # building the method asks the model nothing
+    with pytest.raises(ValueError, match="no Conv2d layer for Grad-CAM"):
+        method.attribute(faces(), LABELS)
 
 
 def test_bilinear_upsampling_matches_torch():

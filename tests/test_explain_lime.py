@@ -12,13 +12,14 @@ from skimage.color import gray2rgb
 from torch import nn
 
 from grader.data.synth import generate
-from grader.explain.base import softmax
-from grader.explain.lime import Lime, LimeExplanation, image_seed, slic_segments, stack_explanations
+from grader.explain.lime import Lime, image_seed, slic_segments
+from grader.explain.results import LimeExplanation
+from grader.numerics import softmax
 from grader.protocol import ModelProtocol
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
 from tests.recording import RecordingModel
-from tests.test_explain_gradients import KINDS, build
+from tests.explain_nets import KINDS, build
 
 MOUTH_ROWS, MOUTH_COLS = slice(34, 42), slice(16, 32)
 
@@ -127,11 +128,11 @@ def test_fill_is_the_image_mean_by_default(model, faces):
 
 def test_same_seed_same_arrays_other_seed_other_weights(model, faces):
     pixels, labels = faces.images[:3].astype(np.float32), faces.labels[:3]
-    first = stack_explanations(pixels, Lime(model, num_samples=200, seed=3).explain(pixels, labels))
-    second = stack_explanations(pixels, Lime(model, num_samples=200, seed=3).explain(pixels, labels))
+    first = Lime(model, num_samples=200, seed=3).explain(pixels, labels).arrays()
+    second = Lime(model, num_samples=200, seed=3).explain(pixels, labels).arrays()
     for key in first:
         np.testing.assert_array_equal(first[key], second[key])
-    other = stack_explanations(pixels, Lime(model, num_samples=200, seed=4).explain(pixels, labels))
+    other = Lime(model, num_samples=200, seed=4).explain(pixels, labels).arrays()
     np.testing.assert_array_equal(other["segments"], first["segments"])  # segmentation has no randomness
     assert not np.allclose(np.nan_to_num(other["weights"]), np.nan_to_num(first["weights"]))
 
@@ -139,7 +140,7 @@ def test_same_seed_same_arrays_other_seed_other_weights(model, faces):
 def test_one_face_alone_reproduces_its_explanation_in_a_batch(model, faces):
     pixels, labels = faces.images[:3].astype(np.float32), faces.labels[:3]
     lime = Lime(model, num_samples=150, seed=1)
-    batch = lime.explain(pixels, labels)
+    batch = lime.explain(pixels, labels).explanations
     alone = lime.explain_one(pixels[2], int(labels[2]), index=2)
     np.testing.assert_allclose(alone.weights, batch[2].weights, rtol=1e-6, atol=1e-9)
     assert alone.seed == batch[2].seed and alone.seed != batch[1].seed
@@ -200,7 +201,7 @@ def mouth_model() -> InProcessModel:
 
 def test_black_fill_puts_the_most_positive_segments_on_the_mouth(mouth_model, faces):
     lime = Lime(mouth_model, num_samples=500, fill=0.0)
-    for explanation in lime.explain(faces.images[:3].astype(np.float32), 3):
+    for explanation in lime.explain(faces.images[:3].astype(np.float32), 3).explanations:
         top = explanation.top_segments(3, "positive")
         assert len(top) == 3 and all(overlap(explanation, s) > 0 for s in top)
         outside = [s for s in range(explanation.num_segments) if overlap(explanation, s) == 0]
@@ -210,7 +211,8 @@ def test_black_fill_puts_the_most_positive_segments_on_the_mouth(mouth_model, fa
 
 def test_mean_fill_weights_the_mouth_with_the_sign_of_its_brightness(mouth_model, faces):
     lime = Lime(mouth_model, num_samples=500)
-    for face, explanation in zip(faces.images[3:6], lime.explain(faces.images[3:6].astype(np.float32), 3)):
+    explanations = lime.explain(faces.images[3:6].astype(np.float32), 3).explanations
+    for face, explanation in zip(faces.images[3:6], explanations):
         for segment in explanation.top_segments(3, "any"):
             assert overlap(explanation, segment) > 0
             inside = face[MOUTH_ROWS, MOUTH_COLS][explanation.segments[MOUTH_ROWS, MOUTH_COLS] == segment]
@@ -221,10 +223,10 @@ def test_mean_fill_weights_the_mouth_with_the_sign_of_its_brightness(mouth_model
 # --- outputs --------------------------------------------------------------------------------
 
 
-def test_stacked_arrays_have_the_documented_shapes_and_nan_padding(model, faces):
+def test_lime_npz_arrays_have_the_documented_shapes_and_nan_padding(model, faces):
     pixels, labels = faces.images[:7].astype(np.float32), faces.labels[:7]
-    explanations = Lime(model, num_samples=60).explain(pixels, labels)
-    arrays = stack_explanations(pixels, explanations)
+    result = Lime(model, num_samples=60).explain(pixels, labels)
+    explanations, arrays = result.explanations, result.arrays()
 
     assert set(arrays) == {"images", "labels", "segments", "weights", "score"}
     assert arrays["images"].shape == (7, 48, 48) and arrays["images"].dtype == np.uint8
@@ -246,7 +248,7 @@ def test_attribute_paints_each_pixel_with_its_segment_weight(model, faces):
     pixels, labels = faces.images[:2].astype(np.float32), faces.labels[:2]
     lime = Lime(model, num_samples=80)
     maps = lime.attribute(pixels, labels)
-    explanations = lime.explain(pixels, labels)
+    explanations = lime.explain(pixels, labels).explanations
     assert maps.shape == (2, 48, 48) and maps.dtype == np.float32
     for heatmap, explanation in zip(maps, explanations):
         np.testing.assert_allclose(heatmap, explanation.weights[explanation.segments], rtol=1e-6)

@@ -6,41 +6,60 @@ from __future__ import annotations
 import numpy as np
 
 from grader.classes import IMAGE_SIDE
-from grader.explain.base import Explainer
-from grader.protocol import ModelProtocol
+from grader.explain.base import AttributionMethod
+from grader.explain.pixels import check_inputs
+from grader.explain.results import AttributionMaps, as_faces
+from grader.protocol import ModelDescription, ModelProtocol
 
 
-class GradCAM(Explainer):
+class GradCAM(AttributionMethod):
     """ReLU(sum_k alpha_k A_k) with alpha_k the spatial mean of d logit_c / d A_k, upsampled bilinearly
     (as torch's F.interpolate with align_corners=False) to the model's input size and placed where
     that input sits in the 48x48 face (a model that center-crops sees only the crop).
 
-    layer: a module name; default the last Conv2d. Equal to Captum's LayerGradCam with
-    relu_attributions=True followed by LayerAttribution.interpolate(..., "bilinear").
+    layer: a module name; default (None) the model's last Conv2d, found when the maps are computed.
+    Equal to Captum's LayerGradCam with relu_attributions=True followed by
+    LayerAttribution.interpolate(..., "bilinear"); `explain` names the layer in its result.
     """
+
+    name = "gradcam"
 
     def __init__(self, model: ModelProtocol, layer: str | None = None) -> None:
         super().__init__(model)
-        description = model.describe()
-        if layer is None:
-            if not description.conv_layers:
-                raise ValueError("the model has no Conv2d layer for Grad-CAM; name one with visualize.filter_layer")
-            layer = description.conv_layers[-1].name
         self.layer = layer
-        self.input_size = int(description.input.get("size", IMAGE_SIDE))
 
     def attribute(self, pixels: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        activations, gradients = self.model.layer_gradient(np.asarray(pixels, np.float32), self.layer,
-                                                           np.asarray(targets, np.int64))
+        """(N, 48, 48) float32 maps at `layer` (default the last Conv2d)."""
+        return self._maps(pixels, targets)[1]
+
+    def explain(self, pixels: np.ndarray, targets: np.ndarray) -> AttributionMaps:
+        """The maps with the faces, the targets and the layer they were taken at."""
+        layer, maps = self._maps(pixels, targets)
+        return AttributionMaps(method=self.name, images=as_faces(pixels), labels=np.asarray(targets),
+                               maps=maps.astype(np.float32), layer=layer)
+
+    def _maps(self, pixels: np.ndarray, targets: np.ndarray) -> tuple[str, np.ndarray]:
+        description = self.model.describe()
+        layer = last_conv_layer(description) if self.layer is None else self.layer
+        input_size = int(description.input.get("size", IMAGE_SIDE))
+        pixels, targets = check_inputs(self.model, pixels, targets)
+        activations, gradients = self.model.layer_gradient(pixels, layer, targets)
         if activations.ndim != 4:
-            raise ValueError(f"Grad-CAM needs channel maps (N, C, h, w) from '{self.layer}', got {activations.shape}")
+            raise ValueError(f"Grad-CAM needs channel maps (N, C, h, w) from '{layer}', got {activations.shape}")
         weights = gradients.mean(axis=(2, 3), keepdims=True)
         cam = np.maximum((weights * activations).sum(axis=1), 0.0).astype(np.float32)
-        upsampled = upsample_bilinear(cam, self.input_size)
-        offset = (IMAGE_SIDE - self.input_size) // 2
+        upsampled = upsample_bilinear(cam, input_size)
+        offset = (IMAGE_SIDE - input_size) // 2
         maps = np.zeros((len(cam), IMAGE_SIDE, IMAGE_SIDE), np.float32)
-        maps[:, offset:offset + self.input_size, offset:offset + self.input_size] = upsampled
-        return maps
+        maps[:, offset:offset + input_size, offset:offset + input_size] = upsampled
+        return layer, maps
+
+
+def last_conv_layer(description: ModelDescription) -> str:
+    """The name of the model's last Conv2d, Grad-CAM's default layer; ValueError when it has none."""
+    if not description.conv_layers:
+        raise ValueError("the model has no Conv2d layer for Grad-CAM; name one with visualize.filter_layer")
+    return description.conv_layers[-1].name
 
 
 def upsample_bilinear(maps: np.ndarray, size: int) -> np.ndarray:

@@ -35,6 +35,8 @@ What this module adds to `lime.lime_image.LimeImageExplainer`, and why:
   labels=(label,), top_labels=None, hide_color=e.fill, num_samples=N,
   segmentation_fn=lambda _: e.segments, batch_size=...)` gives the same weights, score and
   intercept (tests/test_explain_lime.py checks it).
+- Imports: lime, scikit-image and scikit-learn are imported where they are first used, so that
+  listing the methods (grader.explain.registry) stays cheap.
 """
 
 from __future__ import annotations
@@ -44,12 +46,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import sklearn.metrics
-from lime.lime_image import LimeImageExplainer
-from skimage.segmentation import slic
 
-from grader.classes import IMAGE_SIDE
-from grader.explain.base import Explainer, softmax
+from grader.explain.base import AttributionMethod
+from grader.explain.batching import batches, check_batch_size, in_requests
+from grader.explain.pixels import check_pixels
+from grader.explain.results import LimeExplanation, LimeExplanations
+from grader.numerics import softmax
 from grader.protocol import ModelProtocol
 
 NUM_SAMPLES = 1000  # perturbed faces per image, lime's default
@@ -64,53 +66,11 @@ SLIC_SIGMA = 0.5
 Fill = Literal["mean", "segments"] | float
 
 
-@dataclass(frozen=True)
-class LimeExplanation:
-    """LIME's explanation of one face for one label.
-
-    segments: (48, 48) int64 superpixel ids 0..S-1; weights: (S,) the surrogate's weight of each
-    segment for `label` (indexed by segment id); score: the surrogate's weighted R^2 on the
-    perturbations; intercept: its intercept; local_prediction: its prediction for the unperturbed
-    face; probability: the model's probability of `label` on the unperturbed face; seed: the
-    RandomState seed of the draws; fill: the brightness of a superpixel that is off (NaN when each
-    superpixel was painted with its own mean).
-    """
-
-    label: int
-    segments: np.ndarray
-    weights: np.ndarray
-    score: float
-    intercept: float
-    local_prediction: float
-    probability: float
-    seed: int
-    fill: float
-
-    @property
-    def num_segments(self) -> int:
-        return len(self.weights)
-
-    def heatmap(self) -> np.ndarray:
-        """(48, 48) float32: each pixel carries its segment's weight."""
-        return self.weights[self.segments].astype(np.float32)
-
-    def top_segments(self, k: int = 5, sign: Literal["positive", "negative", "any"] = "positive") -> np.ndarray:
-        """The ids of the (at most) k segments with the largest weights of the given sign, largest first."""
-        weights = self.weights
-        if sign == "positive":
-            order = np.argsort(-weights, kind="stable")
-            order = order[weights[order] > 0]
-        elif sign == "negative":
-            order = np.argsort(weights, kind="stable")
-            order = order[weights[order] < 0]
-        else:
-            order = np.argsort(-np.abs(weights), kind="stable")
-        return order[:k]
-
-
 def slic_segments(image: np.ndarray, n_segments: int = SLIC_SEGMENTS, compactness: float = SLIC_COMPACTNESS,
                   sigma: float = SLIC_SIGMA) -> np.ndarray:
     """SLIC superpixels of one (48, 48) face in 0..255: (48, 48) int64 ids 0..S-1, every id used."""
+    from skimage.segmentation import slic
+
     gray = np.asarray(image, dtype=np.float64) / 255.0
     if gray.ndim != 2:
         raise ValueError(f"slic_segments takes one gray (H, W) face, got shape {gray.shape}")
@@ -126,7 +86,7 @@ def image_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
-class Lime(Explainer):
+class Lime(AttributionMethod):
     """LIME over the model protocol: one surrogate per image, for the image's own label.
 
     num_samples: perturbed faces per image (the first is the unperturbed face);
@@ -137,16 +97,16 @@ class Lime(Explainer):
     segmentation: a function from a (48, 48) face in 0..255 to integer segments (default SLIC).
     """
 
+    name = "lime"
+
     def __init__(self, model: ModelProtocol, num_samples: int = NUM_SAMPLES, batch_size: int = BATCH_SIZE,
                  seed: int = 0, kernel_width: float = KERNEL_WIDTH, fill: Fill = "mean",
                  segmentation: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         super().__init__(model)
         if num_samples < 2:
             raise ValueError("LIME needs at least 2 samples (the face itself and one perturbation)")
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
         self.num_samples = num_samples
-        self.batch_size = batch_size
+        self.batch_size = check_batch_size(batch_size)
         self.seed = seed
         self.kernel_width = kernel_width
         self.fill = fill
@@ -155,17 +115,26 @@ class Lime(Explainer):
     # --- entry points ---------------------------------------------------------------------
 
     def explain(self, pixels: np.ndarray, targets: np.ndarray | Sequence[int] | int,
-                indices: Sequence[int] | None = None) -> list[LimeExplanation]:
-        """One LimeExplanation per face of (N, 48, 48) or one (48, 48) face, for label targets[i].
+                indices: Sequence[int] | None = None) -> LimeExplanations:
+        """The faces of (N, 48, 48) or one (48, 48) face, each with its LimeExplanation for label
+        targets[i] (one label for all when `targets` is a number).
 
         indices: each face's index for its seed (default 0..N-1), so that one face explained alone
         can reproduce its explanation from a batch.
         """
-        faces = np.asarray(pixels, dtype=np.float32)
-        if faces.ndim == 2:
-            faces = faces[None]
-        if faces.ndim != 3 or faces.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
-            raise ValueError(f"expected (N, {IMAGE_SIDE}, {IMAGE_SIDE}) faces, got {np.shape(pixels)}")
+        return LimeExplanations.of(pixels, self._explanations(pixels, targets, indices))
+
+    def explain_one(self, image: np.ndarray, target: int, index: int = 0) -> LimeExplanation:
+        """The explanation of one (48, 48) face for `target`, seeded as image `index` of a batch."""
+        return self._explanations(image, target, indices=[index])[0]
+
+    def attribute(self, pixels: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """(N, 48, 48) float32 maps: each pixel carries its segment's weight for targets[i]."""
+        return np.stack([e.heatmap() for e in self._explanations(pixels, targets)])
+
+    def _explanations(self, pixels: np.ndarray, targets: np.ndarray | Sequence[int] | int,
+                      indices: Sequence[int] | None = None) -> list[LimeExplanation]:
+        faces = check_pixels(pixels, single=True)
         labels = np.broadcast_to(np.asarray(targets, dtype=np.int64), (len(faces),))
         indices = np.arange(len(faces)) if indices is None else np.asarray(indices, dtype=np.int64)
         if len(indices) != len(faces):
@@ -174,22 +143,14 @@ class Lime(Explainer):
         # Several images share a request when their perturbations fit in one batch.
         per_request = max(1, self.batch_size // self.num_samples)
         results: list[LimeExplanation] = []
-        for start in range(0, len(faces), per_request):
-            group = range(start, min(len(faces), start + per_request))
+        for chunk in batches(len(faces), per_request):
+            group = range(len(faces))[chunk]
             prepared = [self._perturb(faces[i], image_seed(self.seed, int(indices[i]))) for i in group]
             probabilities = self._probabilities(np.concatenate([p.images for p in prepared]))
             for offset, (i, p) in enumerate(zip(group, prepared)):
                 rows = probabilities[offset * self.num_samples:(offset + 1) * self.num_samples]
                 results.append(self._fit(p, rows, int(labels[i])))
         return results
-
-    def explain_one(self, image: np.ndarray, target: int, index: int = 0) -> LimeExplanation:
-        """The explanation of one (48, 48) face for `target`, seeded as image `index` of a batch."""
-        return self.explain(image, target, indices=[index])[0]
-
-    def attribute(self, pixels: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """(N, 48, 48) float32 maps: each pixel carries its segment's weight for targets[i]."""
-        return np.stack([e.heatmap() for e in self.explain(pixels, targets)])
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -228,11 +189,12 @@ class Lime(Explainer):
 
     def _probabilities(self, images: np.ndarray) -> np.ndarray:
         """Softmax of the model's logits, in requests of at most batch_size faces."""
-        chunks = [self.model.logits(images[start:start + self.batch_size])
-                  for start in range(0, len(images), self.batch_size)]
-        return softmax(np.concatenate(chunks))
+        return softmax(np.concatenate(in_requests(self.model.logits, images, size=self.batch_size)))
 
     def _fit(self, p: _Perturbations, probabilities: np.ndarray, label: int) -> LimeExplanation:
+        import sklearn.metrics
+        from lime.lime_image import LimeImageExplainer
+
         if not 0 <= label < probabilities.shape[1]:
             raise ValueError(f"label {label} is not one of the model's {probabilities.shape[1]} classes")
         distances = sklearn.metrics.pairwise_distances(p.data, p.data[0].reshape(1, -1), metric="cosine").ravel()
@@ -255,25 +217,3 @@ class _Perturbations:
     images: np.ndarray  # (num_samples, 48, 48) float32
     seed: int
     fill: float
-
-
-def stack_explanations(pixels: np.ndarray, explanations: Sequence[LimeExplanation]) -> dict[str, np.ndarray]:
-    """The arrays of lime.npz: images (N,48,48) uint8, labels (N,) int64, segments (N,48,48) int64,
-    weights (N,S_max) float64 padded with NaN past each image's own S, score (N,) float64."""
-    faces = np.asarray(pixels)
-    if faces.ndim == 2:
-        faces = faces[None]
-    if len(faces) != len(explanations):
-        raise ValueError(f"{len(faces)} images for {len(explanations)} explanations")
-    width = max((e.num_segments for e in explanations), default=0)
-    weights = np.full((len(explanations), width), np.nan, np.float64)
-    for row, e in zip(weights, explanations):
-        row[:e.num_segments] = e.weights
-    return {
-        "images": np.clip(np.rint(faces), 0, 255).astype(np.uint8),
-        "labels": np.array([e.label for e in explanations], np.int64),
-        "segments": np.stack([e.segments for e in explanations]).astype(np.int64)
-        if explanations else np.zeros((0, IMAGE_SIDE, IMAGE_SIDE), np.int64),
-        "weights": weights,
-        "score": np.array([e.score for e in explanations], np.float64),
-    }

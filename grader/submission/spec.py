@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from grader.escape import clean_text
+from grader.explain.registry import FREEFORM_METHODS
 from grader.yamlfile import load_yaml_model
 
 SPEC_FILE = "submission.yaml"
@@ -18,7 +19,7 @@ starting with a letter or digit (so no cell starts with a spreadsheet's formula 
 NAME_LIMIT = 200
 
 WeightsFormat = Literal["state_dict", "lightning_ckpt", "torchscript"]
-Freeform = Literal["class_model", "gradcam", "integrated_gradients", "smoothgrad"]
+Freeform = Literal[FREEFORM_METHODS]  # the registry's names: one list of the free-form methods
 
 
 class _Strict(BaseModel):

@@ -4,37 +4,21 @@ an L2 penalty lambda * ||I||^2, found by gradient ascent from noise, for each of
 
 Every step is ONE `input_gradient` request of all classes together (ClassLogit with classes
 0..C-1, image c climbing class c); one `logits` request at the end gives each image's softmax
-probability of its own class. The loop is grader.explain.filters.gradient_ascent.
+probability of its own class. The loop is grader.explain.ascent.gradient_ascent.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from grader.explain.base import softmax
-from grader.explain.filters import AscentSettings, gradient_ascent, start_images
+from grader.explain.ascent import AscentSettings, gradient_ascent, start_images
+from grader.explain.base import Visualization
+from grader.explain.results import ClassImages
+from grader.numerics import softmax
 from grader.protocol import ClassLogit, ModelProtocol
 
 
-@dataclass(frozen=True)
-class ClassVizResult:
-    """The arrays of classviz.npz (docs/ARCHITECTURE.md).
-
-    images: (C, 48, 48) float32 raw pixels in 0..255, image c is class c's model.
-    target_prob: (C,) float64, image c's softmax probability of class c.
-    """
-
-    images: np.ndarray
-    target_prob: np.ndarray
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The fields as numpy arrays, ready for np.savez."""
-        return {"images": self.images, "target_prob": self.target_prob}
-
-
-class ClassModelVisualization:
+class ClassModelVisualization(Visualization):
     """Gradient ascent on S_c(I) - lambda ||I - 128||^2 from one gray noise image, all classes in one batch.
 
     Choices, and why:
@@ -55,17 +39,19 @@ class ClassModelVisualization:
       without raising Angry's more.
     """
 
+    name = "class_model"
+
     def __init__(self, model: ModelProtocol, steps: int = 200, step_size: float = 2.0, l2: float = 0.02,
                  noise: float = 8.0, jitter: int = 1, blur_every: int = 4, blur_sigma: float = 0.5,
                  seed: int = 0) -> None:
-        self.model = model
+        super().__init__(model)
         self.settings = AscentSettings(steps=steps, step_size=step_size, l2=l2, noise=noise, blur_every=blur_every,
                                        blur_sigma=blur_sigma, jitter=jitter, seed=seed)
 
-    def visualize(self) -> ClassVizResult:
+    def visualize(self) -> ClassImages:
         """`steps` requests of C images, then one logits request of the C final images."""
         classes = np.arange(self.model.describe().num_classes, dtype=np.int64)
         start = start_images(len(classes), self.settings)
         images = gradient_ascent(self.model, start, ClassLogit(classes), self.settings)
         probabilities = softmax(np.asarray(self.model.logits(images)))
-        return ClassVizResult(images=images, target_prob=probabilities[classes, classes])
+        return ClassImages(images=images, target_prob=probabilities[classes, classes])

@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from grader.explain.base import softmax
-from grader.explain.classviz import ClassModelVisualization
+from grader.explain.class_model import ClassModelVisualization
+from grader.numerics import softmax
 from grader.protocol import ClassLogit
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
@@ -72,6 +72,7 @@ def test_target_prob_is_each_images_softmax_probability_of_its_class():
 
 def test_the_result_holds_the_fields_of_classviz_npz():
     result = ClassModelVisualization(linear_model(), steps=2).visualize()
+    assert result.method == "class_model"
     assert set(result.arrays()) == {"images", "target_prob"}
     assert result.images.shape == (7, 48, 48) and result.images.dtype == np.float32
 
