@@ -1,9 +1,11 @@
 """Every explanation method by its name: the names a rubric, a submission's `visualize.freeform`,
-the tasks and the arrays use, each with its class and the type of its result.
+the questions (grader.questions.methods) and the arrays use, each with its class and the type of its
+result.
 
 Importing this module imports the methods' modules, which import numpy and the model protocol
 only: no torch, lime, scikit-image, scikit-learn or matplotlib (LIME imports its libraries when it
-runs), so that the submission schema (grader.submission.spec) can read FREEFORM_METHODS cheaply.
+runs), so that validating rubric.yaml's `method` names stays cheap. submission.yaml's schema
+(grader.submission.spec, a layer below) writes the free-form names out; a test checks they agree.
 """
 
 from __future__ import annotations
