@@ -257,7 +257,7 @@ def test_an_unreachable_scheduler_is_a_clear_error_and_grades_nothing(class_fold
                                                                     monkeypatch):
     from typer.testing import CliRunner
 
-    from grader import dask_runner
+    from grader.pipeline import dask_runner
     from grader.cli import app
 
     monkeypatch.setattr(dask_runner, "CONNECT_TIMEOUT", "2s")
