@@ -46,7 +46,7 @@ def _context_name(context: str) -> str:
 
 def scored_result(assessment: Assessment, log: StageLog, checks: list[GradientCheckSummary], setup: GradingSetup,
                   *, student_id: str, name: str, folder: str, sha256: str, output: str,
-                  answers: dict[str, str]) -> Result:
+                  answers: dict[str, str], cache_key: str = "") -> Result:
     """The Result of one submission: its questions scored (with the TA's manual scores), and what
     grading recorded."""
     questions = score(setup.rubric, measurements(assessment, setup.evaluation, checks), setup.manual.of(student_id))
@@ -60,7 +60,7 @@ def scored_result(assessment: Assessment, log: StageLog, checks: list[GradientCh
         confusion_matrix=evaluation.confusion.round(6).tolist() if evaluation else None,
         profile=profile_record(setup.profile), timings=log.timings, tool_version=__version__,
         submission_sha256=sha256, data_source=setup.evaluation.source,
-        isolation=setup.isolation, output=output, answers=answers,
+        isolation=setup.isolation, output=output, answers=answers, cache_key=cache_key,
     )
 
 

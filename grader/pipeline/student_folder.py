@@ -63,12 +63,7 @@ def grade_submission(folder: Path, setup: GradingSetup, listener: StageListener 
     audit = GradientAudit(GradientCheckSettings.for_dtype(setup.profile.dtype), seed=hidden_seed(setup.evaluation))
     try:
         assessment = _read_and_assess(submission, setup, identity, log, audit)
-        result = scored_result(assessment, log, audit.summaries(), setup, student_id=submission.student_id,
-                               name=submission.name, folder=folder.name, sha256=submission.sha256,
-                               output=submission.output, answers=submission.answers)
-        result.cache_key = cache_key
-        _write_outputs(result, assessment, setup, listener)
-        return result
+        return _write_outputs(submission, assessment, log, audit, setup, listener, cache_key)
     except OutputFolderError:
         raise
     except Exception as error:  # noqa: BLE001  (the grader's own failure on this submission: fail it, go on)
@@ -136,35 +131,41 @@ def _confusion_question(setup: GradingSetup) -> str | None:
     return next((q.id for q in setup.rubric.questions if q.method == "lime"), None)
 
 
-def _write_outputs(result: Result, assessment: Assessment, setup: GradingSetup,
-                   listener: StageListener | None) -> None:
+def _write_outputs(submission: _Submission, assessment: Assessment, log: StageLog, audit: GradientAudit,
+                   setup: GradingSetup, listener: StageListener | None, cache_key: str) -> Result:
     """Write everything into a staging folder of this run, then swap it in: a crash never leaves half
-    a report. A figure or the PDF that cannot be made is an error of the result's, not of the batch."""
-    with staged_folder(setup.out_dir, result.student_id, setup.run_id) as staging:
-        figures = write_artifacts(result, staging, assessment.outputs, assessment.probes, assessment.fingerprint,
+    a report. The arrays and figures come first (a figure that cannot be drawn is an error of the
+    result's), then the Result, then the PDF of it (its failure, too, is the result's error)."""
+    with staged_folder(setup.out_dir, submission.student_id, setup.run_id) as staging:
+        written = write_artifacts(staging, assessment.outputs, assessment.probes, assessment.fingerprint,
                                   assessment.evaluation, _confusion_question(setup), setup.language)
+        log.errors += written.errors
+        result = scored_result(assessment, log, audit.summaries(), setup, student_id=submission.student_id,
+                               name=submission.name, folder=submission.folder.name, sha256=submission.sha256,
+                               output=submission.output, answers=submission.answers, cache_key=cache_key)
         if setup.write_pdf:
-            _write_report(result, setup, staging, figures, listener)
+            result = _with_report(result, setup, staging, written.figures, listener)
         result.write(staging / "result.json")
+    return result
 
 
-def _write_report(result: Result, setup: GradingSetup, staging: Path, figures: dict[str, list[FigureRef]],
-                  listener: StageListener | None) -> None:
+def _with_report(result: Result, setup: GradingSetup, staging: Path, figures: dict[str, list[FigureRef]],
+                 listener: StageListener | None) -> Result:
+    """Write the PDF of `result`; the result with the report's timing (and its error, if any)."""
     if listener is not None:
         listener.started(REPORT.name)
     started = time.perf_counter()
-    ok = True
+    errors = list(result.errors)
     try:
         write_pdf(render_html(result, setup.language, question_figures=figures), staging, staging / "report.pdf")
     except Exception as error:  # noqa: BLE001
         if is_disk_error(error):
             raise  # a full disk is the run's problem (grader.outfolder), not this student's
-        ok = False
-        result.errors.append(StageError(stage=REPORT.name, message=f"the PDF could not be made "
-                                                                     f"({describe_exception(error)})"))
-    result.timings[REPORT.name] = round(time.perf_counter() - started, 4)
+        errors.append(StageError(stage=REPORT.name, message=f"the PDF could not be made ({describe_exception(error)})"))
+    seconds = round(time.perf_counter() - started, 4)
     if listener is not None:
-        listener.finished(REPORT.name, result.timings[REPORT.name], ok)
+        listener.finished(REPORT.name, seconds, len(errors) == len(result.errors))
+    return result.model_copy(update={"errors": errors, "timings": {**result.timings, REPORT.name: seconds}})
 
 
 def _grader_failure(submission: _Submission, log: StageLog, setup: GradingSetup, error: Exception) -> Result:

@@ -1,10 +1,12 @@
 """A student's arrays and figures, written from the typed results after scoring: arrays/<name>.npz
 and figures/<name>.png per question output, the probes, the weights fingerprint and the confusion
-matrix. A figure that cannot be drawn is left out with an error of the result's, not of the batch."""
+matrix. A figure that cannot be drawn is left out with an error (stage `report`) of the result's,
+not of the batch."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,23 +21,33 @@ from grader.report.figures.by_result import question_figures
 from grader.report.figures.confusion import confusion_matrix_figure
 from grader.report.figures.drawing import png_bytes
 from grader.report.pdf import FigureRef
-from grader.result import Result, StageError
+from grader.result import StageError
 from grader.scoring.measurements import Probes
 from grader.submission.errors import describe_exception
 
 CONFUSION_FIGURE = "figures/confusion_matrix.png"
 
 
-def write_artifacts(result: Result, staging: Path, outputs: Mapping[str, QuestionOutput], probes: Probes | None,
+@dataclass
+class Artifacts:
+    """What was written: the figures each question shows in the PDF, and the errors of the figures
+    that could not be drawn."""
+
+    figures: dict[str, list[FigureRef]] = field(default_factory=dict)
+    errors: list[StageError] = field(default_factory=list)
+
+
+def write_artifacts(staging: Path, outputs: Mapping[str, QuestionOutput], probes: Probes | None,
                     fingerprint: WeightsFingerprint | None, evaluation: Evaluation | None,
-                    confusion_question: str | None, language: Language = "en") -> dict[str, list[FigureRef]]:
-    """Write everything under `staging` and return the figures each question shows in the PDF (the
-    confusion matrix goes with `confusion_question`, the one that reads LIME with it)."""
-    figures: dict[str, list[FigureRef]] = {}
+                    confusion_question: str | None, language: Language = "en") -> Artifacts:
+    """Write everything under `staging`; the confusion matrix's figure goes with
+    `confusion_question` (the one that reads LIME with it)."""
+    written = Artifacts()
+    figures = written.figures
     for question, output in outputs.items():
         atomic_write_npz(staging / "arrays" / f"{output.name}.npz", **output.result.arrays())
         for name, draw in question_figures(output, language).items():
-            if _write_figure(result, staging, f"figures/{name}.png", draw):
+            if _write_figure(written, staging, f"figures/{name}.png", draw):
                 figures.setdefault(question, []).append(FigureRef(f"figures/{name}.png", "; ".join(output.notes)))
     if probes is not None:
         atomic_write_npz(staging / "arrays" / "probes.npz", **probes.arrays())
@@ -45,11 +57,11 @@ def write_artifacts(result: Result, staging: Path, outputs: Mapping[str, Questio
         atomic_write_npz(staging / "arrays" / "confusion.npz", counts=evaluation.counts,
                          confusion=evaluation.confusion.astype(np.float32), labels=evaluation.labels,
                          predictions=evaluation.predictions)
-        drawn = _write_figure(result, staging, CONFUSION_FIGURE,
+        drawn = _write_figure(written, staging, CONFUSION_FIGURE,
                               lambda: confusion_matrix_figure(evaluation.confusion, language))
         if drawn and confusion_question is not None:
             figures.setdefault(confusion_question, []).append(FigureRef(CONFUSION_FIGURE, ""))
-    return figures
+    return written
 
 
 def read_predictions(student_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
@@ -61,12 +73,12 @@ def read_predictions(student_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
         return arrays["predictions"], arrays["labels"]
 
 
-def _write_figure(result: Result, staging: Path, relative: str, draw: Callable[[], Figure]) -> bool:
+def _write_figure(written: Artifacts, staging: Path, relative: str, draw: Callable[[], Figure]) -> bool:
     """Draw one figure to PNG; a figure that cannot be drawn is left out with an error that says so."""
     try:
         data = png_bytes(draw())
     except Exception as error:  # noqa: BLE001  (matplotlib on a student's layer name, say)
-        result.errors.append(StageError(stage="report", message=f"the figure {relative} could not be drawn "
+        written.errors.append(StageError(stage="report", message=f"the figure {relative} could not be drawn "
                                                                   f"({describe_exception(error)}); it is left out"))
         return False
     atomic_write_bytes(staging / relative, data)
