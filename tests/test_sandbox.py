@@ -10,20 +10,20 @@ import json
 import socket
 import textwrap
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from grader.pipeline.setup import GradingSetup
+from grader.pipeline.setup import GradingSetup, load_setup
 from grader.pipeline.student_folder import grade_submission
 from grader.pipeline.class_run import grade_class
 from grader.pipeline.dask_runner import DaskRunner
 from grader.data.synth import generate
 from grader.profile import HardwareProfile, Limits
 from grader.result import Result
-from grader.scoring.rubric import load_rubric
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("require_bwrap")]
@@ -171,8 +171,8 @@ def hostile_batch(root: Path, world: dict) -> None:
 
 def sandboxed_setup(out_dir: Path) -> GradingSetup:
     """The same evaluation faces, rubric and short limits for every batch of these tests."""
-    return GradingSetup(evaluation=generate(64, seed=3), rubric=load_rubric(ROOT / "rubric.yaml"),
-                        profile=PROFILE, out_dir=out_dir, write_pdf=False, isolation="bwrap")
+    setup = load_setup(generate(64, seed=3), ROOT / "rubric.yaml", out_dir, write_pdf=False, isolation="bwrap")
+    return replace(setup, profile=PROFILE)
 
 
 @pytest.fixture(scope="module")
