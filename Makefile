@@ -1,12 +1,14 @@
 # Two commands on a fresh Linux machine:
 #   make grade   set everything up, then grade the example submissions on the bundled data into out/
-#   make test    set everything up, then run the whole test suite
+#   make test    set everything up, then run the whole test suite (what CI runs, .ci/run)
+# While developing: make test-fast   the fast tier, pytest -m "not slow", under a minute on 2 cores
+# (the slow tier: end-to-end grading, CLI batches, the sandbox, Chromium; tests/conftest.py's rule).
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps grade test bench bench-cost examples clean
+.PHONY: setup system-deps grade test test-fast bench bench-cost examples clean
 
 setup: system-deps $(STAMP)
 
@@ -23,8 +25,14 @@ $(STAMP): pyproject.toml constraints.txt
 grade: setup
 	$(BIN)/grader grade submissions --rubric rubric.yaml --out out
 
+# Two pytest-xdist workers, a file to a worker (a module's batch fixture is graded once; the
+# longest files are queued first, tests/conftest.py). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # Benchmarks print numbers and ratios; they are not timed tests. Each keeps its output, the exact
 # command and the machine in its own section of bench/RESULTS.md. About 40 minutes on 2 cores.

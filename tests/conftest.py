@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -25,13 +27,114 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
+def names(item: pytest.Item) -> set[str]:
+    """How the lists below may name a test: file::test (every parameter), file::test[id], or
+    file::fixture for every test of that file that uses the fixture."""
+    test = f"{item.path.name}::{item.nodeid.split('::', 1)[-1]}"
+    fixtures = {f"{item.path.name}::{name}" for name in getattr(item, "fixturenames", ())}
+    return {test, test.split("[")[0]} | fixtures
+
+
+# ---------------------------------------------------------------- the two tiers
+# `make test-fast` (pytest -m "not slow") is the development loop, under a minute on 2 cores;
+# `make test` and CI run everything. A test is slow when it is in one of these files (each grades
+# through the CLI, a batch, a Dask cluster or the sandbox), when it needs bwrap or Chromium (those
+# fixtures anywhere in its closure), or when it is named below: a CLI run, or a second or more alone.
+SLOW_FILES = frozenset({
+    "test_grade_e2e.py",         # `grader grade` / `grader check` over the examples, PDFs included
+    "test_classrun.py",          # class batches: resume after SIGKILL, a Dask scheduler and workers
+    "test_hostile_inputs.py",    # a batch of hostile submissions in the sandbox
+    "test_sandbox.py",           # sandbox limits: timeouts, memory, forks
+    "test_protocol_parity.py",   # every example in and out of the sandbox
+    "test_output_folder_cli.py", # `grader grade` into busy, full and shared output folders
+    "test_error_boundary.py",    # batches whose report, figure or similarity stage fails
+})
+SLOW_FIXTURES = frozenset({"require_bwrap", "browser"})
+SLOW_TESTS = frozenset({
+    "test_profile.py::test_the_gpu_profile_without_cuda_is_refused_before_anything_runs",  # CLI, bundled data
+    "test_gradient_audit.py::test_honest_examples_pass_every_check",
+    "test_synth.py::test_a_linear_model_on_pixels_does_not_separate_the_classes",
+    "test_synth.py::test_generated_labels_follow_the_quota",
+    "test_synth.py::test_surprise_opens_the_mouth_more_than_neutral",
+    "test_similarity.py::test_two_hundred_submissions_of_one_architecture_are_compared_in_seconds",
+    "test_fingerprint.py::test_the_deflate_bomb_is_what_it_claims",
+    "test_manual_scores.py::test_a_million_unknown_ids_summarize_in_one_short_line",
+})
+
+
+def is_slow(item: pytest.Item) -> bool:
+    """The tier rule above, for one collected test."""
+    return (item.path.name in SLOW_FILES or not SLOW_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+            or not SLOW_TESTS.isdisjoint(names(item)))
+
+
+# `make test` runs the files on two pytest-xdist workers (--dist loadfile: a file's module-scoped
+# batch is graded once). Its queue goes in collection order (--no-loadscope-reorder), which puts
+# these files first, longest first (seconds measured alone on 2 cores), so that no long file
+# starts last while the other worker sits idle.
+LONGEST_FIRST = ("test_classrun.py", "test_grade_e2e.py", "test_hostile_inputs.py", "test_sandbox.py",
+                 "test_examples.py", "test_output_folder_cli.py", "test_protocol_parity.py",
+                 "test_fingerprint.py", "test_error_boundary.py", "test_similarity.py")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if is_slow(item):
+            item.add_marker(pytest.mark.slow)
+    if hasattr(config, "workerinput"):  # an xdist worker: every worker sorts alike
+        rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))
+    warn_of_stale_names(config, items)
+
+
+def warn_of_stale_names(config, items) -> None:
+    """A renamed test or file drops out of the lists here silently: say so (whole files collected only)."""
+    if any("::" in str(arg) for arg in config.args):
+        return
+    here = Path(__file__).parent
+    files = {item.path.name for item in items}
+    known = set().union(*(names(item) for item in items))
+    stale = sorted({name for name in SLOW_FILES | set(LONGEST_FIRST) if not (here / name).is_file()}
+                   | {name for name in SLOW_TESTS | GRADES_IN_THE_SANDBOX
+                      if name.split("::")[0] in files and name not in known})
+    if stale:
+        warnings.warn(pytest.PytestWarning(f"tests/conftest.py names what is not there: {', '.join(stale)}"))
+
+
+# ---------------------------------------------------------------- bwrap and chromium
+# Every test that needs bwrap or chromium goes through skip_or_fail: the sandbox tests through the
+# require_bwrap fixture, the browser tests through test_dashboard.py's browser fixture, and these,
+# which run `grader grade` with the sandbox on (it refuses to start without bwrap) but do not ask
+# for require_bwrap themselves, through pytest_runtest_setup below, before any of their fixtures.
+GRADES_IN_THE_SANDBOX = frozenset({
+    "test_grade_e2e.py::graded",
+    "test_grade_e2e.py::test_a_bad_submission_never_stops_the_batch",
+    "test_grade_e2e.py::test_a_broken_rubric_stops_before_any_submission_runs",
+    "test_grade_e2e.py::test_unlabeled_data_is_refused_with_a_reason",
+    "test_grade_e2e.py::test_malformed_data_names_the_file_and_line",
+    "test_profile.py::test_the_gpu_profile_without_cuda_is_refused_before_anything_runs",
+})
+NO_BWRAP = "bubblewrap (bwrap) is missing or cannot create namespaces here"
+
+
+@functools.cache
+def bwrap_works() -> bool:
+    from grader.sandbox.isolation import bwrap_works as probe
+
+    return probe()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if not GRADES_IN_THE_SANDBOX.isdisjoint(names(item)) and not bwrap_works():
+        skip_or_fail(NO_BWRAP)
+
+
 @pytest.fixture(scope="session")
 def require_bwrap() -> None:
     """For the sandbox tests (session-scoped, so it runs before any module's batch fixture)."""
-    from grader.sandbox.isolation import bwrap_works
-
     if not bwrap_works():
-        skip_or_fail("bubblewrap (bwrap) is missing or cannot create namespaces here")
+        skip_or_fail(NO_BWRAP)
 
 
 @pytest.fixture(scope="session", autouse=True)
