@@ -29,9 +29,11 @@ grade: setup
 # longest files are queued first, tests/conftest.py). TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # Benchmarks print numbers and ratios; they are not timed tests. Each keeps its output, the exact
