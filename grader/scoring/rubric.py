@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from grader.yamlfile import load_yaml_model
 
@@ -33,8 +33,44 @@ class Band(_Strict):
         return f">= {self.min:g}" if self.min is not None else f"<= {self.max:g}"
 
 
+class RubricItem(_Strict):
+    """One rubric item of a manual criterion (issue 15): the TA checks it, by clicking or by typing
+    its `key`, instead of inventing a number. `points` may be negative (a deduction). The score is
+    grader.scoring.rubric_items.item_score: the checked items' sum clipped to the criterion's range,
+    plus an optional adjustment."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    key: str
+    text: str = Field(min_length=1)
+    points: float = Field(allow_inf_nan=False)
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _digit_key(cls, key: object) -> object:
+        # YAML reads `key: 1` as the number 1; a single digit is the key the TA types.
+        if isinstance(key, int) and not isinstance(key, bool) and 0 <= key <= 9:
+            return str(key)
+        return key
+
+    @field_validator("key")
+    @classmethod
+    def _one_character(cls, key: str) -> str:
+        if len(key) != 1 or not key.isprintable() or key.isspace():
+            raise ValueError(f"a key is the one printable character the TA types (such as 1 or a), "
+                             f"not {key!r}")
+        return key
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("an item needs a text saying what the TA checks")
+        return text
+
+
 class Criterion(_Strict):
-    """One scored property. Automatic criteria name a metric and bands; manual ones await the TA."""
+    """One scored property. Automatic criteria name a metric and bands; manual ones await the TA,
+    optionally with rubric items (`items`) to check."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -42,6 +78,33 @@ class Criterion(_Strict):
     manual: bool = False
     metric: str | None = None
     bands: list[Band] = []
+    items: list[RubricItem] = []
+
+    @field_validator("items")
+    @classmethod
+    def _items_fit(cls, items: list[RubricItem], info: ValidationInfo) -> list[RubricItem]:
+        if not items:
+            return items
+        name = info.data.get("id", "?")
+        if "manual" in info.data and not info.data["manual"]:
+            raise ValueError(f"criterion '{name}' is automatic (scored by its metric): rubric items are "
+                             "for manual criteria only; remove its items or set manual: true")
+        ids: dict[str, int] = {}
+        keys: dict[str, str] = {}
+        for index, item in enumerate(items):
+            if item.id in ids:
+                raise ValueError(f"the item id '{item.id}' is used twice in criterion '{name}' (items.{ids[item.id]} "
+                                 f"and items.{index}); item ids and keys must be unique within a criterion")
+            if item.key in keys:
+                raise ValueError(f"items '{keys[item.key]}' and '{item.id}' of criterion '{name}' have the same key "
+                                 f"'{item.key}'; item ids and keys must be unique within a criterion")
+            ids[item.id], keys[item.key] = index, item.id
+        points = info.data.get("points")
+        reachable = sum(item.points for item in items if item.points > 0)
+        if points is not None and reachable < points - 1e-9:
+            raise ValueError(f"the positive items of criterion '{name}' add up to {reachable:g} points but it is "
+                             f"worth {points:g}: full marks must be reachable by checking items")
+        return items
 
     @model_validator(mode="after")
     def _metric_or_manual(self) -> Criterion:
