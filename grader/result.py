@@ -75,6 +75,15 @@ class GradientCheckSummary(BaseModel):
                 "explanation built on these gradients would not show what the model computes")
 
 
+class FigureRecord(BaseModel):
+    """A figure the PDF shows under a question: its file relative to the student's output folder, and
+    its caption (what the reader should know about the faces shown)."""
+
+    question: str
+    path: str
+    caption: str = ""
+
+
 class Result(BaseModel):
     """One student's graded submission; written as result.json in the student's output folder."""
 
@@ -103,6 +112,9 @@ class Result(BaseModel):
     isolation: str = Field("", description="how the student's code was run: bwrap, subprocess or inprocess")
     output: str = Field("", description="what the student's code printed (stdout and stderr, bounded)")
     answers: dict[str, str] = Field(default_factory=dict, description="report.md's section per question id")
+    figures: list[FigureRecord] = Field(default_factory=list, description="the figures the PDF shows, per question, "
+                                                                         "so that it can be rendered again without "
+                                                                         "grading again")
     cache_key: str = Field("", description="hash of everything the result depends on; a re-run with the same key "
                                            "reuses it (see grader.pipeline.class_run)")
 

@@ -10,7 +10,7 @@ from grader.pipeline.assessment import Assessment
 from grader.pipeline.setup import GradingSetup
 from grader.pipeline.stages import StageLog
 from grader.profile import HardwareProfile, machine_record
-from grader.result import GradientCheckSummary, Result, StageError
+from grader.result import FigureRecord, GradientCheckSummary, Result, StageError
 from grader.scoring.measurements import Measurements
 from grader.scoring.measures import face_ellipse, parts_region
 from grader.scoring.score import score
@@ -46,7 +46,8 @@ def _context_name(context: str) -> str:
 
 def scored_result(assessment: Assessment, log: StageLog, checks: list[GradientCheckSummary], setup: GradingSetup,
                   *, student_id: str, name: str, folder: str, sha256: str, output: str,
-                  answers: dict[str, str], cache_key: str = "") -> Result:
+                  answers: dict[str, str], cache_key: str = "",
+                  figures: list[FigureRecord] | None = None) -> Result:
     """The Result of one submission: its questions scored (with the TA's manual scores), and what
     grading recorded."""
     questions = score(setup.rubric, measurements(assessment, setup.evaluation, checks), setup.manual.of(student_id))
@@ -61,6 +62,7 @@ def scored_result(assessment: Assessment, log: StageLog, checks: list[GradientCh
         profile=profile_record(setup.profile), timings=log.timings, tool_version=__version__,
         submission_sha256=sha256, data_source=setup.evaluation.source,
         isolation=setup.isolation, output=output, answers=answers, cache_key=cache_key,
+        figures=figures or [],
     )
 
 

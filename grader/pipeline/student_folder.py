@@ -23,7 +23,7 @@ from grader.pipeline.setup import GradingSetup, Identity
 from grader.pipeline.stages import LOAD, REPORT, SNAPSHOT, SPEC, StageListener, StageLog
 from grader.protocol import ModelProtocol
 from grader.report.artifacts import write_artifacts
-from grader.report.pdf import FigureRef, render_html, write_pdf
+from grader.report.pdf import render_html, write_pdf
 from grader.result import Result, StageError
 from grader.sandbox.client import SandboxedModel
 from grader.submission.build import build_model
@@ -142,22 +142,22 @@ def _write_outputs(submission: _Submission, assessment: Assessment, log: StageLo
         log.errors += written.errors
         result = scored_result(assessment, log, audit.summaries(), setup, student_id=submission.student_id,
                                name=submission.name, folder=submission.folder.name, sha256=submission.sha256,
-                               output=submission.output, answers=submission.answers, cache_key=cache_key)
+                               output=submission.output, answers=submission.answers, cache_key=cache_key,
+                               figures=written.figures)
         if setup.write_pdf:
-            result = _with_report(result, setup, staging, written.figures, listener)
+            result = _with_report(result, setup, staging, listener)
         result.write(staging / "result.json")
     return result
 
 
-def _with_report(result: Result, setup: GradingSetup, staging: Path, figures: dict[str, list[FigureRef]],
-                 listener: StageListener | None) -> Result:
+def _with_report(result: Result, setup: GradingSetup, staging: Path, listener: StageListener | None) -> Result:
     """Write the PDF of `result`; the result with the report's timing (and its error, if any)."""
     if listener is not None:
         listener.started(REPORT.name)
     started = time.perf_counter()
     errors = list(result.errors)
     try:
-        write_pdf(render_html(result, setup.language, question_figures=figures), staging, staging / "report.pdf")
+        write_pdf(render_html(result, setup.language), staging, staging / "report.pdf")
     except Exception as error:  # noqa: BLE001
         if is_disk_error(error):
             raise  # a full disk is the run's problem (grader.outfolder), not this student's

@@ -20,8 +20,7 @@ from grader.questions.output import QuestionOutput
 from grader.report.figures.by_result import question_figures
 from grader.report.figures.confusion import confusion_matrix_figure
 from grader.report.figures.drawing import png_bytes
-from grader.report.pdf import FigureRef
-from grader.result import StageError
+from grader.result import FigureRecord, StageError
 from grader.scoring.measurements import Probes
 from grader.submission.errors import describe_exception
 
@@ -30,10 +29,10 @@ CONFUSION_FIGURE = "figures/confusion_matrix.png"
 
 @dataclass
 class Artifacts:
-    """What was written: the figures each question shows in the PDF, and the errors of the figures
-    that could not be drawn."""
+    """What was written: the figures the PDF shows (per question, in order), and the errors of the
+    figures that could not be drawn."""
 
-    figures: dict[str, list[FigureRef]] = field(default_factory=dict)
+    figures: list[FigureRecord] = field(default_factory=list)
     errors: list[StageError] = field(default_factory=list)
 
 
@@ -48,7 +47,8 @@ def write_artifacts(staging: Path, outputs: Mapping[str, QuestionOutput], probes
         atomic_write_npz(staging / "arrays" / f"{output.name}.npz", **output.result.arrays())
         for name, draw in question_figures(output, language).items():
             if _write_figure(written, staging, f"figures/{name}.png", draw):
-                figures.setdefault(question, []).append(FigureRef(f"figures/{name}.png", "; ".join(output.notes)))
+                figures.append(FigureRecord(question=question, path=f"figures/{name}.png",
+                                            caption="; ".join(output.notes)))
     if probes is not None:
         atomic_write_npz(staging / "arrays" / "probes.npz", **probes.arrays())
     if fingerprint is not None:
@@ -60,7 +60,7 @@ def write_artifacts(staging: Path, outputs: Mapping[str, QuestionOutput], probes
         drawn = _write_figure(written, staging, CONFUSION_FIGURE,
                               lambda: confusion_matrix_figure(evaluation.confusion, language))
         if drawn and confusion_question is not None:
-            figures.setdefault(confusion_question, []).append(FigureRef(CONFUSION_FIGURE, ""))
+            figures.append(FigureRecord(question=confusion_question, path=CONFUSION_FIGURE))
     return written
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -13,15 +12,7 @@ from grader.atomic import atomic_write_bytes
 from grader.classes import Language, class_names
 from grader.escape import printable_text
 from grader.report.words import words
-from grader.result import CriterionResult, Result
-
-
-@dataclass(frozen=True)
-class FigureRef:
-    """A figure file relative to the student's output folder, with its caption."""
-
-    path: str
-    caption: str
+from grader.result import CriterionResult, FigureRecord, Result
 
 
 @lru_cache(maxsize=1)
@@ -35,16 +26,18 @@ def template_environment() -> jinja2.Environment:
                               finalize=printable_text)
 
 
-def render_html(result: Result, language: Language = "en",
-                question_figures: dict[str, list[FigureRef]] | None = None) -> str:
-    """The report as HTML; figure paths are relative to the student's output folder."""
+def render_html(result: Result, language: Language = "en") -> str:
+    """The report as HTML; figure paths (the result's `figures`) are relative to the student's output folder."""
+    question_figures: dict[str, list[FigureRecord]] = {}
+    for figure in result.figures:
+        question_figures.setdefault(figure.question, []).append(figure)
     w = words(language)
     css = (resources.files("grader") / "templates" / "report.css").read_text(encoding="utf-8")
     profile = result.profile
     profile_text = ", ".join(f"{k} {v}" for k, v in profile.items() if k != "limits") if profile else "—"
     return template_environment().get_template("report.html.j2").render(
         result=result, w=w, css=css, language=language, class_names=class_names(language),
-        question_figures=question_figures or {},
+        question_figures=question_figures,
         profile_text=profile_text, verdict=lambda c: _verdict(c, w))
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from grader.result import CriterionResult, QuestionResult
 from grader.scoring.manual import ManualScore
+from grader.scoring.manual_merge import AWAITING, with_manual
 from grader.scoring.measurements import Measurements
 from grader.scoring.metrics import METRICS, MetricUnavailable, ScoredQuestion
 from grader.scoring.rubric import Criterion, Rubric
@@ -21,7 +22,7 @@ def score(rubric: Rubric, measured: Measurements,
     questions = []
     for question in rubric.questions:
         scored = ScoredQuestion(id=question.id, method=question.method)
-        criteria = [_with_manual(_score_criterion(criterion, scored, measured), manual.get(criterion.id))
+        criteria = [with_manual(_score_criterion(criterion, scored, measured), manual.get(criterion.id))
                     for criterion in question.criteria]
         questions.append(QuestionResult(
             id=question.id, title=question.title, max_score=question.points, criteria=criteria,
@@ -33,7 +34,7 @@ def _score_criterion(criterion: Criterion, question: ScoredQuestion, measured: M
     common = dict(id=criterion.id, description=criterion.description, max_score=criterion.points,
                   manual=criterion.manual)
     if criterion.manual:
-        return CriterionResult(score=None, message="awaiting the TA's score", **common)
+        return CriterionResult(score=None, message=AWAITING, **common)
     assert criterion.metric is not None
     metric = METRICS[criterion.metric]
     try:
@@ -42,12 +43,3 @@ def _score_criterion(criterion: Criterion, question: ScoredQuestion, measured: M
         return CriterionResult(score=0.0, threshold=criterion.describe_bands(), message=str(reason), **common)
     return CriterionResult(score=criterion.points_for(value), value=value, threshold=criterion.describe_bands(),
                            message=metric.description, **common)
-
-
-def _with_manual(result: CriterionResult, given: ManualScore | None) -> CriterionResult:
-    if given is None:
-        return result
-    if result.manual:
-        return result.model_copy(update={"score": given.points, "comment": given.comment, "message": ""})
-    return result.model_copy(update={"score": given.points, "comment": given.comment, "overridden": True,
-                                     "auto_score": result.score})
