@@ -76,6 +76,21 @@ def test_a_changed_submission_or_force_regrades_only_what_it_must(class_folder, 
     assert not any(reused for _, reused in log)
 
 
+def test_new_ta_scores_are_applied_to_reused_results_without_grading_again(class_folder, tmp_path, small_eval_csv):
+    from grader.scoring.manual import ManualScore, ManualScores
+
+    setup = setup_for(tmp_path / "out", small_eval_csv)
+    first, _ = graded_ids(root=class_folder, setup=setup)
+    given = ManualScores({"b00000001": {"q1_answer": ManualScore("b00000001", "q1_answer", 0.5, "reads the maps", 2)}})
+    again, log = graded_ids(root=class_folder, setup=replace(setup, manual=given))
+    assert all(reused for _, reused in log)
+    scored = {r.student_id: r for r in again}["b00000001"]
+    assert scored.question("q1").criteria[-1].score == 0.5
+    assert scored.score == pytest.approx({r.student_id: r for r in first}["b00000001"].score + 0.5)
+    stored = json.loads((tmp_path / "out" / "b00000001" / "result.json").read_text())
+    assert stored["questions"][0]["criteria"][-1]["comment"] == "reads the maps"
+
+
 def test_other_settings_are_a_different_key(class_folder, tmp_path, small_eval_csv):
     quick = plan_class(class_folder, setup_for(tmp_path / "out", small_eval_csv))
     full = plan_class(class_folder, setup_for(tmp_path / "out", small_eval_csv, tasks=TaskSettings()))

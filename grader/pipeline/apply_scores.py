@@ -44,16 +44,18 @@ def apply_manual_scores(out_dir: Path, manual: ManualScores, language: Language 
     with OutputLock(out_dir):
         results = []
         for stored in stored_results(out_dir):
-            updated = with_scores(stored, manual)
-            if updated != stored:
-                _rewrite(out_dir / updated.student_id, updated, language, write_pdfs)
-            results.append(updated)
+            results.append(rescored(out_dir / stored.student_id, stored, manual, language, write_pdfs))
         write_gradebook(results, out_dir / "gradebook.csv")
         return results
 
 
-def _rewrite(student_dir: Path, result: Result, language: Language, write_pdfs: bool) -> None:
-    """The PDF first, then result.json: a crash in between leaves the old result, which a re-run fixes."""
-    if write_pdfs and (student_dir / REPORT_FILE).is_file():
-        write_pdf(render_html(result, language), student_dir, student_dir / REPORT_FILE)
-    result.write(student_dir / RESULT_FILE)
+def rescored(student_dir: Path, stored: Result, manual: ManualScores, language: Language = "en",
+             write_pdfs: bool = True) -> Result:
+    """`stored` with the TA's current scores; when they changed, its PDF and then its result.json are
+    rewritten (a crash in between leaves the old result.json, so the next run rewrites both again)."""
+    result = with_scores(stored, manual)
+    if result != stored:
+        if write_pdfs and (student_dir / REPORT_FILE).is_file():
+            write_pdf(render_html(result, language), student_dir, student_dir / REPORT_FILE)
+        result.write(student_dir / RESULT_FILE)
+    return result

@@ -9,10 +9,11 @@ it lists is graded under the roster's id and name, and one whose submission.yaml
 student is held; a folder the roster does not list, claiming an id the roster gives to another
 folder, is held too.
 
-Cache key: a hash of everything a submission's result depends on (its files, the rubric, the
-evaluation data, the hardware profile, the task settings, the report language, its identity, the
-TA's scores for that student and the tool version), stored in result.json as `cache_key`
-(grader.pipeline.class_run reuses a result whose key matches).
+Cache key: a hash of everything a submission's model work depends on (its files, the rubric, the
+evaluation data, the hardware profile, the task settings, the report language, its identity and
+the tool version), stored in result.json as `cache_key` (grader.pipeline.class_run reuses a result
+whose key matches). The TA's scores are not part of it: a reused result takes the current scores
+without grading again (grader.pipeline.apply_scores).
 """
 
 from __future__ import annotations
@@ -175,8 +176,7 @@ def _cache_key(claim: _Claim, shared: str, setup: GradingSetup) -> str:
     """"" for a folder whose tree could not be read (never reused: it is graded, and fails, again)."""
     if not claim.sha256:
         return ""
-    manual = sorted((s.criterion, s.points, s.comment) for s in setup.manual.of(claim.student_id).values())
     digest = hashlib.sha256()
-    for part in (shared, claim.student_id, claim.name or "", claim.sha256, json.dumps(manual, ensure_ascii=False)):
+    for part in (shared, claim.student_id, claim.name or "", claim.sha256):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
     return digest.hexdigest()

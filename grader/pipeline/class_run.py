@@ -20,6 +20,7 @@ from pathlib import Path
 from grader import __version__
 from grader.fingerprint import FINGERPRINT_FILE
 from grader.outfolder import OutputLock, check_out_folder, clean_stale, translate_disk_full
+from grader.pipeline.apply_scores import rescored
 from grader.pipeline.class_plan import ClassPlan, PlannedSubmission, plan_class
 from grader.pipeline.runners import Runner
 from grader.pipeline.setup import GradingSetup
@@ -40,7 +41,8 @@ def held_result(planned: PlannedSubmission, setup: GradingSetup) -> Result:
 
 
 def cached_result(planned: PlannedSubmission, setup: GradingSetup) -> Result | None:
-    """The finished result of an earlier run with the same key, when its folder is complete."""
+    """The finished result of an earlier run with the same key, when its folder is complete, with the
+    TA's current scores (its result.json and PDF rewritten when they changed; no model runs)."""
     folder = setup.out_dir / planned.student_id
     try:
         result = Result.read(folder / "result.json")
@@ -49,7 +51,7 @@ def cached_result(planned: PlannedSubmission, setup: GradingSetup) -> Result | N
     if (not result.cache_key or result.cache_key != planned.cache_key
             or (setup.write_pdf and not (folder / "report.pdf").is_file())):
         return None
-    return result
+    return rescored(folder, result, setup.manual, setup.language, setup.write_pdf)
 
 
 def grade_class(root: Path, setup: GradingSetup, runner: Runner | None = None, force: bool = False,
