@@ -1,0 +1,319 @@
+"""The TA review workspace's store (issue 15): a graded output folder imported into a database,
+scores saved by several TAs with optimistic concurrency and a full history, progress per
+question, reusable comments, regrade requests, and the export to the `--manual` scores.csv."""
+
+import math
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from grader.result import Result
+from grader.review.database import default_database, open_database
+from grader.review.store import ReviewStore
+from grader.review.values import (ReviewInputError, ScoreConflict, UnknownCriterion, UnknownQuestion,
+                                  UnknownStudent)
+from grader.scoring.manual import load_manual_scores
+from grader.scoring.rubric import load_rubric
+from grader.yamlfile import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+RUBRIC = """\
+questions:
+  - id: q1
+    title: Accuracy
+    points: 3
+    criteria:
+      - id: q1_accuracy
+        metric: accuracy
+        points: 2
+        bands:
+          - {min: 0.8, points: 2}
+      - id: q1_answer
+        manual: true
+        points: 1
+  - id: q2
+    title: Saliency, in writing
+    points: 2
+    criteria:
+      - id: q2_answer
+        description: Explains what the saliency maps show
+        manual: true
+        points: 1.5
+      - id: q2_method
+        manual: true
+        points: 0.5
+"""
+STUDENTS = [("s001", "Ada Lovelace", "graded"), ("s002", "Grace Hopper", "graded"),
+            ("s003", "Alan Turing", "failed"), ("s004", "Held Twice", "conflict")]
+START = datetime(2026, 12, 2, 9, 0, tzinfo=timezone.utc)
+
+
+class Clock:
+    """One minute later on every call: each change gets its own known time."""
+
+    def __init__(self):
+        self.now = START
+
+    def __call__(self):
+        self.now += timedelta(minutes=1)
+        return self.now
+
+
+@pytest.fixture
+def rubric(tmp_path):
+    path = tmp_path / "rubric.yaml"
+    path.write_text(RUBRIC, encoding="utf-8")
+    return load_rubric(path)
+
+
+@pytest.fixture
+def out(tmp_path):
+    """A graded output folder written by hand: one result.json per student, no grading run."""
+    out = tmp_path / "out"
+    for student_id, name, status in STUDENTS:
+        (out / student_id).mkdir(parents=True)
+        Result(student_id=student_id, name=name, folder=f"{student_id}_submission", status=status,
+               max_score=5.0, tool_version="test").write(out / student_id / "result.json")
+    (out / ".staging-s005").mkdir()  # a killed run's leftover is no student
+    return out
+
+
+@pytest.fixture
+def engine(out):
+    return open_database(default_database(out))
+
+
+@pytest.fixture
+def store(engine, out, rubric):
+    store = ReviewStore(engine, now=Clock())
+    store.import_class(out, rubric)
+    return store
+
+
+def test_import_adds_every_graded_student_and_every_criterion(engine, out, rubric):
+    summary = ReviewStore(engine).import_class(out, rubric)
+    assert (summary.students, summary.criteria, summary.unreadable) == (4, 4, ())
+
+
+def test_importing_again_changes_nothing_and_keeps_the_scores(store, out, rubric):
+    store.save_score("s001", "q1_answer", grader="Bea", score=1, expected_version=0)
+    summary = store.import_class(out, rubric)
+    assert (summary.students, summary.criteria) == (4, 4)
+    assert store.score("s001", "q1_answer").score == 1.0
+
+
+def test_an_unreadable_result_is_reported_and_the_others_imported(engine, out, rubric):
+    (out / "s009").mkdir()
+    (out / "s009" / "result.json").write_text("{not json", encoding="utf-8")
+    summary = ReviewStore(engine).import_class(out, rubric)
+    assert summary.students == 4
+    assert [path for path, _ in summary.unreadable] == [str(out / "s009" / "result.json")]
+
+
+def test_student_text_is_stored_as_given(engine, out, rubric):
+    Result(student_id="s005", name="<b>Bobby</b> '; DROP TABLE students;--", status="graded",
+           tool_version="test").write((out / "s005").mkdir() or out / "s005" / "result.json")
+    store = ReviewStore(engine)
+    store.import_class(out, rubric)
+    store.save_score("s005", "q1_answer", grader="Bea", score=0.5, comment="<i>=SUM(A1)</i>", expected_version=0)
+    assert store.score("s005", "q1_answer").comment == "<i>=SUM(A1)</i>"
+    assert ReviewStore(engine).import_class(out, rubric).students == 5
+
+
+def test_a_saved_score_reads_back_with_who_when_and_version_one(store):
+    saved = store.save_score("s001", "q2_answer", grader="Bea", score=1.25, items=["clear", "cites_figure"],
+                             adjustment=-0.25, adjustment_comment="late", comment="Good reading of the maps",
+                             expected_version=0)
+    assert store.score("s001", "q2_answer") == saved
+    assert (saved.score, saved.items, saved.adjustment, saved.adjustment_comment, saved.comment) == (
+        1.25, ("clear", "cites_figure"), -0.25, "late", "Good reading of the maps")
+    assert (saved.grader, saved.updated_at, saved.version) == ("Bea", START + timedelta(minutes=1), 1)
+
+
+def test_no_score_is_none_before_a_ta_saves_one(store):
+    assert store.score("s002", "q1_answer") is None
+
+
+def test_a_save_on_the_stored_version_replaces_it_as_the_next_version(store):
+    store.save_score("s001", "q1_answer", grader="Bea", score=0.5, expected_version=0)
+    saved = store.save_score("s001", "q1_answer", grader="Carl", score=0.75, expected_version=1)
+    assert (saved.score, saved.grader, saved.version) == (0.75, "Carl", 2)
+
+
+def test_the_second_of_two_tas_is_told_the_first_tas_value(engine, out, rubric):
+    bea, carl = ReviewStore(engine, now=Clock()), ReviewStore(open_database(default_database(out)))
+    bea.import_class(out, rubric)
+    first = bea.save_score("s001", "q1_answer", grader="Bea", score=1, comment="full marks", expected_version=0)
+    with pytest.raises(ScoreConflict) as caught:
+        carl.save_score("s001", "q1_answer", grader="Carl", score=0.5, comment="half", expected_version=0)
+    assert caught.value.current == first
+    assert caught.value.attempted["score"] == 0.5
+    assert "Bea saved 1 points at 2026-12-02 09:01:00 UTC" in str(caught.value)
+    assert carl.score("s001", "q1_answer") == first
+
+
+def test_after_a_conflict_the_history_keeps_both_tas_values(store):
+    store.save_score("s001", "q1_answer", grader="Bea", score=1, expected_version=0)
+    with pytest.raises(ScoreConflict):
+        store.save_score("s001", "q1_answer", grader="Carl", score=0.5, comment="half", expected_version=0)
+    history = store.history("s001", "q1_answer")
+    assert [(h.grader, h.new["score"], h.applied) for h in history] == [("Bea", 1.0, True), ("Carl", 0.5, False)]
+    assert history[1].old["score"] == 1.0 and history[1].new["comment"] == "half"
+
+
+def test_history_records_who_when_the_old_and_the_new_value(store):
+    store.save_score("s002", "q2_answer", grader="Bea", score=1, comment="ok", expected_version=0)
+    store.save_score("s002", "q2_answer", grader="Carl", score=1.5, items=["complete"], expected_version=1)
+    first, second = store.history("s002", "q2_answer")
+    assert (first.grader, first.changed_at, first.old, first.new["score"]) == ("Bea", START + timedelta(minutes=1),
+                                                                                None, 1.0)
+    assert (second.grader, second.changed_at) == ("Carl", START + timedelta(minutes=2))
+    assert (second.old["score"], second.old["comment"], second.old["version"]) == (1.0, "ok", 1)
+    assert (second.new["score"], second.new["items"], second.new["version"]) == (1.5, ["complete"], 2)
+
+
+@pytest.mark.parametrize(("student", "criterion", "changes", "error", "says"), [
+    ("s999", "q1_answer", {}, UnknownStudent, "s999, q1_answer: the student 's999' is not in this review"),
+    ("s001", "q9_answer", {}, UnknownCriterion, "s001, q9_answer: the criterion 'q9_answer' is not in the rubric"),
+    ("s001", "q1_answer", {"score": 1.5}, ReviewInputError, "s001, q1_answer: score 1.5 is outside 0..1"),
+    ("s001", "q2_answer", {"score": -0.5}, ReviewInputError, "s001, q2_answer: score -0.5 is outside 0..1.5"),
+    ("s001", "q1_answer", {"score": math.nan}, ReviewInputError, "s001, q1_answer: score is nan, not a finite"),
+    ("s001", "q1_answer", {"adjustment": math.inf}, ReviewInputError, "s001, q1_answer: adjustment is inf"),
+    ("s001", "q1_answer", {"grader": "  "}, ReviewInputError, "s001, q1_answer: grader is empty"),
+    ("s001", "q1_answer", {"comment": "bad \ud800"}, ReviewInputError, "s001, q1_answer: comment holds a lone"),
+    ("s001", "q1_answer", {"expected_version": 3}, ReviewInputError,
+     "s001, q1_answer: no score is saved yet, so expected_version must be 0, not 3"),
+])
+def test_a_bad_save_is_refused_naming_the_student_and_criterion(store, student, criterion, changes, error, says):
+    given = {"grader": "Bea", "score": 0.5, "expected_version": 0} | changes
+    with pytest.raises(error, match="^" + says.replace("(", r"\(").replace(".", r"\.")) as caught:
+        store.save_score(student, criterion, **given)
+    assert isinstance(caught.value, ValueError)
+    assert store.history("s001", "q1_answer") == []
+
+
+def test_progress_counts_students_with_every_manual_criterion_scored(store):
+    store.save_score("s001", "q2_answer", grader="Bea", score=1, expected_version=0)
+    store.save_score("s001", "q2_method", grader="Bea", score=0.5, expected_version=0)
+    store.save_score("s002", "q2_answer", grader="Bea", score=1, expected_version=0)
+    progress = store.question_progress("q2")
+    assert (progress.graded, progress.total) == (1, 3)  # s004 is held out as a conflict
+
+
+def test_progress_of_a_question_not_in_the_rubric_is_refused(store):
+    with pytest.raises(UnknownQuestion, match="q7"):
+        store.question_progress("q7")
+
+
+def test_reusable_comments_are_kept_per_question(store):
+    store.add_comment("q2", "Say which pixels the map highlights", created_by="Bea")
+    store.add_comment("q1", "Compare with the confusion matrix", created_by="Carl")
+    [comment] = store.comments("q2")
+    assert (comment.text, comment.created_by, comment.question_id) == ("Say which pixels the map highlights",
+                                                                       "Bea", "q2")
+
+
+def test_a_regrade_request_is_open_until_a_ta_resolves_it(store):
+    request = store.request_regrade("s002", "q2_answer", "I did explain the eyes in the second paragraph")
+    assert [r.id for r in store.open_regrade_requests()] == [request.id]
+    resolved = store.resolve_regrade(request.id, resolved_by="Carl", comment="Right, +0.5")
+    assert (resolved.status, resolved.resolved_by, resolved.resolution) == ("resolved", "Carl", "Right, +0.5")
+    assert resolved.resolved_at > request.created_at
+    assert store.open_regrade_requests() == []
+    assert store.regrade_requests(student_id="s002") == [resolved]
+
+
+def test_a_resolved_request_cannot_be_resolved_again(store):
+    request = store.request_regrade("s002", "q2_answer", "please look again")
+    store.resolve_regrade(request.id, resolved_by="Carl", comment="done")
+    with pytest.raises(ReviewInputError, match="s002, q2_answer: regrade request .*already resolved by Carl"):
+        store.resolve_regrade(request.id, resolved_by="Bea", comment="again")
+
+
+def test_regrade_requests_are_imported_from_a_csv_once(store, tmp_path):
+    path = tmp_path / "regrades.csv"
+    path.write_text('student_id,criterion,text\ns001,q1_answer,"I answered it, see page 2"\n'
+                    "s003,q2_method,Method named in the title\n", encoding="utf-8")
+    added = store.import_regrade_requests(path)
+    assert [(r.student_id, r.criterion_id, r.text) for r in added] == [
+        ("s001", "q1_answer", "I answered it, see page 2"), ("s003", "q2_method", "Method named in the title")]
+    assert store.import_regrade_requests(path) == []
+    assert len(store.open_regrade_requests()) == 2
+
+
+def test_a_bad_regrade_csv_names_the_file_and_line_and_adds_nothing(store, tmp_path):
+    path = tmp_path / "regrades.csv"
+    path.write_text("student_id,criterion,text\ns001,q1_answer,fine\ns001,q1_answr,typo\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        store.import_regrade_requests(path)
+    assert caught.value.problems == [f"{path}:3: criterion: 'q1_answr' is not in the rubric"]
+    assert store.open_regrade_requests() == []
+
+
+def test_the_export_loads_back_as_the_manual_scores_csv(store, tmp_path, rubric):
+    store.save_score("s001", "q2_answer", grader="Bea", score=1.25, adjustment=-0.25,
+                     adjustment_comment="handed in late", comment='Good, "mostly";\nsee the eyes', expected_version=0)
+    store.save_score("s001", "q1_answer", grader="Bea", score=0.1, expected_version=0)
+    store.save_score("s002", "q1_accuracy", grader="Carl", score=2, comment="retrained, fair", expected_version=0)
+    path = tmp_path / "scores.csv"
+    assert store.export_manual_csv(path) == 3
+    manual = load_manual_scores(path, rubric)
+    assert {(s, c, m.points, m.comment) for s, by in manual.by_student.items() for c, m in by.items()} == {
+        ("s001", "q1_answer", 0.1, ""),
+        ("s001", "q2_answer", 1.25, 'Good, "mostly";\nsee the eyes\nhanded in late'),
+        ("s002", "q1_accuracy", 2.0, "retrained, fair")}
+    assert path.read_text(encoding="utf-8").splitlines()[:3] == [
+        "student_id,criterion,points,comment", "s001,q1_answer,0.1,", 's001,q2_answer,1.25,"Good, ""mostly"";']
+
+
+def test_an_exported_comment_that_looks_like_a_formula_is_shown_not_evaluated(store, tmp_path, rubric):
+    store.save_score("s001", "q1_answer", grader="Bea", score=1, comment="=HYPERLINK(\"x\")", expected_version=0)
+    path = tmp_path / "scores.csv"
+    store.export_manual_csv(path)
+    assert load_manual_scores(path, rubric).of("s001")["q1_answer"].comment == "'=HYPERLINK(\"x\")"
+
+
+def test_questions_and_students_are_assigned_to_tas(store):
+    store.assign("Bea", question_id="q2")
+    store.assign("Carl", student_id="s003")
+    assert [(a.ta, a.question_id, a.student_id) for a in store.assignments("Bea")] == [("Bea", "q2", None)]
+    with pytest.raises(UnknownStudent):
+        store.assign("Carl", student_id="s999")
+
+
+def test_a_sqlite_database_is_in_wal_mode_with_full_sync_and_foreign_keys(engine):
+    with engine.connect() as connection:
+        settings = [connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                    for name in ("journal_mode", "synchronous", "foreign_keys")]
+    assert settings == ["wal", 2, 1]
+
+
+def test_the_default_database_is_review_sqlite_in_the_output_folder(out):
+    assert default_database(out) == out / "review.sqlite"
+
+
+def test_a_url_is_used_as_it_is(tmp_path):
+    engine = open_database(f"sqlite:///{tmp_path}/elsewhere.db")
+    assert engine.url.database == f"{tmp_path}/elsewhere.db"
+    assert (tmp_path / "elsewhere.db").is_file()
+
+
+def test_a_score_saved_just_before_a_sigkill_is_there_when_reopened(store, out):
+    script = textwrap.dedent(f"""
+        import os, signal
+        from grader.review.database import open_database
+        from grader.review.store import ReviewStore
+        store = ReviewStore(open_database({str(default_database(out))!r}))
+        store.save_score("s002", "q2_answer", grader="Bea", score=1.5, comment="kept", expected_version=0)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    killed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    reopened = ReviewStore(open_database(default_database(out)))
+    saved = reopened.score("s002", "q2_answer")
+    assert (saved.score, saved.comment, saved.grader, saved.version) == (1.5, "kept", "Bea", 1)
