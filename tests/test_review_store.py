@@ -317,3 +317,32 @@ def test_a_score_saved_just_before_a_sigkill_is_there_when_reopened(store, out):
     reopened = ReviewStore(open_database(default_database(out)))
     saved = reopened.score("s002", "q2_answer")
     assert (saved.score, saved.comment, saved.grader, saved.version) == (1.5, "kept", "Bea", 1)
+
+
+def test_two_tas_saving_at_once_lose_nothing_and_never_see_a_locked_database(store, out):
+    """Two TAs on their own connections save the same criterion 25 times each, each save based on
+    the version just read: every save is either applied or refused as a conflict, and the history
+    holds every one of them."""
+    import threading
+
+    outcomes = []
+
+    def grade(ta):
+        mine = ReviewStore(open_database(default_database(out)))
+        for attempt in range(25):
+            current = mine.score("s001", "q2_answer")
+            try:
+                mine.save_score("s001", "q2_answer", grader=ta, score=attempt / 25, comment=f"{ta} {attempt}",
+                                expected_version=current.version if current else 0)
+                outcomes.append("saved")
+            except ScoreConflict:
+                outcomes.append("conflict")
+
+    threads = [threading.Thread(target=grade, args=(ta,)) for ta in ("Bea", "Carl")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    history = store.history("s001", "q2_answer")
+    assert len(outcomes) == len(history) == 50
+    assert sum(h.applied for h in history) == outcomes.count("saved") == store.score("s001", "q2_answer").version
