@@ -1,0 +1,70 @@
+"""What the review page shows of one student for one question, assembled from the stored result
+(result.json) and the store: the written answer, the automatic criteria with their measured values,
+the figures, and each manual criterion with its rubric items and the saved score. Plain data for
+the JSON API; the page escapes every string it shows (answers stay plain text)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from grader.result import Result
+from grader.review.store import ReviewStore
+from grader.review.values import SavedScore
+from grader.scoring.rubric import Question, Rubric
+
+ORDERS = ("id", "shuffle")
+
+
+def manual_criteria(question: Question) -> list[dict[str, Any]]:
+    return [{"id": c.id, "description": c.description, "points": c.points,
+             "items": [item.model_dump() for item in c.items]} for c in question.criteria if c.manual]
+
+
+def question_summary(question: Question, store: ReviewStore) -> dict[str, Any]:
+    progress = store.question_progress(question.id)
+    return {"id": question.id, "title": question.title, "points": question.points,
+            "manual": manual_criteria(question), "progress": {"graded": progress.graded, "total": progress.total}}
+
+
+def saved(score: SavedScore | None) -> dict[str, Any] | None:
+    if score is None:
+        return None
+    value = asdict(score)
+    value["items"] = list(score.items)
+    value["updated_at"] = score.updated_at.isoformat()
+    return value
+
+
+def student_order(student_ids: list[str], order: str, grader: str) -> list[str]:
+    """Students by id, or in a shuffle that is stable for each TA (the same TA always sees the same
+    order; two TAs see different ones), to counter the order bias of grading."""
+    if order == "shuffle":
+        return sorted(student_ids, key=lambda s: hashlib.sha256(f"{grader}\0{s}".encode()).hexdigest())
+    return sorted(student_ids)
+
+
+def student_view(out_dir: Path, result: Result, question: Question, store: ReviewStore) -> dict[str, Any]:
+    """One student's evidence and scores for one question."""
+    scored = result.question(question.id)
+    automatic = [] if scored is None else [
+        {"id": c.id, "description": c.description, "score": c.score, "max_score": c.max_score, "value": c.value,
+         "threshold": c.threshold, "message": c.message} for c in scored.criteria if not c.manual]
+    figures = [{"url": f"/files/{quote(result.student_id)}/{quote(f.path)}", "caption": f.caption}
+               for f in result.figures if f.question == question.id]
+    manual = [{**criterion, "saved": saved(store.score(result.student_id, criterion["id"])),
+               "regrades": [asdict(r) | {"created_at": r.created_at.isoformat(),
+                                         "resolved_at": r.resolved_at.isoformat() if r.resolved_at else None}
+                            for r in store.regrade_requests(student_id=result.student_id)
+                            if r.criterion_id == criterion["id"]]}
+              for criterion in manual_criteria(question)]
+    return {"student_id": result.student_id, "name": result.name, "status": result.status,
+            "answer": result.answers.get(question.id, ""), "automatic": automatic, "figures": figures,
+            "manual": manual, "report": f"/files/{quote(result.student_id)}/report.pdf"}
+
+
+def find_question(rubric: Rubric, question_id: str) -> Question | None:
+    return next((q for q in rubric.questions if q.id == question_id), None)
