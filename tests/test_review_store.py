@@ -346,3 +346,44 @@ def test_two_tas_saving_at_once_lose_nothing_and_never_see_a_locked_database(sto
     history = store.history("s001", "q2_answer")
     assert len(outcomes) == len(history) == 50
     assert sum(h.applied for h in history) == outcomes.count("saved") == store.score("s001", "q2_answer").version
+
+
+def test_the_students_are_listed_in_id_order_as_the_import_found_them(store):
+    assert [(s.student_id, s.name, s.status, s.folder) for s in store.students()][:2] == [
+        ("s001", "Ada Lovelace", "graded", "s001_submission"), ("s002", "Grace Hopper", "graded", "s002_submission")]
+
+
+def test_importing_again_takes_the_students_new_name_and_status(store, out, rubric):
+    Result(student_id="s003", name="Alan M. Turing", folder="s003_submission", status="graded",
+           tool_version="test").write(out / "s003" / "result.json")
+    store.import_class(out, rubric)
+    assert [(s.name, s.status) for s in store.students() if s.student_id == "s003"] == [("Alan M. Turing", "graded")]
+
+
+def test_a_questions_scores_for_the_whole_class_come_in_one_call(store):
+    store.save_score("s002", "q2_method", grader="Bea", score=0.5, expected_version=0)
+    store.save_score("s001", "q1_answer", grader="Bea", score=1, expected_version=0)
+    store.save_score("s001", "q2_method", grader="Bea", score=0, expected_version=0)
+    store.save_score("s001", "q2_answer", grader="Bea", score=1, expected_version=0)
+    assert [(s.student_id, s.criterion_id) for s in store.scores(question_id="q2")] == [
+        ("s001", "q2_answer"), ("s001", "q2_method"), ("s002", "q2_method")]
+    assert [s.criterion_id for s in store.scores(student_id="s001")] == ["q1_answer", "q2_answer", "q2_method"]
+
+
+def test_a_rubric_that_lowers_a_criterions_points_reports_the_scores_above_it(store, out, tmp_path):
+    store.save_score("s001", "q2_answer", grader="Bea", score=1.5, expected_version=0)
+    smaller = tmp_path / "smaller.yaml"
+    smaller.write_text(RUBRIC.replace("points: 1.5", "points: 1").replace("points: 0.5", "points: 1"),
+                       encoding="utf-8")
+    summary = store.import_class(out, load_rubric(smaller))
+    assert summary.scores_above_maximum == (("s001", "q2_answer", 1.5, 1.0),)
+
+
+def test_the_tables_compile_for_postgresql():
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateTable
+
+    from grader.review.schema import Base
+
+    ddl = [str(CreateTable(table).compile(dialect=postgresql.dialect())) for table in Base.metadata.sorted_tables]
+    assert len(ddl) == 7 and "TIMESTAMP WITH TIME ZONE" in "".join(ddl)

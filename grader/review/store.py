@@ -18,7 +18,6 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import Engine, func, select
@@ -31,12 +30,14 @@ from grader.csvmessages import config_error, shown
 from grader.escape import csv_cell
 from grader.result import Result
 from grader.review import checks
+from grader.review.rowvalues import (check_question, columns, comment_value, criterion_of, plain_points, record,
+                                     regrade_value, saved, student_value)
 from grader.review.database import writing
 from grader.review.schema import (AssignmentRow, CommentRow, CriterionRow, RegradeRow, ScoreHistoryRow, ScoreRow,
                                   Student)
 from grader.review.values import (Assignment, HistoryEntry, ImportSummary, QuestionProgress, RegradeRequest,
-                                  ReusableComment, ReviewInputError, SavedScore, ScoreConflict, UnknownCriterion,
-                                  UnknownQuestion, UnknownRegradeRequest, UnknownStudent, from_json, to_json)
+                                  ReusableComment, ReviewInputError, SavedScore, ScoreConflict, StudentInfo,
+                                  UnknownQuestion, UnknownRegradeRequest, UnknownStudent, from_json)
 from grader.scoring.manual import COLUMNS as MANUAL_COLUMNS
 from grader.scoring.rubric import Rubric
 
@@ -94,7 +95,18 @@ class ReviewStore:
                                       folder=result.folder))
             students = session.scalar(select(func.count()).select_from(Student)) or 0
             criteria = session.scalar(select(func.count()).select_from(CriterionRow)) or 0
-        return ImportSummary(students, criteria, tuple(unreadable))
+            above = session.execute(select(ScoreRow.student_id, ScoreRow.criterion_id, ScoreRow.score,
+                                           CriterionRow.max_points)
+                                    .join(CriterionRow, ScoreRow.criterion_id == CriterionRow.id)
+                                    .where(ScoreRow.score > CriterionRow.max_points)
+                                    .order_by(ScoreRow.student_id, CriterionRow.position))
+            above_maximum = tuple((r.student_id, r.criterion_id, r.score, r.max_points) for r in above)
+        return ImportSummary(students, criteria, tuple(unreadable), above_maximum)
+
+    def students(self) -> list[StudentInfo]:
+        """Every student of the review, in id order (held-out conflicts among them: see `status`)."""
+        with self._reading() as session:
+            return [student_value(row) for row in session.scalars(select(Student).order_by(Student.student_id))]
 
     # -- scores ---------------------------------------------------------------------------------
 
@@ -105,7 +117,7 @@ class ReviewStore:
         yet). Raises ScoreConflict when another TA saved since, ReviewInputError for a bad input."""
         where = f"{student_id}, {criterion_id}"
         with self._writing() as session:
-            criterion = _criterion_of(session, student_id, criterion_id)
+            criterion = criterion_of(session, student_id, criterion_id)
             value = {
                 "score": checks.points(where, score, criterion.max_points),
                 "items": list(checks.items(where, items)),
@@ -125,7 +137,7 @@ class ReviewStore:
                 raise ReviewInputError(f"{where}: no score is saved yet, so expected_version must be 0, not {expected}")
             if row is None:
                 row = ScoreRow(student_id=student_id, criterion_id=criterion_id, grader=grader, updated_at=now,
-                               version=1, **_columns(value))
+                               version=1, **columns(value))
                 try:
                     with session.begin_nested():
                         session.add(row)
@@ -133,34 +145,46 @@ class ReviewStore:
                     row = session.scalars(select(ScoreRow).filter_by(student_id=student_id,
                                                                      criterion_id=criterion_id)).one()
                 else:
-                    _record(session, row, grader, now, None, _saved(row).value(), applied=True)
-                    return _saved(row)
+                    record(session, row, grader, now, None, saved(row).value(), applied=True)
+                    return saved(row)
             if row.version != expected:
-                current = _saved(row)
+                current = saved(row)
                 attempted = {**value, "version": expected}
-                _record(session, row, grader, now, current.value(), attempted, applied=False)
+                record(session, row, grader, now, current.value(), attempted, applied=False)
                 conflict = ScoreConflict(current, attempted, expected, grader)
             else:
-                old = _saved(row).value()
-                for key, column in _columns(value).items():
+                old = saved(row).value()
+                for key, column in columns(value).items():
                     setattr(row, key, column)
                 row.grader, row.updated_at, row.version = grader, now, row.version + 1
                 session.flush()
-                _record(session, row, grader, now, old, _saved(row).value(), applied=True)
-                return _saved(row)
+                record(session, row, grader, now, old, saved(row).value(), applied=True)
+                return saved(row)
         raise conflict  # after the commit, so that the refused value stays in the history
 
     def score(self, student_id: str, criterion_id: str) -> SavedScore | None:
         """The stored score, or None when no TA scored it yet."""
         with self._reading() as session:
-            _criterion_of(session, student_id, criterion_id)
+            criterion_of(session, student_id, criterion_id)
             row = session.get(ScoreRow, (student_id, criterion_id))
-            return None if row is None else _saved(row)
+            return None if row is None else saved(row)
+
+    def scores(self, *, question_id: str | None = None, student_id: str | None = None) -> list[SavedScore]:
+        """The stored scores of a question's criteria and/or of one student, in one query (a
+        question's page for the whole class), by student id, then in rubric order."""
+        query = (select(ScoreRow).join(CriterionRow, ScoreRow.criterion_id == CriterionRow.id)
+                 .order_by(ScoreRow.student_id, CriterionRow.position))
+        if question_id is not None:
+            query = query.where(CriterionRow.question_id == question_id)
+        if student_id is not None:
+            query = query.where(ScoreRow.student_id == student_id)
+        with self._reading() as session:
+            return [saved(row) for row in session.scalars(query)]
 
     def history(self, student_id: str, criterion_id: str) -> list[HistoryEntry]:
         """Every save of the score, oldest first, refused ones (applied false) among them."""
         with self._reading() as session:
-            _criterion_of(session, student_id, criterion_id)
+            criterion_of(session, student_id, criterion_id)
             rows = session.scalars(select(ScoreHistoryRow).filter_by(student_id=student_id, criterion_id=criterion_id)
                                    .order_by(ScoreHistoryRow.id))
             return [HistoryEntry(row.student_id, row.criterion_id, row.grader, row.changed_at,
@@ -197,7 +221,7 @@ class ReviewStore:
             writer = csv.writer(buffer, lineterminator="\n")
             writer.writerow(MANUAL_COLUMNS)
             for row in rows:
-                writer.writerow([row.student_id, row.criterion_id, _plain(row.score),
+                writer.writerow([row.student_id, row.criterion_id, plain_points(row.score),
                                  csv_cell(checks.export_comment(row.comment, row.adjustment_comment))])
         atomic_write_text(path, buffer.getvalue())
         return len(rows)
@@ -206,7 +230,7 @@ class ReviewStore:
 
     def add_comment(self, question_id: str, text: str, *, created_by: str) -> ReusableComment:
         with self._writing() as session:
-            _question(session, question_id)
+            check_question(session, question_id)
             text = checks.text(question_id, "comment", text)
             if not text.strip():
                 raise ReviewInputError(f"{question_id}: the comment is empty")
@@ -215,12 +239,12 @@ class ReviewStore:
                              created_at=self._now())
             session.add(row)
             session.flush()
-            return _comment(row)
+            return comment_value(row)
 
     def comments(self, question_id: str) -> list[ReusableComment]:
         with self._reading() as session:
-            _question(session, question_id)
-            return [_comment(row) for row in
+            check_question(session, question_id)
+            return [comment_value(row) for row in
                     session.scalars(select(CommentRow).filter_by(question_id=question_id).order_by(CommentRow.id))]
 
     # -- regrade requests -----------------------------------------------------------------------
@@ -228,14 +252,14 @@ class ReviewStore:
     def request_regrade(self, student_id: str, criterion_id: str, text: str) -> RegradeRequest:
         where = f"{student_id}, {criterion_id}"
         with self._writing() as session:
-            _criterion_of(session, student_id, criterion_id)
+            criterion_of(session, student_id, criterion_id)
             text = checks.text(where, "text", text)
             if not text.strip():
                 raise ReviewInputError(f"{where}: the regrade request is empty; say what to look at again")
             row = RegradeRow(student_id=student_id, criterion_id=criterion_id, text=text, created_at=self._now())
             session.add(row)
             session.flush()
-            return _regrade(row)
+            return regrade_value(row)
 
     def import_regrade_requests(self, path: str | Path) -> list[RegradeRequest]:
         """Add the requests of a CSV with the columns student_id, criterion, text; all or none: a
@@ -273,7 +297,7 @@ class ReviewStore:
                     session.add(row)
                     added.append(row)
             session.flush()
-            return [_regrade(row) for row in added]
+            return [regrade_value(row) for row in added]
 
     def regrade_requests(self, *, status: str | None = None, student_id: str | None = None) -> list[RegradeRequest]:
         """The requests, oldest first: all, or those with the status ('open', 'resolved') or of one student."""
@@ -283,7 +307,7 @@ class ReviewStore:
         if student_id is not None:
             query = query.filter_by(student_id=student_id)
         with self._reading() as session:
-            return [_regrade(row) for row in session.scalars(query)]
+            return [regrade_value(row) for row in session.scalars(query)]
 
     def open_regrade_requests(self) -> list[RegradeRequest]:
         return self.regrade_requests(status="open")
@@ -300,7 +324,7 @@ class ReviewStore:
             row.resolved_by = checks.name(where, "resolved_by", resolved_by)
             row.status, row.resolved_at = "resolved", self._now()
             session.flush()
-            return _regrade(row)
+            return regrade_value(row)
 
     # -- assignments ----------------------------------------------------------------------------
 
@@ -311,7 +335,7 @@ class ReviewStore:
             if (question_id is None) == (student_id is None):
                 raise ReviewInputError(f"assignment for {ta}: give a question_id or a student_id (one of them)")
             if question_id is not None:
-                _question(session, question_id)
+                check_question(session, question_id)
             elif session.get(Student, student_id) is None:
                 raise UnknownStudent(f"{student_id}: not a student of this review")
             row = AssignmentRow(ta=ta, question_id=question_id, student_id=student_id)
@@ -326,51 +350,3 @@ class ReviewStore:
         with self._reading() as session:
             return [Assignment(r.id, r.ta, r.question_id, r.student_id) for r in session.scalars(query)]
 
-
-def _criterion_of(session: Session, student_id: str, criterion_id: str) -> CriterionRow:
-    """The criterion, after checking that both it and the student are in the store."""
-    where = f"{student_id}, {criterion_id}"
-    if not isinstance(student_id, str) or session.get(Student, student_id) is None:
-        raise UnknownStudent(f"{where}: the student {student_id!r} is not in this review (import the class first)")
-    criterion = session.get(CriterionRow, criterion_id) if isinstance(criterion_id, str) else None
-    if criterion is None:
-        raise UnknownCriterion(f"{where}: the criterion {criterion_id!r} is not in the rubric")
-    return criterion
-
-
-def _question(session: Session, question_id: str) -> None:
-    if session.scalar(select(CriterionRow.id).filter_by(question_id=question_id).limit(1)) is None:
-        raise UnknownQuestion(f"{question_id}: not a question of the rubric")
-
-
-def _columns(value: dict) -> dict:
-    return {"score": value["score"], "items": json.dumps(value["items"], ensure_ascii=False),
-            "adjustment": value["adjustment"], "adjustment_comment": value["adjustment_comment"],
-            "comment": value["comment"]}
-
-
-def _saved(row: ScoreRow) -> SavedScore:
-    return SavedScore(row.student_id, row.criterion_id, row.score, tuple(json.loads(row.items)), row.adjustment,
-                      row.adjustment_comment, row.comment, row.grader, row.updated_at, row.version)
-
-
-def _record(session: Session, row: ScoreRow, grader: str, now: datetime, old: dict | None, new: dict,
-            applied: bool) -> None:
-    session.add(ScoreHistoryRow(student_id=row.student_id, criterion_id=row.criterion_id, grader=grader,
-                                changed_at=now, old_value=to_json(old), new_value=to_json(new) or "{}",
-                                applied=applied))
-    session.flush()
-
-
-def _comment(row: CommentRow) -> ReusableComment:
-    return ReusableComment(row.id, row.question_id, row.text, row.created_by, row.created_at)
-
-
-def _regrade(row: RegradeRow) -> RegradeRequest:
-    return RegradeRequest(row.id, row.student_id, row.criterion_id, row.text, row.created_at, row.status,
-                          row.resolution, row.resolved_by, row.resolved_at)
-
-
-def _plain(points: float) -> str:
-    """Points as a plain decimal that grader.plaindecimal reads back ('0.5', '1', never '1e-05')."""
-    return format(Decimal(repr(points + 0.0)).normalize(), "f")

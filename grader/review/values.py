@@ -97,12 +97,26 @@ class QuestionProgress:
 
 @dataclass(frozen=True)
 class ImportSummary:
-    """What import_class found: students and criteria now in the store, and result.json files it
-    could not read (path, why), left out rather than stopping the import."""
+    """What import_class found: students and criteria now in the store; result.json files it could
+    not read (path, why), left out rather than stopping the import; and stored scores that the
+    rubric's points no longer allow (a criterion made smaller: student_id, criterion_id, score,
+    new maximum), which the export would write and `grader grade --manual` refuse until a TA
+    saves them again."""
 
     students: int
     criteria: int
     unreadable: tuple[tuple[str, str], ...] = ()
+    scores_above_maximum: tuple[tuple[str, str, float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class StudentInfo:
+    """A student of the review as the last import found them in OUT (status: graded, failed or conflict)."""
+
+    student_id: str
+    name: str
+    status: str
+    folder: str
 
 
 @dataclass(frozen=True)
