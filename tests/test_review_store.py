@@ -387,3 +387,14 @@ def test_the_tables_compile_for_postgresql():
 
     ddl = [str(CreateTable(table).compile(dialect=postgresql.dialect())) for table in Base.metadata.sorted_tables]
     assert len(ddl) == 7 and "TIMESTAMP WITH TIME ZONE" in "".join(ddl)
+
+
+def test_a_refused_save_stays_an_unsettled_conflict_until_its_ta_saves_again(store):
+    store.save_score("s001", "q2_answer", grader="Bea", score=1, expected_version=0)
+    with pytest.raises(ScoreConflict):
+        store.save_score("s001", "q2_answer", grader="Carl", score=0.5, expected_version=0)
+    [conflict] = store.unsettled_conflicts("q2")
+    assert (conflict.student_id, conflict.grader, conflict.new["score"]) == ("s001", "Carl", 0.5)
+    assert store.unsettled_conflicts("q1") == []
+    store.save_score("s001", "q2_answer", grader="Carl", score=0.75, expected_version=1)
+    assert store.unsettled_conflicts() == []

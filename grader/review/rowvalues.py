@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from grader.review.schema import CommentRow, CriterionRow, RegradeRow, ScoreHistoryRow, ScoreRow, Student
-from grader.review.values import (RegradeRequest, ReusableComment, SavedScore, StudentInfo, UnknownCriterion,
-                                  UnknownQuestion, UnknownStudent, to_json)
+from grader.review.values import (HistoryEntry, RegradeRequest, ReusableComment, SavedScore, StudentInfo,
+                                  UnknownCriterion, UnknownQuestion, UnknownStudent, from_json, to_json)
 
 
 def criterion_of(session: Session, student_id: str, criterion_id: str) -> CriterionRow:
@@ -48,6 +48,11 @@ def record(session: Session, row: ScoreRow, grader: str, now: datetime, old: dic
                                 changed_at=now, old_value=to_json(old), new_value=to_json(new) or "{}",
                                 applied=applied))
     session.flush()
+
+
+def history_entry(row: ScoreHistoryRow) -> HistoryEntry:
+    return HistoryEntry(row.student_id, row.criterion_id, row.grader, row.changed_at, from_json(row.old_value),
+                        from_json(row.new_value) or {}, row.applied)
 
 
 def student_value(row: Student) -> StudentInfo:

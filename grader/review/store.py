@@ -31,13 +31,13 @@ from grader.escape import csv_cell
 from grader.result import Result
 from grader.review import checks
 from grader.review.rowvalues import (check_question, columns, comment_value, criterion_of, plain_points, record,
-                                     regrade_value, saved, student_value)
+                                     history_entry, regrade_value, saved, student_value)
 from grader.review.database import writing
 from grader.review.schema import (AssignmentRow, CommentRow, CriterionRow, RegradeRow, ScoreHistoryRow, ScoreRow,
                                   Student)
 from grader.review.values import (Assignment, HistoryEntry, ImportSummary, QuestionProgress, RegradeRequest,
                                   ReusableComment, ReviewInputError, SavedScore, ScoreConflict, StudentInfo,
-                                  UnknownQuestion, UnknownRegradeRequest, UnknownStudent, from_json)
+                                  UnknownQuestion, UnknownRegradeRequest, UnknownStudent)
 from grader.scoring.manual import COLUMNS as MANUAL_COLUMNS
 from grader.scoring.rubric import Rubric
 
@@ -187,9 +187,25 @@ class ReviewStore:
             criterion_of(session, student_id, criterion_id)
             rows = session.scalars(select(ScoreHistoryRow).filter_by(student_id=student_id, criterion_id=criterion_id)
                                    .order_by(ScoreHistoryRow.id))
-            return [HistoryEntry(row.student_id, row.criterion_id, row.grader, row.changed_at,
-                                 from_json(row.old_value), from_json(row.new_value) or {}, row.applied)
-                    for row in rows]
+            return [history_entry(row) for row in rows]
+
+    def unsettled_conflicts(self, question_id: str | None = None) -> list[HistoryEntry]:
+        """Saves refused as conflicts that their TA has not followed with an applied save of the same
+        criterion and student (the page's "conflicts" filter), oldest first; of one question's
+        criteria, or of all."""
+        query = select(ScoreHistoryRow).order_by(ScoreHistoryRow.id)
+        if question_id is not None:
+            query = query.join(CriterionRow, ScoreHistoryRow.criterion_id == CriterionRow.id).where(
+                CriterionRow.question_id == question_id)
+        with self._reading() as session:
+            unsettled: dict[tuple[str, str, str], HistoryEntry] = {}
+            for row in session.scalars(query):
+                key = (row.student_id, row.criterion_id, row.grader)
+                if row.applied:
+                    unsettled.pop(key, None)
+                else:
+                    unsettled[key] = history_entry(row)
+            return sorted(unsettled.values(), key=lambda entry: entry.changed_at)
 
     def question_progress(self, question_id: str) -> QuestionProgress:
         """How many students have every manual criterion of the question scored, of those to grade
