@@ -319,6 +319,41 @@ def _score_table(result: Result) -> Table:
     return table
 
 
+@app.command()
+def review(
+    out: Annotated[Path, typer.Argument(help="a graded output folder (grader grade --out)")],
+    rubric: RubricOption = Path("rubric.yaml"),
+    db: Annotated[Optional[str], typer.Option("--db", help="the database: a file, or a SQLAlchemy URL such as "
+                                                           "postgresql://... (default OUT/review.sqlite)")] = None,
+    host: Annotated[str, typer.Option("--host", help="listen address; any but 127.0.0.1 needs the printed token")] =
+    "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    grader: Annotated[str, typer.Option("--grader", help="your name, stored with every score you save")] = "",
+    export: Annotated[Optional[Path], typer.Option("--export", help="write the TA scores as a --manual "
+                                                                   "scores.csv and exit")] = None,
+) -> None:
+    """Grade the written answers question by question in the browser, beside the measured evidence."""
+    from grader.review.serve import open_workspace, serve
+    from grader.scoring.rubric import load_rubric
+
+    if not (out.is_dir() and any(out.glob("*/result.json"))):
+        raise _fail(f"{out} holds no graded results (*/result.json): run grader grade --out {out} first")
+    try:
+        rubric_model = load_rubric(rubric)
+    except ConfigError as error:
+        raise _fail(f"the rubric cannot be used:\n{error}") from None
+    workspace = open_workspace(out, rubric_model, db)
+    if export is not None:
+        rows = workspace.store.export_manual_csv(export)
+        console.print(_plain(f"{rows} score(s) written to {export}; merge them with grader grade --manual {export}"),
+                      highlight=False)
+        return
+    console.print(_plain(f"{workspace.imported.students} students, {len(rubric_model.questions)} questions"),
+                  highlight=False)
+    serve(out, rubric_model, workspace, host, port, grader,
+          on_ready=lambda address: console.print(_plain(f"review at {address} (Ctrl+C to stop)"), highlight=False))
+
+
 @data_app.command("synth")
 def synth(
     out: Annotated[Path, typer.Option("--out", help="folder to write train.csv, eval.csv, test.csv and masks into")],

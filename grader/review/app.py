@@ -15,14 +15,16 @@ A malformed request is a 4xx with {"error": message}; nothing returns a tracebac
 from __future__ import annotations
 
 from dataclasses import asdict
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from grader.pipeline.apply_scores import stored_results
+from grader.report.pdf import template_environment
 from grader.result import Result
 from grader.review.security import GuardMiddleware, Guards
 from grader.review.store import ReviewStore
@@ -32,6 +34,10 @@ from grader.scoring.rubric import Question, Rubric
 from grader.scoring.rubric_items import item_score
 
 SERVED_SUFFIXES = (".png", ".pdf")
+PAGE, SCRIPT = "review.html.j2", "review.js"
+PAGE_POLICY = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self'; " \
+              "connect-src 'self'; frame-ancestors 'none'; form-action 'none'"
+"""The page runs only its own script (review.js), talks only to this server, and cannot be framed."""
 SHOWS = ("all", "ungraded", "conflicts", "regrades")
 
 
@@ -67,8 +73,9 @@ class ResolveBody(_Body):
     comment: str
 
 
-def create_app(out_dir: Path, rubric: Rubric, store: ReviewStore, guards: Guards) -> FastAPI:
-    """The app over one graded output folder, its rubric and its review store."""
+def create_app(out_dir: Path, rubric: Rubric, store: ReviewStore, guards: Guards, grader: str = "") -> FastAPI:
+    """The app over one graded output folder, its rubric and its review store; `grader` names the TA
+    the page starts with (the page lets them change it)."""
     out_dir = Path(out_dir).resolve()
     results: dict[str, Result] = {r.student_id: r for r in stored_results(out_dir)}
     app = FastAPI(title="xai-grader review", docs_url=None, redoc_url=None, openapi_url=None)
@@ -97,6 +104,16 @@ def create_app(out_dir: Path, rubric: Rubric, store: ReviewStore, guards: Guards
             raise HTTPException(404, f"no graded student '{student_id}' in {out_dir.name}")
         return results[student_id]
 
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> HTMLResponse:
+        html = template_environment().get_template(PAGE).render(csrf_token=guards.csrf_token, grader=grader)
+        return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_POLICY})
+
+    @app.get("/static/review.js")
+    def script() -> Response:
+        text = (resources.files("grader") / "templates" / SCRIPT).read_text(encoding="utf-8")
+        return Response(text, media_type="text/javascript")
+
     @app.get("/api/questions")
     def questions() -> list[dict[str, Any]]:
         return [question_summary(q, store) for q in rubric.questions]
@@ -108,10 +125,11 @@ def create_app(out_dir: Path, rubric: Rubric, store: ReviewStore, guards: Guards
             raise HTTPException(400, f"order must be one of {', '.join(ORDERS)} and show one of {', '.join(SHOWS)}")
         manual = [c.id for c in question.criteria if c.manual]
         open_requests = {(r.student_id, r.criterion_id) for r in store.open_regrade_requests()}
+        scored = {(score.student_id, score.criterion_id) for score in store.scores(question_id=question_id)}
         rows = []
         for student_id in student_order(list(results), order, grader):
             result = results[student_id]
-            graded = all(store.score(student_id, c) is not None for c in manual)
+            graded = all((student_id, c) in scored for c in manual)
             regrade = any((student_id, c) in open_requests for c in manual)
             keep = {"all": True, "ungraded": not graded, "conflicts": result.status == "conflict",
                     "regrades": regrade}[show]

@@ -1,0 +1,44 @@
+"""`grader review OUT`: open (or create) the review workspace of a graded output folder and serve it,
+or export its scores in the `grader grade --manual` format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.review.app import create_app
+from grader.review.database import default_database, open_database
+from grader.review.security import Guards
+from grader.review.store import ReviewStore
+from grader.review.values import ImportSummary
+from grader.scoring.rubric import Rubric
+
+
+@dataclass(frozen=True)
+class Workspace:
+    store: ReviewStore
+    imported: ImportSummary
+
+
+def open_workspace(out_dir: Path, rubric: Rubric, database: str | Path | None = None) -> Workspace:
+    """The store of `out_dir`'s review (OUT/review.sqlite unless `database` names a file or a URL),
+    with the class's students and the rubric's criteria imported."""
+    store = ReviewStore(open_database(database if database is not None else default_database(out_dir)))
+    return Workspace(store, store.import_class(out_dir, rubric))
+
+
+def review_address(host: str, port: int, guards: Guards) -> str:
+    """The address the TA opens (with the token when the server listens beyond this machine)."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/" + (f"?token={guards.access_token}" if guards.access_token else "")
+
+
+def serve(out_dir: Path, rubric: Rubric, workspace: Workspace, host: str, port: int, grader: str = "",
+          on_ready=print) -> None:
+    """Serve the workspace until interrupted; `on_ready(address)` is told where to open it."""
+    import uvicorn
+
+    guards = Guards.for_host(host)
+    app = create_app(out_dir, rubric, workspace.store, guards, grader=grader)
+    on_ready(review_address(host, port, guards))
+    uvicorn.run(app, host=host, port=port, log_level="warning")
