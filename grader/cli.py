@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
@@ -120,6 +121,9 @@ def grade(
     roster: Annotated[Path | None, typer.Option(
         "--roster", help="roster.csv (student_id, name, folder): who each submission folder belongs to; settles "
                          "folders that claim the same student_id")] = None,
+    review: Annotated[Optional[str], typer.Option(
+        "--review", help="the TA scores of a review workspace (grader review): its database file or URL, "
+                         "used as --manual")] = None,
 ) -> None:
     """Grade every submission folder under SUBMISSIONS; a failing submission never stops the batch.
     A re-run reuses every result whose submission, rubric, data, profile and settings are unchanged."""
@@ -136,8 +140,18 @@ def grade(
         check_out_folder(out, [submissions], label="submissions folder")
     except OutputFolderError as error:
         raise _fail(str(error)) from None
-    setup = _setup(data, usage, rubric, out, lang, profile, _isolation(no_sandbox, strict=True), quick, smoothgrad,
-                   manual, roster)
+    if review is not None and manual is not None:
+        raise _fail("give the TA's scores once: --manual scores.csv or --review out/review.sqlite, not both")
+    with tempfile.TemporaryDirectory() as scratch:
+        if review is not None:
+            from grader.review.serve import export_scores
+
+            try:
+                manual = export_scores(review, Path(scratch) / "review-scores.csv")
+            except FileNotFoundError as error:
+                raise _fail(str(error)) from None
+        setup = _setup(data, usage, rubric, out, lang, profile, _isolation(no_sandbox, strict=True), quick,
+                       smoothgrad, manual, roster)
     if workers is not None and workers < 1:
         raise _fail(f"--workers must be at least 1, not {workers}")
     local_workers = workers or local_worker_count(setup)

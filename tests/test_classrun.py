@@ -91,6 +91,31 @@ def test_new_ta_scores_are_applied_to_reused_results_without_grading_again(class
     assert stored["questions"][0]["criteria"][-1]["comment"] == "reads the maps"
 
 
+def test_the_review_workspaces_scores_reach_the_results_without_grading_again(class_folder, tmp_path,
+                                                                             small_eval_csv):
+    from typer.testing import CliRunner
+
+    from grader.cli import app
+    from grader.review.serve import open_workspace
+    from grader.scoring.rubric import load_rubric
+
+    out = tmp_path / "out"
+    shutil.rmtree(class_folder / "zz_broken")
+    command = ["grade", str(class_folder), "--out", str(out), "--data", str(small_eval_csv), "--quick",
+               "--no-sandbox", "--workers", "1"]
+    assert CliRunner().invoke(app, command).exit_code == 0
+    workspace = open_workspace(out, load_rubric(ROOT / "rubric.yaml"))
+    workspace.store.save_score("b00000000", "q1_answer", grader="Ann", score=0.75, comment="clear",
+                               expected_version=0)
+    stamp = (out / "b00000001" / "result.json").stat().st_mtime_ns
+    outcome = CliRunner().invoke(app, [*command, "--review", str(out / "review.sqlite")])
+    assert outcome.exit_code == 0, outcome.output
+    assert outcome.output.count("from the last run") == 2  # both reused: no model ran
+    scored = json.loads((out / "b00000000" / "result.json").read_text())
+    assert scored["questions"][0]["criteria"][-1]["score"] == 0.75
+    assert (out / "b00000001" / "result.json").stat().st_mtime_ns == stamp  # no score changed: not rewritten
+
+
 def test_other_settings_are_a_different_key(class_folder, tmp_path, small_eval_csv):
     quick = plan_class(class_folder, setup_for(tmp_path / "out", small_eval_csv))
     full = plan_class(class_folder, setup_for(tmp_path / "out", small_eval_csv, tasks=TaskSettings()))

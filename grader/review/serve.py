@@ -27,6 +27,15 @@ def open_workspace(out_dir: Path, rubric: Rubric, database: str | Path | None = 
     return Workspace(store, store.import_class(out_dir, rubric))
 
 
+def export_scores(database: str | Path, target: Path) -> Path:
+    """The TA scores of an existing workspace database, written to `target` in the --manual format."""
+    if isinstance(database, Path) or "://" not in database:
+        if not Path(database).is_file():
+            raise FileNotFoundError(f"{database}: no review database here (grader review OUT creates OUT/review.sqlite)")
+    ReviewStore(open_database(database)).export_manual_csv(target)
+    return target
+
+
 def review_address(host: str, port: int, guards: Guards) -> str:
     """The address the TA opens (with the token when the server listens beyond this machine)."""
     shown = f"[{host}]" if ":" in host else host
