@@ -152,6 +152,10 @@ def grade(
                 raise _fail(str(error)) from None
         setup = _setup(data, usage, rubric, out, lang, profile, _isolation(no_sandbox, strict=True), quick,
                        smoothgrad, manual, roster)
+        if review is not None:
+            from grader.review.serve import review_regrades
+
+            setup = replace(setup, manual=replace(setup.manual, regrades=review_regrades(review)))
     if workers is not None and workers < 1:
         raise _fail(f"--workers must be at least 1, not {workers}")
     local_workers = workers or local_worker_count(setup)

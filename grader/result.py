@@ -14,6 +14,21 @@ MESSAGE_LIMIT = 2000
 """Characters of one error or warning message kept: a student's exception text can be megabytes."""
 
 
+class RegradeNote(BaseModel):
+    """A student's regrade request on one criterion (from the review workspace) and how the TA
+    resolved it: shown under the criterion in the student's PDF."""
+
+    request: str
+    status: Literal["open", "resolved"]
+    resolution: str = ""
+    resolved_by: str = ""
+
+    @field_validator("request", "resolution", "resolved_by")
+    @classmethod
+    def _printable(cls, text: str) -> str:
+        return clean_text(text, MESSAGE_LIMIT)
+
+
 class CriterionResult(BaseModel):
     id: str
     description: str = ""
@@ -26,6 +41,7 @@ class CriterionResult(BaseModel):
     comment: str = Field("", description="the TA's comment (scores.csv)")
     overridden: bool = Field(False, description="the TA replaced this automatic criterion's points")
     auto_score: float | None = Field(None, description="the automatic points a TA override replaced")
+    regrades: list[RegradeNote] = Field(default_factory=list, description="regrade requests and their resolution")
 
 
 class QuestionResult(BaseModel):

@@ -107,12 +107,20 @@ def test_the_review_workspaces_scores_reach_the_results_without_grading_again(cl
     workspace = open_workspace(out, load_rubric(ROOT / "rubric.yaml"))
     workspace.store.save_score("b00000000", "q1_answer", grader="Ann", score=0.75, comment="clear",
                                expected_version=0)
+    request = workspace.store.request_regrade("b00000000", "q1_sanity", "my maps do change")
+    workspace.store.resolve_regrade(request.id, resolved_by="Ann", comment="they do: see the figure")
     stamp = (out / "b00000001" / "result.json").stat().st_mtime_ns
     outcome = CliRunner().invoke(app, [*command, "--review", str(out / "review.sqlite")])
     assert outcome.exit_code == 0, outcome.output
     assert outcome.output.count("from the last run") == 2  # both reused: no model ran
     scored = json.loads((out / "b00000000" / "result.json").read_text())
     assert scored["questions"][0]["criteria"][-1]["score"] == 0.75
+    sanity = next(c for c in scored["questions"][0]["criteria"] if c["id"] == "q1_sanity")
+    assert sanity["regrades"] == [{"request": "my maps do change", "status": "resolved",
+                                   "resolution": "they do: see the figure", "resolved_by": "Ann"}]
+    text = subprocess.run(["pdftotext", str(out / "b00000000" / "report.pdf"), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "my maps do change" in text and "Ann: they do: see the figure" in text
     assert (out / "b00000001" / "result.json").stat().st_mtime_ns == stamp  # no score changed: not rewritten
 
 

@@ -32,7 +32,7 @@ def with_scores(result: Result, manual: ManualScores) -> Result:
     """`result` with exactly the TA's scores for its student (a held result is left as it is)."""
     if result.status == "conflict":
         return result
-    questions = merged(result.questions, manual.of(result.student_id))
+    questions = merged(result.questions, manual.of(result.student_id), manual.regrades_of(result.student_id))
     return result.model_copy(update={"questions": questions, "score": sum(q.score for q in questions)})
 
 

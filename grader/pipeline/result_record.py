@@ -50,7 +50,8 @@ def scored_result(assessment: Assessment, log: StageLog, checks: list[GradientCh
                   figures: list[FigureRecord] | None = None) -> Result:
     """The Result of one submission: its questions scored (with the TA's manual scores), and what
     grading recorded."""
-    questions = score(setup.rubric, measurements(assessment, setup.evaluation, checks), setup.manual.of(student_id))
+    questions = score(setup.rubric, measurements(assessment, setup.evaluation, checks), setup.manual.of(student_id),
+                      setup.manual.regrades_of(student_id))
     evaluation = assessment.evaluation
     return Result(
         student_id=student_id, name=name, folder=folder, status="failed" if log.failed else "graded",

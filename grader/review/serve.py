@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.result import RegradeNote
 from grader.review.app import create_app
 from grader.review.database import default_database, open_database
 from grader.review.security import Guards
@@ -34,6 +35,17 @@ def export_scores(database: str | Path, target: Path) -> Path:
             raise FileNotFoundError(f"{database}: no review database here (grader review OUT creates OUT/review.sqlite)")
     ReviewStore(open_database(database)).export_manual_csv(target)
     return target
+
+
+def review_regrades(database: str | Path) -> dict[str, dict[str, tuple[RegradeNote, ...]]]:
+    """Every regrade request of a workspace and its resolution, by student and criterion, for the PDFs."""
+    notes: dict[str, dict[str, tuple[RegradeNote, ...]]] = {}
+    for request in ReviewStore(open_database(database)).regrade_requests():
+        note = RegradeNote(request=request.text, status=request.status, resolution=request.resolution or "",
+                           resolved_by=request.resolved_by or "")
+        by_criterion = notes.setdefault(request.student_id, {})
+        by_criterion[request.criterion_id] = (*by_criterion.get(request.criterion_id, ()), note)
+    return notes
 
 
 def review_address(host: str, port: int, guards: Guards) -> str:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import heapq
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.csvfile import read_csv_rows
 from grader.csvmessages import config_error, shown
 from grader.plaindecimal import plain_decimal
+from grader.result import RegradeNote
 from grader.scoring.rubric import Criterion, Rubric
 from grader.submission.spec import STUDENT_ID
 
@@ -39,12 +40,17 @@ class ManualScore:
 
 @dataclass(frozen=True)
 class ManualScores:
-    """The TA's scores by student id, then by criterion id."""
+    """The TA's scores by student id, then by criterion id; and the students' regrade requests with
+    their resolutions (from the review workspace), the same way."""
 
     by_student: dict[str, dict[str, ManualScore]]
+    regrades: dict[str, dict[str, tuple[RegradeNote, ...]]] = field(default_factory=dict)
 
     def of(self, student_id: str) -> dict[str, ManualScore]:
         return self.by_student.get(student_id, {})
+
+    def regrades_of(self, student_id: str) -> dict[str, tuple[RegradeNote, ...]]:
+        return self.regrades.get(student_id, {})
 
     def students_not_in(self, student_ids: set[str]) -> list[str]:
         """Ids the TA scored that no graded submission has (a typo, or a student graded elsewhere)."""

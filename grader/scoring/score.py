@@ -3,9 +3,9 @@ manual scores and overrides on top."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from grader.result import CriterionResult, QuestionResult
+from grader.result import CriterionResult, QuestionResult, RegradeNote
 from grader.scoring.manual import ManualScore
 from grader.scoring.manual_merge import AWAITING, with_manual
 from grader.scoring.measurements import Measurements
@@ -13,17 +13,17 @@ from grader.scoring.metrics import METRICS, MetricUnavailable, ScoredQuestion
 from grader.scoring.rubric import Criterion, Rubric
 
 
-def score(rubric: Rubric, measured: Measurements,
-          manual: Mapping[str, ManualScore] | None = None) -> list[QuestionResult]:
+def score(rubric: Rubric, measured: Measurements, manual: Mapping[str, ManualScore] | None = None,
+          regrades: Mapping[str, Sequence[RegradeNote]] | None = None) -> list[QuestionResult]:
     """Every question's criteria scored. `manual` (by criterion id) gives the TA's points: for a
     manual criterion its score, for an automatic one an override; manual criteria without one
     stay None (pending)."""
-    manual = manual or {}
+    manual, regrades = manual or {}, regrades or {}
     questions = []
     for question in rubric.questions:
         scored = ScoredQuestion(id=question.id, method=question.method)
-        criteria = [with_manual(_score_criterion(criterion, scored, measured), manual.get(criterion.id))
-                    for criterion in question.criteria]
+        criteria = [with_manual(_score_criterion(criterion, scored, measured), manual.get(criterion.id),
+                                regrades.get(criterion.id, ())) for criterion in question.criteria]
         questions.append(QuestionResult(
             id=question.id, title=question.title, max_score=question.points, criteria=criteria,
             score=sum(c.score or 0.0 for c in criteria)))
