@@ -6,6 +6,7 @@ import functools
 import os
 import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,20 @@ def examples_copy(tmp_path) -> Path:
     target = tmp_path / "submissions"
     shutil.copytree(EXAMPLES, target, ignore=shutil.ignore_patterns("__pycache__"))
     return target
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """One headless Chromium (Debian's) for the whole module: starting one takes about a second."""
+    try:
+        from playwright import sync_api
+    except ImportError:
+        skip_or_fail("the playwright package is not installed (pip install -e '.[test]')")
+    executable = shutil.which("chromium")
+    if executable is None:
+        skip_or_fail("Debian's chromium is not installed")
+    with sync_api.sync_playwright() as playwright:
+        # --no-sandbox: Chromium refuses to run its sandbox as root, and the tests may run as root.
+        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield launched
+        launched.close()

@@ -8,7 +8,6 @@ and the test extra install both); `playwright install` is never needed, the syst
 from __future__ import annotations
 
 import re
-import shutil
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +25,6 @@ from grader.report.dashboard import (
     write_dashboard,
 )
 from grader.result import CriterionResult, QuestionResult, Result, StageError
-from tests.conftest import skip_or_fail
 
 QUESTION_MAX = {"q1": 2.0, "q2": 3.0, "q3": 3.0, "q4": 2.0}
 TITLES = {"q1": "Saliency maps", "q2": "Filter visualization", "q3": "LIME with the confusion matrix",
@@ -260,23 +258,6 @@ def test_hostile_student_text_reaches_the_page_cleaned_and_escaped():
 
 
 # ---------------------------------------------------------------- the page in Chromium
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """One headless Chromium (Debian's) for the whole module: starting one takes about a second."""
-    try:
-        from playwright import sync_api
-    except ImportError:
-        skip_or_fail("the playwright package is not installed (pip install -e '.[test]')")
-    executable = shutil.which("chromium")
-    if executable is None:
-        skip_or_fail("Debian's chromium is not installed")
-    with sync_api.sync_playwright() as playwright:
-        # --no-sandbox: Chromium refuses to run its sandbox as root, and the tests may run as root.
-        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 @dataclass

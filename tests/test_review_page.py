@@ -19,25 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, skip_or_fail
+from tests.conftest import ROOT
 from tests.test_review_api import STUDENTS, result
 
 GRADER = [sys.executable, "-m", "grader.cli"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    try:
-        from playwright import sync_api
-    except ImportError:
-        skip_or_fail("the playwright package is not installed (pip install -e '.[test]')")
-    executable = shutil.which("chromium")
-    if executable is None:
-        skip_or_fail("Debian's chromium is not installed")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
