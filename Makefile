@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/python bench/record.py sandbox_overhead "Sandbox overhead (bench/sandbox_overhead.py)" -- $(BIN)/python bench/sandbox_overhead.py
 	$(BIN)/python bench/record.py parallel_grading "8 copies of the VGG example, 1 and 2 workers (bench/parallel_grading.py)" -- $(BIN)/python bench/parallel_grading.py
 	$(BIN)/python bench/record.py fast_profile "The fast profile against cpu (bench/fast_profile.py)" -- $(BIN)/python bench/fast_profile.py
+	$(BIN)/python bench/record.py review_latency "The review page with a class of 200 (bench/review_latency.py)" -- $(BIN)/python bench/review_latency.py
 	$(BIN)/python bench/record.py gradient_checks "Gradients checked against the model's own outputs (bench/gradient_checks.py)" -- $(BIN)/python bench/gradient_checks.py
 
 # Grading cost per task alone: ours, the naive way and the FLOP floor (about 8 minutes on 2 cores).
