@@ -147,3 +147,24 @@ def test_a_remote_host_needs_the_printed_token(out):
     assert client.get("/api/questions").status_code == 403
     assert client.get(f"/api/questions?token={guards.access_token}").status_code == 200
     assert client.get("/api/questions").status_code == 200  # the cookie it set
+
+
+def test_new_points_for_an_item_score_again_every_student_who_has_it(client, guards):
+    for student, items in (("b01", ["names_parts", "compares_classes"]), ("b02", ["compares_classes"]),
+                           ("b03", ["names_parts"])):
+        assert post(client, guards, "/api/scores", score_body(student_id=student, items=items)).status_code == 200
+    changed = post(client, guards, "/api/items", {"criterion_id": "q1_answer", "item_id": "names_parts",
+                                                  "points": 0.5, "grader": "Ann"})
+    assert changed.status_code == 200 and changed.json()["rescored"] == 2
+    scores = {s: client.get(f"/api/questions/q1/students/{s}").json()["manual"][0]["saved"]["score"]
+              for s in STUDENTS}
+    assert scores == {"b01": 0.75, "b02": 0.25, "b03": 0.5}
+    items = client.get("/api/questions").json()[0]["manual"][0]["items"]
+    assert next(i for i in items if i["id"] == "names_parts")["points"] == 0.5
+    assert [h["new"]["score"] for h in client.get("/api/history/b01/q1_answer").json()] == [0.5, 0.75]
+
+
+def test_item_points_that_put_full_marks_out_of_reach_are_refused(client, guards):
+    refused = post(client, guards, "/api/items", {"criterion_id": "q1_answer", "item_id": "names_parts",
+                                                  "points": 0.0, "grader": "Ann"})
+    assert refused.status_code == 400 and "full marks" in refused.json()["error"]

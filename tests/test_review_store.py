@@ -386,7 +386,7 @@ def test_the_tables_compile_for_postgresql():
     from grader.review.schema import Base
 
     ddl = [str(CreateTable(table).compile(dialect=postgresql.dialect())) for table in Base.metadata.sorted_tables]
-    assert len(ddl) == 7 and "TIMESTAMP WITH TIME ZONE" in "".join(ddl)
+    assert len(ddl) == 8 and "TIMESTAMP WITH TIME ZONE" in "".join(ddl)
 
 
 def test_a_refused_save_stays_an_unsettled_conflict_until_its_ta_saves_again(store):

@@ -7,6 +7,7 @@ API (JSON; every POST needs the page's X-CSRF-Token header):
   GET  /api/questions/{q}/students?order=id|shuffle&grader=NAME&show=all|ungraded|conflicts|regrades
   GET  /api/questions/{q}/students/{student_id}        answer, automatic criteria, figures, manual scores
   POST /api/scores                                     save a score (409 with the other TA's value on conflict)
+  POST /api/items                                      new points for a rubric item: its students scored again
   GET  /api/history/{student_id}/{criterion_id}        every change: who, when, old and new
   GET  /api/questions/{q}/comments, POST the same      reusable comments
   GET  /api/regrades?status=open, POST /api/regrades, POST /api/regrades/{id}/resolve
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from grader.pipeline.apply_scores import stored_results
 from grader.report.pdf import template_environment
 from grader.result import Result
+from grader.review.item_points import change_item_points, effective_rubric
 from grader.review.security import GuardMiddleware, Guards
 from grader.review.store import ReviewStore
 from grader.review.values import ReviewInputError, ScoreConflict
@@ -73,6 +75,13 @@ class ResolveBody(_Body):
     comment: str
 
 
+class ItemPointsBody(_Body):
+    criterion_id: str
+    item_id: str
+    points: float
+    grader: str
+
+
 def create_app(out_dir: Path, rubric: Rubric, store: ReviewStore, guards: Guards, grader: str = "") -> FastAPI:
     """The app over one graded output folder, its rubric and its review store; `grader` names the TA
     the page starts with (the page lets them change it)."""
@@ -94,7 +103,7 @@ def create_app(out_dir: Path, rubric: Rubric, store: ReviewStore, guards: Guards
         return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
 
     def question_of(question_id: str) -> Question:
-        question = find_question(rubric, question_id)
+        question = find_question(effective_rubric(rubric, store), question_id)
         if question is None:
             raise HTTPException(404, f"no question '{question_id}' in the rubric")
         return question
@@ -116,7 +125,7 @@ def create_app(out_dir: Path, rubric: Rubric, store: ReviewStore, guards: Guards
 
     @app.get("/api/questions")
     def questions() -> list[dict[str, Any]]:
-        return [question_summary(q, store) for q in rubric.questions]
+        return [question_summary(q, store) for q in effective_rubric(rubric, store).questions]
 
     @app.get("/api/questions/{question_id}/students")
     def students(question_id: str, order: str = "id", grader: str = "", show: str = "all") -> list[dict[str, Any]]:
@@ -144,7 +153,8 @@ def create_app(out_dir: Path, rubric: Rubric, store: ReviewStore, guards: Guards
 
     @app.post("/api/scores")
     def save(body: ScoreBody) -> dict[str, Any]:
-        criterion = next((c for q in rubric.questions for c in q.criteria if c.id == body.criterion_id), None)
+        current = effective_rubric(rubric, store)
+        criterion = next((c for q in current.questions for c in q.criteria if c.id == body.criterion_id), None)
         if criterion is None or not criterion.manual:
             raise HTTPException(400, f"'{body.criterion_id}' is not a manual criterion of the rubric")
         if criterion.items:
@@ -161,6 +171,13 @@ def create_app(out_dir: Path, rubric: Rubric, store: ReviewStore, guards: Guards
                                   adjustment_comment=body.adjustment_comment, comment=body.comment,
                                   expected_version=body.expected_version)
         return saved(stored)
+
+    @app.post("/api/items")
+    def item_points(body: ItemPointsBody) -> dict[str, Any]:
+        """New points for a rubric item: every student who has it is scored again."""
+        rescored = change_item_points(store, rubric, body.criterion_id, body.item_id, body.points, grader=body.grader)
+        return {"criterion_id": body.criterion_id, "item_id": body.item_id, "points": body.points,
+                "rescored": rescored}
 
     @app.get("/api/history/{student_id}/{criterion_id}")
     def history(student_id: str, criterion_id: str) -> list[dict[str, Any]]:

@@ -145,3 +145,16 @@ class AssignmentRow(Base):
     student_id: Mapped[str | None] = mapped_column(ForeignKey("students.student_id"), nullable=True)
 
     __table_args__ = (CheckConstraint("(question_id IS NULL) <> (student_id IS NULL)", name="assignment_one_target"),)
+
+
+class ItemPointsRow(Base):
+    """A rubric item's points as changed in the review app (grader.review.item_points); the rubric
+    file's points hold for every item without a row."""
+
+    __tablename__ = "item_points"
+
+    criterion_id: Mapped[str] = mapped_column(ForeignKey("criteria.id"), primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    points: Mapped[float] = mapped_column(Float)
+    changed_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -56,6 +56,11 @@ class ReviewStore:
     def __init__(self, engine: Engine, now: Callable[[], datetime] = _utc_now) -> None:
         self._engine, self._writer, self._now = engine, writing(engine), now
 
+    @property
+    def engine(self) -> Engine:
+        """The database's engine, for a part of the workspace with tables of its own (item_points)."""
+        return self._engine
+
     @contextmanager
     def _reading(self) -> Iterator[Session]:
         with Session(self._engine) as session, session.begin():
