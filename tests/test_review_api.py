@@ -30,15 +30,20 @@ def result(student_id: str) -> Result:
                   figures=[FigureRecord(question="q1", path="figures/saliency.png", caption="one face per class")])
 
 
-@pytest.fixture
-def out(tmp_path) -> Path:
-    out = tmp_path / "out"
+def graded_class(out: Path, figure: bytes) -> Path:
+    """A graded output folder of STUDENTS written by hand (no grading run), each with `figure` as
+    its Q1 figure."""
     for student_id in STUDENTS:
         (out / student_id / "figures").mkdir(parents=True)
         result(student_id).write(out / student_id / "result.json")
-        (out / student_id / "figures" / "saliency.png").write_bytes(b"\x89PNG fake")
-    (tmp_path / "secret.png").write_bytes(b"not for the TA's browser")
+        (out / student_id / "figures" / "saliency.png").write_bytes(figure)
     return out
+
+
+@pytest.fixture
+def out(tmp_path) -> Path:
+    (tmp_path / "secret.png").write_bytes(b"not for the TA's browser")
+    return graded_class(tmp_path / "out", b"\x89PNG fake")
 
 
 @pytest.fixture

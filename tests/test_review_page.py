@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,27 +19,20 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_review_api import STUDENTS, result
+from tests.test_review_api import STUDENTS, graded_class
 
 GRADER = [sys.executable, "-m", "grader.cli"]
 
 
 @pytest.fixture
 def out(tmp_path) -> Path:
-    out = tmp_path / "out"
-    for student_id in STUDENTS:
-        (out / student_id / "figures").mkdir(parents=True)
-        result(student_id).write(out / student_id / "result.json")
-        shutil.copy(_png(tmp_path), out / student_id / "figures" / "saliency.png")
-    return out
+    import io
 
-
-def _png(tmp_path: Path) -> Path:
     from PIL import Image
 
-    path = tmp_path / "tiny.png"
-    Image.new("L", (48, 48), 128).save(path)
-    return path
+    png = io.BytesIO()
+    Image.new("L", (48, 48), 128).save(png, format="PNG")
+    return graded_class(tmp_path / "out", png.getvalue())
 
 
 def _free_port() -> int:

@@ -15,7 +15,6 @@ A malformed request is a 4xx with {"error": message}; nothing returns a tracebac
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from grader.review.item_points import change_item_points, effective_rubric
 from grader.review.security import GuardMiddleware, Guards
 from grader.review.store import ReviewStore
 from grader.review.values import ReviewInputError, ScoreConflict
-from grader.review.views import ORDERS, find_question, question_summary, saved, student_order, student_view
+from grader.review.views import ORDERS, find_question, plain, question_summary, saved, student_order, student_view
 from grader.scoring.rubric import Question, Rubric
 from grader.scoring.rubric_items import item_score
 
@@ -149,7 +148,7 @@ def create_app(out_dir: Path, rubric: Rubric, store: ReviewStore, guards: Guards
 
     @app.get("/api/questions/{question_id}/students/{student_id}")
     def student(question_id: str, student_id: str) -> dict[str, Any]:
-        return student_view(out_dir, result_of(student_id), question_of(question_id), store)
+        return student_view(result_of(student_id), question_of(question_id), store)
 
     @app.post("/api/scores")
     def save(body: ScoreBody) -> dict[str, Any]:
@@ -181,35 +180,30 @@ def create_app(out_dir: Path, rubric: Rubric, store: ReviewStore, guards: Guards
 
     @app.get("/api/history/{student_id}/{criterion_id}")
     def history(student_id: str, criterion_id: str) -> list[dict[str, Any]]:
-        return [asdict(entry) | {"changed_at": entry.changed_at.isoformat()}
-                for entry in store.history(student_id, criterion_id)]
+        return [plain(entry) for entry in store.history(student_id, criterion_id)]
 
     @app.get("/api/questions/{question_id}/comments")
     def comments(question_id: str) -> list[dict[str, Any]]:
         question_of(question_id)
-        return [asdict(c) | {"created_at": c.created_at.isoformat()} for c in store.comments(question_id)]
+        return [plain(c) for c in store.comments(question_id)]
 
     @app.post("/api/questions/{question_id}/comments")
     def add_comment(question_id: str, body: CommentBody) -> dict[str, Any]:
         question_of(question_id)
         comment = store.add_comment(question_id, body.text, created_by=body.grader)
-        return asdict(comment) | {"created_at": comment.created_at.isoformat()}
-
-    def regrade_json(request) -> dict[str, Any]:
-        return asdict(request) | {"created_at": request.created_at.isoformat(),
-                                  "resolved_at": request.resolved_at.isoformat() if request.resolved_at else None}
+        return plain(comment)
 
     @app.get("/api/regrades")
     def regrades(status: str | None = None) -> list[dict[str, Any]]:
-        return [regrade_json(r) for r in store.regrade_requests(status=status)]
+        return [plain(r) for r in store.regrade_requests(status=status)]
 
     @app.post("/api/regrades")
     def request_regrade(body: RegradeBody) -> dict[str, Any]:
-        return regrade_json(store.request_regrade(body.student_id, body.criterion_id, body.text))
+        return plain(store.request_regrade(body.student_id, body.criterion_id, body.text))
 
     @app.post("/api/regrades/{request_id}/resolve")
     def resolve(request_id: int, body: ResolveBody) -> dict[str, Any]:
-        return regrade_json(store.resolve_regrade(request_id, resolved_by=body.grader, comment=body.comment))
+        return plain(store.resolve_regrade(request_id, resolved_by=body.grader, comment=body.comment))
 
     @app.get("/files/{student_id}/{path:path}")
     def files(student_id: str, path: str) -> FileResponse:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -30,13 +30,13 @@ def question_summary(question: Question, store: ReviewStore) -> dict[str, Any]:
             "manual": manual_criteria(question), "progress": {"graded": progress.graded, "total": progress.total}}
 
 
+def plain(value: Any) -> dict[str, Any]:
+    """A store value (a dataclass) as JSON-ready data: its times in ISO 8601."""
+    return {key: field.isoformat() if isinstance(field, datetime) else field for key, field in asdict(value).items()}
+
+
 def saved(score: SavedScore | None) -> dict[str, Any] | None:
-    if score is None:
-        return None
-    value = asdict(score)
-    value["items"] = list(score.items)
-    value["updated_at"] = score.updated_at.isoformat()
-    return value
+    return None if score is None else plain(score)
 
 
 def student_order(student_ids: list[str], order: str, grader: str) -> list[str]:
@@ -47,7 +47,7 @@ def student_order(student_ids: list[str], order: str, grader: str) -> list[str]:
     return sorted(student_ids)
 
 
-def student_view(out_dir: Path, result: Result, question: Question, store: ReviewStore) -> dict[str, Any]:
+def student_view(result: Result, question: Question, store: ReviewStore) -> dict[str, Any]:
     """One student's evidence and scores for one question."""
     scored = result.question(question.id)
     automatic = [] if scored is None else [
@@ -55,11 +55,9 @@ def student_view(out_dir: Path, result: Result, question: Question, store: Revie
          "threshold": c.threshold, "message": c.message} for c in scored.criteria if not c.manual]
     figures = [{"url": f"/files/{quote(result.student_id)}/{quote(f.path)}", "caption": f.caption}
                for f in result.figures if f.question == question.id]
+    requests = store.regrade_requests(student_id=result.student_id)
     manual = [{**criterion, "saved": saved(store.score(result.student_id, criterion["id"])),
-               "regrades": [asdict(r) | {"created_at": r.created_at.isoformat(),
-                                         "resolved_at": r.resolved_at.isoformat() if r.resolved_at else None}
-                            for r in store.regrade_requests(student_id=result.student_id)
-                            if r.criterion_id == criterion["id"]]}
+               "regrades": [plain(r) for r in requests if r.criterion_id == criterion["id"]]}
               for criterion in manual_criteria(question)]
     return {"student_id": result.student_id, "name": result.name, "status": result.status,
             "answer": result.answers.get(question.id, ""), "automatic": automatic, "figures": figures,
