@@ -107,6 +107,45 @@ def test_students_can_be_walked_in_a_stable_shuffle_per_ta_and_filtered(client, 
     assert [s["student_id"] for s in ungraded] == ["b02", "b03"]
 
 
+def listed(client: TestClient, query: str) -> list[str]:
+    return [s["student_id"] for s in client.get(f"/api/questions/q1/students?{query}").json()]
+
+
+def test_a_save_refused_as_a_conflict_lists_the_student_under_conflicts_until_its_ta_saves_again(client, guards):
+    post(client, guards, "/api/scores", score_body())
+    post(client, guards, "/api/scores", score_body(grader="Bob", items=["names_parts"]))
+    assert listed(client, "show=conflicts") == ["b01"]
+    post(client, guards, "/api/scores", score_body(grader="Bob", items=["names_parts"], expected_version=1))
+    assert listed(client, "show=conflicts") == []
+
+
+def test_a_question_given_to_a_ta_lists_its_students_as_theirs_but_those_given_to_another(client, guards):
+    assert post(client, guards, "/api/assignments", {"ta": "Ann", "grader": "Head", "question_id": "q1"}).status_code == 200
+    assert post(client, guards, "/api/assignments", {"ta": "Bob", "grader": "Head", "student_ids": ["b02"]}).status_code == 200
+    assert listed(client, "show=mine&grader=Ann") == ["b01", "b03"]
+    assert listed(client, "show=mine&grader=Bob") == ["b02"]
+    assert client.get("/api/questions").json()[0]["assigned_to"] == "Ann"
+    assert [s["assigned_to"] for s in client.get("/api/questions/q1/students").json()] == ["Ann", "Bob", "Ann"]
+
+
+def test_the_latest_assignment_of_a_student_wins(client, guards):
+    post(client, guards, "/api/assignments", {"ta": "Ann", "grader": "Head", "student_ids": ["b01", "b02"]})
+    post(client, guards, "/api/assignments", {"ta": "Bob", "grader": "Head", "student_ids": ["b02"]})
+    assert listed(client, "show=mine&grader=Ann") == ["b01"]
+
+
+def test_assigning_an_unknown_student_assigns_none_of_the_list(client, guards):
+    response = post(client, guards, "/api/assignments", {"ta": "Ann", "grader": "Head", "student_ids": ["b01", "zz9"]})
+    assert response.status_code == 404 and "no graded student 'zz9'" in response.json()["error"]
+    assert client.get("/api/assignments").json() == []
+
+
+def test_an_assignment_names_a_question_or_students_not_both(client, guards):
+    response = post(client, guards, "/api/assignments", {"ta": "Ann", "grader": "Head", "question_id": "q1",
+                                                          "student_ids": ["b01"]})
+    assert response.status_code == 400 and "one of them" in response.json()["error"]
+
+
 def test_a_regrade_request_is_made_listed_and_resolved(client, guards):
     made = post(client, guards, "/api/regrades", {"student_id": "b03", "criterion_id": "q1_answer",
                                                   "text": "I did name the eyes"}).json()

@@ -206,3 +206,9 @@ def test_an_automatic_criterion_and_a_non_finite_adjustment_are_refused(tmp_path
         item_score(rubric.questions[0].criteria[1], ["parts"], float("nan"))
     with pytest.raises(TypeError, match="not one string"):
         item_score(rubric.questions[0].criteria[1], "parts")
+
+
+def test_a_key_the_review_page_uses_itself_is_refused_with_the_taken_keys(tmp_path):
+    found = problems(tmp_path, WITH_ITEMS.replace('key: "2"', 'key: "s"'))
+    assert len(found) == 1
+    assert "the key 's' is the review page's own (j, k, c, s, h, r are taken)" in found[0]

@@ -4,11 +4,12 @@ files inside the output folder, only figures and reports). Guards: grader.review
 
 API (JSON; every POST needs the page's X-CSRF-Token header):
   GET  /api/questions                                  questions, their manual criteria and progress
-  GET  /api/questions/{q}/students?order=id|shuffle&grader=NAME&show=all|ungraded|conflicts|regrades
+  GET  /api/questions/{q}/students?order=id|shuffle&grader=NAME&show=all|ungraded|conflicts|regrades|mine
   GET  /api/questions/{q}/students/{student_id}        answer, automatic criteria, figures, manual scores
   POST /api/scores                                     save a score (409 with the other TA's value on conflict)
   POST /api/items                                      new points for a rubric item: its students scored again
   GET  /api/history/{student_id}/{criterion_id}        every change: who, when, old and new
+  GET  /api/assignments, POST /api/assignments         questions or students given to TAs (latest wins)
   GET  /api/questions/{q}/comments, POST the same      reusable comments
   GET  /api/regrades?status=open, POST /api/regrades, POST /api/regrades/{id}/resolve
 A malformed request is a 4xx with {"error": message}; nothing returns a traceback."""
@@ -30,7 +31,8 @@ from grader.review.item_points import change_item_points, effective_rubric
 from grader.review.security import GuardMiddleware, Guards
 from grader.review.store import ReviewStore
 from grader.review.values import ReviewInputError, ScoreConflict
-from grader.review.views import ORDERS, find_question, plain, question_summary, saved, student_order, student_view
+from grader.review.views import (ORDERS, Owners, find_question, plain, question_summary, saved, student_order,
+                                 student_view)
 from grader.scoring.rubric import Question, Rubric
 from grader.scoring.rubric_items import item_score
 
@@ -39,7 +41,10 @@ PAGE, SCRIPT = "review.html.j2", "review.js"
 PAGE_POLICY = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self'; " \
               "connect-src 'self'; frame-ancestors 'none'; form-action 'none'"
 """The page runs only its own script (review.js), talks only to this server, and cannot be framed."""
-SHOWS = ("all", "ungraded", "conflicts", "regrades")
+SHOWS = ("all", "ungraded", "conflicts", "regrades", "mine")
+"""The page's filters: every student; those with a manual criterion of the question not yet scored;
+those with a save refused as a conflict that its TA has not settled; those with an open regrade
+request; those assigned to the TA asking (Owners.is_mine)."""
 
 
 class _Body(BaseModel):
@@ -72,6 +77,15 @@ class RegradeBody(_Body):
 class ResolveBody(_Body):
     grader: str
     comment: str
+
+
+class AssignmentBody(_Body):
+    """Give a question, or some students, to a TA (`grader` names who gives it)."""
+
+    ta: str
+    grader: str
+    question_id: str | None = None
+    student_ids: list[str] = Field(default_factory=list, max_length=10_000)
 
 
 class ItemPointsBody(_Body):
@@ -124,7 +138,8 @@ def create_app(out_dir: Path, rubric: Rubric, store: ReviewStore, guards: Guards
 
     @app.get("/api/questions")
     def questions() -> list[dict[str, Any]]:
-        return [question_summary(q, store) for q in effective_rubric(rubric, store).questions]
+        owners = Owners.of(store.assignments())
+        return [question_summary(q, store, owners) for q in effective_rubric(rubric, store).questions]
 
     @app.get("/api/questions/{question_id}/students")
     def students(question_id: str, order: str = "id", grader: str = "", show: str = "all") -> list[dict[str, Any]]:
@@ -134,16 +149,19 @@ def create_app(out_dir: Path, rubric: Rubric, store: ReviewStore, guards: Guards
         manual = [c.id for c in question.criteria if c.manual]
         open_requests = {(r.student_id, r.criterion_id) for r in store.open_regrade_requests()}
         scored = {(score.student_id, score.criterion_id) for score in store.scores(question_id=question_id)}
+        conflicted = {entry.student_id for entry in store.unsettled_conflicts(question_id)}
+        owners = Owners.of(store.assignments())
         rows = []
         for student_id in student_order(list(results), order, grader):
             result = results[student_id]
             graded = all((student_id, c) in scored for c in manual)
             regrade = any((student_id, c) in open_requests for c in manual)
-            keep = {"all": True, "ungraded": not graded, "conflicts": result.status == "conflict",
-                    "regrades": regrade}[show]
+            keep = {"all": True, "ungraded": not graded, "conflicts": student_id in conflicted, "regrades": regrade,
+                    "mine": owners.is_mine(grader, question_id, student_id)}[show]
             if keep:
                 rows.append({"student_id": student_id, "name": result.name, "status": result.status,
-                             "graded": graded, "regrade": regrade})
+                             "graded": graded, "regrade": regrade,
+                             "assigned_to": owners.students.get(student_id, owners.questions.get(question_id, ""))})
         return rows
 
     @app.get("/api/questions/{question_id}/students/{student_id}")
@@ -177,6 +195,20 @@ def create_app(out_dir: Path, rubric: Rubric, store: ReviewStore, guards: Guards
         rescored = change_item_points(store, rubric, body.criterion_id, body.item_id, body.points, grader=body.grader)
         return {"criterion_id": body.criterion_id, "item_id": body.item_id, "points": body.points,
                 "rescored": rescored}
+
+    @app.get("/api/assignments")
+    def assignments() -> list[dict[str, Any]]:
+        return [plain(a) for a in store.assignments()]
+
+    @app.post("/api/assignments")
+    def assign(body: AssignmentBody) -> list[dict[str, Any]]:
+        """The question, or each listed student, given to `ta` (the latest assignment wins)."""
+        if (body.question_id is None) == (not body.student_ids):
+            raise HTTPException(400, "give a question_id or a list of student_ids (one of them)")
+        if body.question_id is not None:
+            return [plain(store.assign(body.ta, question_id=question_of(body.question_id).id))]
+        students = [result_of(s).student_id for s in body.student_ids]  # every id known before any is assigned
+        return [plain(store.assign(body.ta, student_id=s)) for s in students]
 
     @app.get("/api/history/{student_id}/{criterion_id}")
     def history(student_id: str, criterion_id: str) -> list[dict[str, Any]]:

@@ -6,14 +6,14 @@ the JSON API; the page escapes every string it shows (answers stay plain text)."
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from grader.result import Result
 from grader.review.store import ReviewStore
-from grader.review.values import SavedScore
+from grader.review.values import Assignment, SavedScore
 from grader.scoring.rubric import Question, Rubric
 
 ORDERS = ("id", "shuffle")
@@ -24,10 +24,32 @@ def manual_criteria(question: Question) -> list[dict[str, Any]]:
              "items": [item.model_dump() for item in c.items]} for c in question.criteria if c.manual]
 
 
-def question_summary(question: Question, store: ReviewStore) -> dict[str, Any]:
+def question_summary(question: Question, store: ReviewStore, owners: Owners) -> dict[str, Any]:
     progress = store.question_progress(question.id)
     return {"id": question.id, "title": question.title, "points": question.points,
-            "manual": manual_criteria(question), "progress": {"graded": progress.graded, "total": progress.total}}
+            "manual": manual_criteria(question), "progress": {"graded": progress.graded, "total": progress.total},
+            "assigned_to": owners.questions.get(question.id, "")}
+
+
+@dataclass(frozen=True)
+class Owners:
+    """Who each question and student is assigned to: the latest assignment wins, so a TA can hand
+    work on by assigning it again."""
+
+    questions: dict[str, str]
+    students: dict[str, str]
+
+    @classmethod
+    def of(cls, assignments: list[Assignment]) -> Owners:
+        questions = {a.question_id: a.ta for a in assignments if a.question_id is not None}
+        students = {a.student_id: a.ta for a in assignments if a.student_id is not None}
+        return cls(questions, students)
+
+    def is_mine(self, ta: str, question_id: str, student_id: str) -> bool:
+        """A student is a TA's for a question when the student is assigned to them, or the question is
+        and the student is not assigned to someone else."""
+        owner = self.students.get(student_id)
+        return owner == ta if owner is not None else self.questions.get(question_id) == ta
 
 
 def plain(value: Any) -> dict[str, Any]:

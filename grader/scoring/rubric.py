@@ -33,6 +33,11 @@ class Band(_Strict):
         return f">= {self.min:g}" if self.min is not None else f"<= {self.max:g}"
 
 
+PAGE_KEYS = "jkcshr"
+"""The review page's own keys (next, previous, comment, save, history, reusable comment): an item
+cannot take one, or typing it would do two things."""
+
+
 class RubricItem(_Strict):
     """One rubric item of a manual criterion (issue 15): the TA checks it, by clicking or by typing
     its `key`, instead of inventing a number. `points` may be negative (a deduction). The score is
@@ -58,6 +63,9 @@ class RubricItem(_Strict):
         if len(key) != 1 or not key.isprintable() or key.isspace():
             raise ValueError(f"a key is the one printable character the TA types (such as 1 or a), "
                              f"not {key!r}")
+        if key in PAGE_KEYS:
+            raise ValueError(f"the key {key!r} is the review page's own ({', '.join(PAGE_KEYS)} are taken): "
+                             f"give the item another one, such as a digit")
         return key
 
     @field_validator("text")

@@ -2,13 +2,20 @@
 // Every student string is set with textContent (never innerHTML): answers stay plain text.
 "use strict";
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
-const state = { questions: [], question: null, students: [], index: 0, view: null, checked: {} };
+const state = { questions: [], question: null, students: [], index: 0, view: null, checked: {}, comments: [],
+                picking: false };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, text, cls) {
   const node = document.createElement(tag);
   if (text !== undefined) node.textContent = text;
   if (cls) node.className = cls;
+  return node;
+}
+
+function button(text, onClick) {
+  const node = el("button", text);
+  node.addEventListener("click", onClick);
   return node;
 }
 
@@ -22,33 +29,53 @@ async function api(url, body) {
 }
 
 function grader() { return $("grader-name").value.trim(); }
+function questionUrl(suffix = "") { return `/api/questions/${encodeURIComponent(state.question.id)}${suffix}`; }
+function say(text) { $("status").textContent = text; }
+
+function named() {
+  if (grader()) return true;
+  say("name yourself first (TA, top left)"); $("grader-name").focus();
+  return false;
+}
+
+// -- the question and its students ---------------------------------------------------------------
 
 async function loadQuestions() {
   const { data } = await api("/api/questions");
+  const selected = $("question").value;
   state.questions = data;
-  const select = $("question");
-  select.replaceChildren(...data.filter((q) => q.manual.length).map((q) => {
-    const option = el("option", `${q.id}: ${q.title}`); option.value = q.id; return option; }));
-  await loadStudents();
+  $("question").replaceChildren(...data.filter((q) => q.manual.length).map((q) => {
+    const option = el("option", `${q.id}: ${q.title}` + (q.assigned_to ? ` (${q.assigned_to})` : ""));
+    option.value = q.id; return option; }));
+  if (selected) $("question").value = selected;
+  state.question = state.questions.find((q) => q.id === $("question").value);
+  showProgress();
+}
+
+function showProgress() {
+  const progress = state.question.progress;
+  $("progress").textContent = `${progress.graded}/${progress.total} graded`;
 }
 
 async function loadStudents() {
   state.question = state.questions.find((q) => q.id === $("question").value);
   const params = new URLSearchParams({ order: $("order").value, grader: grader(), show: $("show").value });
-  const { data } = await api(`/api/questions/${encodeURIComponent(state.question.id)}/students?${params}`);
+  const { data } = await api(`${questionUrl("/students")}?${params}`);
   state.students = data; state.index = 0;
-  const progress = state.question.progress;
-  $("progress").textContent = `${progress.graded}/${progress.total} graded`;
+  showProgress();
+  renderItemChoices();
+  await loadComments();
   await showStudent();
 }
 
 async function showStudent() {
   const row = state.students[state.index];
   $("position").textContent = state.students.length ? `student ${state.index + 1} of ${state.students.length}` : "no students";
-  if (!row) { state.view = null; return; }
-  const { data } = await api(`/api/questions/${encodeURIComponent(state.question.id)}/students/${encodeURIComponent(row.student_id)}`);
+  if (!row) { state.view = null; $("student").textContent = ""; return; }
+  const { data } = await api(questionUrl(`/students/${encodeURIComponent(row.student_id)}`));
   state.view = data;
-  $("student").textContent = `${data.student_id} ${data.name}` + (data.status !== "graded" ? ` (${data.status})` : "");
+  $("student").textContent = `${data.student_id} ${data.name}` + (data.status !== "graded" ? ` (${data.status})` : "")
+    + (row.assigned_to ? ` · assigned to ${row.assigned_to}` : "");
   $("answer").textContent = data.answer || "(no answer in report.md)";
   $("automatic").tBodies[0].replaceChildren(...data.automatic.map((c) => {
     const tr = el("tr");
@@ -59,7 +86,11 @@ async function showStudent() {
     const figure = el("figure"); const img = el("img"); img.src = f.url; img.alt = f.caption;
     figure.append(img, el("figcaption", f.caption)); return figure; }));
   renderManual();
+  renderRegrades();
+  if ($("history-box").open) await loadHistory();
 }
+
+// -- scoring by rubric items ----------------------------------------------------------------------
 
 function renderManual() {
   const manual = state.view.manual;
@@ -81,10 +112,8 @@ function renderManual() {
   const first = manual[0] && manual[0].saved;
   $("comment").value = first ? first.comment : "";
   $("adjustment").value = first ? first.adjustment : 0;
-  const requests = manual.flatMap((c) => c.regrades);
-  $("regrades").replaceChildren(...requests.map((r) => el("p", `regrade request (${r.status}): ${r.text}` +
-    (r.resolution ? ` — ${r.resolved_by}: ${r.resolution}` : ""))));
-  $("status").textContent = "";
+  $("regrade-criterion").replaceChildren(...manual.map((c) => { const o = el("option", c.id); o.value = c.id; return o; }));
+  say("");
 }
 
 function toggle(criterionId, itemId, on) {
@@ -95,8 +124,7 @@ function toggle(criterionId, itemId, on) {
 }
 
 async function save() {
-  if (!state.view) return;
-  if (!grader()) { $("status").textContent = "name yourself first (TA, top left)"; $("grader-name").focus(); return; }
+  if (!state.view || !named()) return;
   for (const criterion of state.view.manual) {
     const body = { student_id: state.view.student_id, criterion_id: criterion.id, grader: grader(),
                    items: [...state.checked[criterion.id]], adjustment: Number($("adjustment").value) || 0,
@@ -107,13 +135,12 @@ async function save() {
       $("status").replaceChildren(el("div", `Not saved: ${data.error}`, "conflict"));
       criterion.saved = data.current; return;
     }
-    if (!ok) { $("status").textContent = `Not saved: ${data.error}`; return; }
+    if (!ok) { say(`Not saved: ${data.error}`); return; }
     criterion.saved = data;
   }
-  $("status").textContent = "saved";
-  const { data } = await api("/api/questions");
-  state.questions = data; state.question = data.find((q) => q.id === state.question.id);
-  $("progress").textContent = `${state.question.progress.graded}/${state.question.progress.total} graded`;
+  await loadQuestions();
+  if ($("history-box").open) await loadHistory();
+  say("saved");  // last, once the progress shown counts this save
 }
 
 function move(step) {
@@ -121,7 +148,143 @@ function move(step) {
   if (next >= 0 && next < state.students.length) { state.index = next; showStudent(); }
 }
 
-document.addEventListener("keydown", (event) => {
+// -- reusable comments ----------------------------------------------------------------------------
+
+async function loadComments() {
+  const { data } = await api(questionUrl("/comments"));
+  state.comments = data;
+  $("reusable").replaceChildren(...data.map((c, index) => {
+    const li = el("li");
+    li.append(button(index < 9 ? `${index + 1}: ${c.text}` : c.text, () => useComment(index)));
+    return li; }));
+}
+
+function useComment(index) {
+  const comment = state.comments[index];
+  if (!comment) return;
+  const box = $("comment");
+  box.value = box.value.trim() ? `${box.value.trimEnd()}\n${comment.text}` : comment.text;
+  say(`comment ${index + 1} added`);
+}
+
+async function keepComment() {
+  const text = $("comment").value.trim();
+  if (!text || !named()) return;
+  const { ok, data } = await api(questionUrl("/comments"), { text, grader: grader() });
+  say(ok ? "comment kept for reuse" : `Not kept: ${data.error}`);
+  await loadComments();
+}
+
+// -- regrade requests -----------------------------------------------------------------------------
+
+function renderRegrades() {
+  const requests = state.view.manual.flatMap((c) => c.regrades);
+  $("regrades").replaceChildren(...requests.map((r) => {
+    const box = el("div", "", "request");
+    box.append(el("p", `regrade request on ${r.criterion_id} (${r.status}): ${r.text}`));
+    if (r.status === "resolved") box.append(el("p", `${r.resolved_by}: ${r.resolution}`));
+    else {
+      const answer = el("textarea"); answer.className = "resolution"; answer.placeholder = "your answer to the student";
+      box.append(answer, button("Resolve", () => resolve(r.id, answer.value)));
+    }
+    return box; }));
+}
+
+async function refreshView() {
+  const { data } = await api(questionUrl(`/students/${encodeURIComponent(state.view.student_id)}`));
+  state.view = data; renderManual(); renderRegrades();
+}
+
+async function resolve(requestId, comment) {
+  if (!named()) return;
+  const { ok, data } = await api(`/api/regrades/${requestId}/resolve`, { grader: grader(), comment });
+  if (!ok) { say(`Not resolved: ${data.error}`); return; }
+  await refreshView(); say("regrade request resolved");
+}
+
+async function recordRequest() {
+  if (!state.view) return;
+  const body = { student_id: state.view.student_id, criterion_id: $("regrade-criterion").value, text: $("regrade-text").value };
+  const { ok, data } = await api("/api/regrades", body);
+  if (!ok) { say(`Not recorded: ${data.error}`); return; }
+  $("regrade-text").value = "";
+  await refreshView(); say("regrade request recorded");
+}
+
+// -- history --------------------------------------------------------------------------------------
+
+function describe(value) {
+  if (!value) return "—";
+  return `${value.score}` + (value.items.length ? ` [${value.items.join(", ")}]` : "") + (value.comment ? ` “${value.comment}”` : "");
+}
+
+async function loadHistory() {
+  if (!state.view) return;
+  const rows = [];
+  for (const criterion of state.view.manual) {
+    const { data } = await api(`/api/history/${encodeURIComponent(state.view.student_id)}/${encodeURIComponent(criterion.id)}`);
+    for (const entry of data) {
+      const tr = el("tr", undefined, entry.applied ? "" : "refused");
+      tr.append(el("td", entry.changed_at.replace("T", " ").slice(0, 19)), el("td", criterion.id), el("td", entry.grader),
+                el("td", describe(entry.old)), el("td", describe(entry.new) + (entry.applied ? "" : " (refused: conflict)")));
+      rows.push(tr);
+    }
+  }
+  const table = el("table"); const head = el("tr");
+  head.append(...["when (UTC)", "criterion", "TA", "old", "new"].map((h) => el("th", h)));
+  table.append(head, ...rows);
+  $("history").replaceChildren(rows.length ? table : el("p", "no changes yet"));
+}
+
+async function toggleHistory() {
+  $("history-box").open = !$("history-box").open;
+  if ($("history-box").open) await loadHistory();
+}
+
+// -- assignments ----------------------------------------------------------------------------------
+
+async function assignQuestion() {
+  const ta = $("assign-ta").value.trim();
+  if (!ta || !named()) return;
+  const { ok, data } = await api("/api/assignments", { ta, grader: grader(), question_id: state.question.id });
+  say(ok ? `${state.question.id} assigned to ${ta}` : `Not assigned: ${data.error}`);
+  await loadQuestions();
+}
+
+async function splitStudents() {
+  const tas = $("split-tas").value.split(",").map((t) => t.trim()).filter(Boolean);
+  if (!tas.length || !named()) return;
+  for (const [index, ta] of tas.entries()) {
+    const student_ids = state.students.filter((_, i) => i % tas.length === index).map((s) => s.student_id);
+    if (!student_ids.length) continue;
+    const { ok, data } = await api("/api/assignments", { ta, grader: grader(), student_ids });
+    if (!ok) { say(`Not assigned: ${data.error}`); return; }
+  }
+  say(`${state.students.length} students split among ${tas.join(", ")}`);
+  await loadStudents();
+}
+
+// -- rubric item points ---------------------------------------------------------------------------
+
+function renderItemChoices() {
+  const options = state.question.manual.flatMap((c) => c.items.map((item) => {
+    const option = el("option", `${c.id} · ${item.key} ${item.text} (${item.points})`);
+    option.value = JSON.stringify([c.id, item.id]); return option; }));
+  $("points-item").replaceChildren(...options);
+}
+
+async function applyPoints() {
+  if (!$("points-item").value || !named()) return;
+  const [criterion_id, item_id] = JSON.parse($("points-item").value);
+  const { ok, data } = await api("/api/items", { criterion_id, item_id, points: Number($("points-value").value), grader: grader() });
+  if (!ok) { say(`Not changed: ${data.error}`); return; }
+  await loadQuestions(); renderItemChoices(); await refreshView();
+  say(`${item_id} is now ${data.points} points: ${data.rescored} student(s) scored again`);
+}
+
+// -- keys -----------------------------------------------------------------------------------------
+
+function onKey(event) {
   const typing = ["TEXTAREA", "INPUT", "SELECT"].includes(event.target.tagName) && event.target.type !== "checkbox";
   if (typing) {
     if (event.key === "Escape") event.target.blur();
@@ -129,18 +292,35 @@ document.addEventListener("keydown", (event) => {
     return;
   }
   if (!state.view || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (state.picking) {
+    state.picking = false;
+    if (/^[1-9]$/.test(event.key)) { event.preventDefault(); useComment(Number(event.key) - 1); return; }
+    say(""); if (event.key === "Escape") return;
+  }
   for (const criterion of state.view.manual) {
     const item = criterion.items.find((i) => i.key === event.key);
     if (item) { event.preventDefault(); toggle(criterion.id, item.id, !state.checked[criterion.id].has(item.id)); return; }
   }
-  if (event.key === "j") move(1);
-  else if (event.key === "k") move(-1);
-  else if (event.key === "s") save();
-  else if (event.key === "c") { event.preventDefault(); $("comment").focus(); }
-});
+  const actions = {
+    j: () => move(1), k: () => move(-1), s: save, h: toggleHistory, c: () => $("comment").focus(),
+    r: () => { state.picking = true; say("reusable comment: type its number (Esc: none)"); },
+  };
+  if (actions[event.key]) { event.preventDefault(); actions[event.key](); }
+}
 
+document.addEventListener("keydown", onKey);
 $("grader-name").value = document.querySelector('meta[name="grader"]').content || localStorage.getItem("grader") || "";
-$("grader-name").addEventListener("change", () => localStorage.setItem("grader", grader()));
-for (const id of ["question", "order", "show"]) $(id).addEventListener("change", loadStudents);
+$("grader-name").addEventListener("change", () => {
+  localStorage.setItem("grader", grader());
+  if ($("order").value === "shuffle" || $("show").value === "mine") loadStudents();  // both depend on who grades
+});
+$("question").addEventListener("change", loadStudents);
+for (const id of ["order", "show"]) $(id).addEventListener("change", loadStudents);
 $("save").addEventListener("click", save);
-loadQuestions();
+$("keep-comment").addEventListener("click", keepComment);
+$("regrade-add").addEventListener("click", recordRequest);
+$("assign-question").addEventListener("click", assignQuestion);
+$("split-students").addEventListener("click", splitStudents);
+$("points-apply").addEventListener("click", applyPoints);
+$("history-box").addEventListener("toggle", () => { if ($("history-box").open) loadHistory(); });
+loadQuestions().then(loadStudents);
