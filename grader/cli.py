@@ -202,7 +202,7 @@ def _warn_unknown_scores(setup, manual: Path | None, results: list[Result]) -> N
 
 def _result_line(folder: Path, result: Result, reused: bool = False) -> str:
     """One console line a submission; every piece of student text goes through terminal_text."""
-    again = " [dim](unchanged, from the last run)[/]" if reused else ""
+    again = " [dim](submission unchanged: not run again)[/]" if reused else ""
     who = f"{terminal_text(folder.name)} ({terminal_text(result.student_id)})"
     if result.status in ("failed", "conflict"):
         colour = "red" if result.status == "failed" else "yellow"
@@ -366,8 +366,10 @@ def review(
         console.print(_plain(f"{rows} score(s) written to {export}; merge them with grader grade --manual {export}"),
                       highlight=False)
         return
-    console.print(_plain(f"{workspace.imported.students} students, {len(rubric_model.questions)} questions"),
-                  highlight=False)
+    carried = workspace.imported.carried
+    console.print(_plain(f"{workspace.imported.students} students, {len(rubric_model.questions)} questions"
+                         + (f"; {carried} TA score(s) carried over from the results (grade --manual)" if carried
+                            else "")), highlight=False)
     serve(out, rubric_model, workspace, host, port, grader,
           on_ready=lambda address: console.print(_plain(f"review at {address} (Ctrl+C to stop)"), highlight=False))
 

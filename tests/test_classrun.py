@@ -112,7 +112,7 @@ def test_the_review_workspaces_scores_reach_the_results_without_grading_again(cl
     stamp = (out / "b00000001" / "result.json").stat().st_mtime_ns
     outcome = CliRunner().invoke(app, [*command, "--review", str(out / "review.sqlite")])
     assert outcome.exit_code == 0, outcome.output
-    assert outcome.output.count("from the last run") == 2  # both reused: no model ran
+    assert outcome.output.count("not run again") == 2  # both reused: no model ran
     scored = json.loads((out / "b00000000" / "result.json").read_text())
     assert scored["questions"][0]["criteria"][-1]["score"] == 0.75
     sanity = next(c for c in scored["questions"][0]["criteria"] if c["id"] == "q1_sanity")
@@ -245,7 +245,7 @@ def test_a_batch_killed_by_sigkill_resumes_to_the_same_gradebook(class_folder, t
     assert not (killed / "gradebook.csv").exists()  # it really died in the middle
 
     output = grade_cli(class_folder, killed, small_eval_csv, "--workers", "1")
-    assert "(unchanged, from the last run)" in output
+    assert "(submission unchanged: not run again)" in output
     assert (killed / "gradebook.csv").read_bytes() == (tmp_path / "whole" / "gradebook.csv").read_bytes()
     assert sorted(p.name for p in killed.iterdir() if p.is_dir()) == \
         sorted(p.name for p in (tmp_path / "whole").iterdir() if p.is_dir())

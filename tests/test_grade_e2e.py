@@ -378,3 +378,61 @@ def test_the_examples_are_not_flagged_as_similar(graded):
     rows = pd.read_csv(graded / "similarity.csv")
     assert list(rows.columns[:3]) == ["student_a", "student_b", "signals"] and rows.empty
     assert "No two submissions look copied." in (graded / "index.html").read_text(encoding="utf-8")
+
+
+REUSABLE = "Names the parts and compares the classes; say where the maps mislead."
+
+
+def test_a_ta_grades_q1_of_every_example_by_keyboard_and_the_regenerated_pdfs_show_it(graded, browser, tmp_path,
+                                                                                      small_eval_csv):
+    """The TA's whole loop on the six real examples: `grader review`, Q1 graded by keyboard alone in
+    Chromium (items 1, 2 and 4, a reusable comment by r 1, s to save, j to go on), a regrade request
+    recorded and resolved in the page, the export, and `grader grade --review` re-rendering the
+    PDFs from the stored results (no model runs again)."""
+    from playwright.sync_api import expect
+
+    from tests.test_review_page import Server, exported, open_page
+
+    out = tmp_path / "out"
+    shutil.copytree(graded, out)
+    server = Server(out).start()
+    try:
+        page = open_page(browser, server, "Ann")
+        page.fill("#comment", REUSABLE)
+        page.click("#keep-comment")
+        expect(page.locator("#reusable")).to_contain_text(f"1: {REUSABLE}")
+        for student_id in sorted(EXAMPLE_IDS.values()):
+            expect(page.locator("#student")).to_contain_text(student_id)
+            for key in ("1", "2", "4", "r", "1", "s"):
+                page.keyboard.press(key)
+            expect(page.locator("#status")).to_have_text("saved")
+            page.keyboard.press("j")
+        assert page.text_content("#progress") == "6/6 graded"
+        page.keyboard.press("k")  # back from the last student to the first
+        page.select_option("#show", "all")
+        expect(page.locator("#student")).to_contain_text(EXAMPLE_IDS["vgg"])
+        page.click("#regrade-box summary")
+        page.fill("#regrade-text", "My answer does say where the maps mislead.")
+        page.click("#regrade-add")
+        page.fill("#regrades .resolution", "It does: the comment stands, the points too.")
+        page.click("#regrades button")
+        expect(page.locator("#regrades")).to_contain_text("Ann: It does")
+    finally:
+        server.stop()
+
+    rows = {(r["student_id"], r["criterion"]): r for r in exported(out)}
+    for student_id in EXAMPLE_IDS.values():
+        assert float(rows[student_id, "q1_answer"]["points"]) == 0.75
+        assert rows[student_id, "q1_answer"]["comment"].endswith(REUSABLE)
+    assert float(rows["b09902022", "q3_accuracy"]["points"]) == 0.5  # the earlier --manual override is kept
+
+    regraded = invoke("grade", EXAMPLES, "--data", small_eval_csv, "--rubric", ROOT / "rubric.yaml", "--out", out,
+                      "--quick", "--canvas", out / "canvas.csv", "--review", out / "review.sqlite")
+    assert regraded.exit_code == 0, regraded.output
+    assert regraded.output.count("not run again") == 6, regraded.output  # no model ran
+    for folder, student_id in EXAMPLE_IDS.items():
+        assert criterion(read_result(out, folder), "q1_answer")["score"] == 0.75
+        text = " ".join(pdf_text(out / student_id / "report.pdf").split())
+        assert "0.75 / 1" in text and "say where the maps mislead" in text, (folder, text)
+    vgg = " ".join(pdf_text(out / EXAMPLE_IDS["vgg"] / "report.pdf").split())
+    assert "My answer does say where the maps mislead." in vgg and "Ann: It does: the comment stands" in vgg

@@ -107,6 +107,37 @@ def test_importing_again_changes_nothing_and_keeps_the_scores(store, out, rubric
     assert store.score("s001", "q1_answer").score == 1.0
 
 
+def with_ta_scores(out: Path) -> None:
+    """s001 as an earlier `grader grade --manual` left it: its answer scored and its accuracy overridden."""
+    from grader.result import CriterionResult, QuestionResult
+
+    criteria = [CriterionResult(id="q1_accuracy", score=1.5, max_score=2, overridden=True, auto_score=0.0,
+                                comment="the course split was mislabeled"),
+                CriterionResult(id="q1_answer", score=0.5, max_score=1, manual=True, comment="good"),
+                CriterionResult(id="q9_gone", score=1, max_score=1, manual=True)]
+    Result(student_id="s001", name="Ada Lovelace", status="graded", tool_version="test",
+           questions=[QuestionResult(id="q1", title="Accuracy", score=2, max_score=3, criteria=criteria)]
+           ).write(out / "s001" / "result.json")
+
+
+def test_ta_scores_already_in_the_results_are_carried_into_the_workspace(engine, out, rubric):
+    with_ta_scores(out)
+    summary = ReviewStore(engine).import_class(out, rubric)
+    store = ReviewStore(engine)
+    assert summary.carried == 2  # the criterion the rubric no longer has is left out
+    assert [(s.criterion_id, s.score, s.comment, s.grader) for s in store.scores(student_id="s001")] == [
+        ("q1_accuracy", 1.5, "the course split was mislabeled", "grade --manual"), ("q1_answer", 0.5, "good",
+                                                                                    "grade --manual")]
+
+
+def test_a_score_saved_in_the_workspace_is_not_replaced_by_the_results_on_the_next_import(store, out, rubric):
+    store.save_score("s001", "q1_answer", grader="Bea", score=1, expected_version=0)
+    with_ta_scores(out)
+    assert store.import_class(out, rubric).carried == 1
+    assert store.score("s001", "q1_answer").score == 1.0 and store.score("s001", "q1_accuracy").score == 1.5
+    assert store.import_class(out, rubric).carried == 0
+
+
 def test_an_unreadable_result_is_reported_and_the_others_imported(engine, out, rubric):
     (out / "s009").mkdir()
     (out / "s009" / "result.json").write_text("{not json", encoding="utf-8")

@@ -46,6 +46,10 @@ HELD = "conflict"
 """A result held out of grading (two folders claim one student): not a student to grade yet."""
 
 
+CARRIED = "grade --manual"
+"""Who a score carried over from result.json is stored under (the scores.csv it came from)."""
+
+
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -98,6 +102,7 @@ class ReviewStore:
             for result in results:
                 session.merge(Student(student_id=result.student_id, name=result.name, status=result.status,
                                       folder=result.folder))
+            carried = sum(self._carry_scores(session, result) for result in results)
             students = session.scalar(select(func.count()).select_from(Student)) or 0
             criteria = session.scalar(select(func.count()).select_from(CriterionRow)) or 0
             above = session.execute(select(ScoreRow.student_id, ScoreRow.criterion_id, ScoreRow.score,
@@ -106,7 +111,28 @@ class ReviewStore:
                                     .where(ScoreRow.score > CriterionRow.max_points)
                                     .order_by(ScoreRow.student_id, CriterionRow.position))
             above_maximum = tuple((r.student_id, r.criterion_id, r.score, r.max_points) for r in above)
-        return ImportSummary(students, criteria, tuple(unreadable), above_maximum)
+        return ImportSummary(students, criteria, tuple(unreadable), above_maximum, carried)
+
+    def _carry_scores(self, session: Session, result: Result) -> int:
+        """Store the TA scores a result already holds (an earlier `grader grade --manual`) where the
+        workspace has none for that criterion, under the name CARRIED: moving from scores.csv to the
+        review loses no score or override. Returns how many were carried."""
+        carried = 0
+        known = set(session.scalars(select(CriterionRow.id)))
+        for question in result.questions:
+            for criterion in question.criteria:
+                by_ta = criterion.score is not None and (criterion.manual or criterion.overridden)
+                if not by_ta or criterion.id not in known or session.get(ScoreRow, (result.student_id, criterion.id)):
+                    continue
+                value = {"score": criterion.score, "items": [], "adjustment": 0.0, "adjustment_comment": "",
+                         "comment": criterion.comment}
+                now = self._now()
+                row = ScoreRow(student_id=result.student_id, criterion_id=criterion.id, grader=CARRIED,
+                               updated_at=now, version=1, **columns(value))
+                session.add(row)
+                record(session, row, CARRIED, now, None, saved(row).value(), applied=True)
+                carried += 1
+        return carried
 
     def students(self) -> list[StudentInfo]:
         """Every student of the review, in id order (held-out conflicts among them: see `status`)."""

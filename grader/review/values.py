@@ -101,12 +101,13 @@ class ImportSummary:
     not read (path, why), left out rather than stopping the import; and stored scores that the
     rubric's points no longer allow (a criterion made smaller: student_id, criterion_id, score,
     new maximum), which the export would write and `grader grade --manual` refuse until a TA
-    saves them again."""
+    saves them again; and the TA scores carried over from the results (an earlier --manual)."""
 
     students: int
     criteria: int
     unreadable: tuple[tuple[str, str], ...] = ()
     scores_above_maximum: tuple[tuple[str, str, float, float], ...] = ()
+    carried: int = 0
 
 
 @dataclass(frozen=True)
