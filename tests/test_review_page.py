@@ -291,3 +291,17 @@ def test_a_cross_site_page_cannot_post_a_score(browser, server):
     finally:
         site.shutdown()
     assert '"saved":null' in server.get("api/questions/q1/students/b01").replace(" ", "")
+
+
+def test_keys_pressed_faster_than_the_server_answers_show_the_student_they_lead_to(browser, server):
+    from playwright.sync_api import expect
+
+    page = open_page(browser, server, "Ann")
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    page.keyboard.press("j")
+    expect(page.locator("#position")).to_have_text("student 3 of 3")
+    expect(page.locator("#student")).to_contain_text("b03")
+    page.wait_for_timeout(300)  # any earlier answer arriving late must not replace it
+    expect(page.locator("#student")).to_contain_text("b03")

@@ -249,6 +249,12 @@ def test_reusable_comments_are_kept_per_question(store):
                                                                        "Bea", "q2")
 
 
+def test_a_comment_the_question_already_keeps_is_not_kept_twice(store):
+    first = store.add_comment("q2", "Say which pixels the map highlights", created_by="Bea")
+    again = store.add_comment("q2", "Say which pixels the map highlights", created_by="Carl")
+    assert again.id == first.id and len(store.comments("q2")) == 1
+
+
 def test_a_regrade_request_is_open_until_a_ta_resolves_it(store):
     request = store.request_regrade("s002", "q2_answer", "I did explain the eyes in the second paragraph")
     assert [r.id for r in store.open_regrade_requests()] == [request.id]

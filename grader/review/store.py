@@ -276,11 +276,16 @@ class ReviewStore:
     # -- reusable comments ----------------------------------------------------------------------
 
     def add_comment(self, question_id: str, text: str, *, created_by: str) -> ReusableComment:
+        """Keep a comment for reuse on a question; a text the question already keeps is not kept
+        twice (the kept one is returned)."""
         with self._writing() as session:
             check_question(session, question_id)
             text = checks.text(question_id, "comment", text)
             if not text.strip():
                 raise ReviewInputError(f"{question_id}: the comment is empty")
+            kept = session.scalars(select(CommentRow).filter_by(question_id=question_id, text=text)).first()
+            if kept is not None:
+                return comment_value(kept)
             row = CommentRow(question_id=question_id, text=text, created_by=checks.name(question_id, "created_by",
                                                                                         created_by),
                              created_at=self._now())

@@ -3,7 +3,7 @@
 "use strict";
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const state = { questions: [], question: null, students: [], index: 0, view: null, checked: {}, comments: [],
-                picking: false };
+                picking: false, shown: 0 };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, text, cls) {
@@ -72,7 +72,9 @@ async function showStudent() {
   const row = state.students[state.index];
   $("position").textContent = state.students.length ? `student ${state.index + 1} of ${state.students.length}` : "no students";
   if (!row) { state.view = null; $("student").textContent = ""; return; }
+  const shown = ++state.shown;
   const { data } = await api(questionUrl(`/students/${encodeURIComponent(row.student_id)}`));
+  if (shown !== state.shown) return;  // j or k pressed again meanwhile: only the latest student is shown
   state.view = data;
   $("student").textContent = `${data.student_id} ${data.name}` + (data.status !== "graded" ? ` (${data.status})` : "")
     + (row.assigned_to ? ` · assigned to ${row.assigned_to}` : "");
@@ -125,22 +127,30 @@ function toggle(criterionId, itemId, on) {
 
 async function save() {
   if (!state.view || !named()) return;
-  for (const criterion of state.view.manual) {
-    const body = { student_id: state.view.student_id, criterion_id: criterion.id, grader: grader(),
+  // What is on the page now is what gets saved, even if the TA moves on before the server answers.
+  const view = state.view;
+  const bodies = view.manual.map((criterion) => {
+    const body = { student_id: view.student_id, criterion_id: criterion.id, grader: grader(),
                    items: [...state.checked[criterion.id]], adjustment: Number($("adjustment").value) || 0,
                    comment: $("comment").value, expected_version: criterion.saved ? criterion.saved.version : 0 };
     if (!criterion.items.length) body.score = Number($("adjustment").value) || 0;
+    return [criterion, body]; });
+  const here = () => state.view === view;
+  for (const [criterion, body] of bodies) {
     const { ok, status, data } = await api("/api/scores", body);
     if (status === 409) {
-      $("status").replaceChildren(el("div", `Not saved: ${data.error}`, "conflict"));
-      criterion.saved = data.current; return;
+      criterion.saved = data.current;
+      if (here()) $("status").replaceChildren(el("div", `Not saved: ${data.error}`, "conflict"));
+      else say(`${view.student_id} not saved: ${data.error}`);
+      return;
     }
-    if (!ok) { say(`Not saved: ${data.error}`); return; }
+    if (!ok) { say(`${here() ? "" : view.student_id + " "}Not saved: ${data.error}`); return; }
     criterion.saved = data;
   }
+  if (here()) renderManual();  // each criterion's line now names this save and its version
   await loadQuestions();
-  if ($("history-box").open) await loadHistory();
-  say("saved");  // last, once the progress shown counts this save
+  if (here() && $("history-box").open) await loadHistory();
+  say(here() ? "saved" : `${view.student_id} saved`);  // last, once the progress shown counts this save
 }
 
 function move(step) {
@@ -247,8 +257,8 @@ async function assignQuestion() {
   const ta = $("assign-ta").value.trim();
   if (!ta || !named()) return;
   const { ok, data } = await api("/api/assignments", { ta, grader: grader(), question_id: state.question.id });
-  say(ok ? `${state.question.id} assigned to ${ta}` : `Not assigned: ${data.error}`);
   await loadQuestions();
+  say(ok ? `${state.question.id} assigned to ${ta}` : `Not assigned: ${data.error}`);
 }
 
 async function splitStudents() {
@@ -260,8 +270,9 @@ async function splitStudents() {
     const { ok, data } = await api("/api/assignments", { ta, grader: grader(), student_ids });
     if (!ok) { say(`Not assigned: ${data.error}`); return; }
   }
-  say(`${state.students.length} students split among ${tas.join(", ")}`);
+  const count = state.students.length;
   await loadStudents();
+  say(`${count} students split among ${tas.join(", ")}`);  // after the reload, which clears the status
 }
 
 // -- rubric item points ---------------------------------------------------------------------------
