@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from grader.classes import Language
 from grader.csvmessages import summarize_ids
 from grader.data.faceset import DataFormatError, FaceSet
 from grader.escape import terminal_text
@@ -277,6 +278,7 @@ def check(
         console.print(f"[yellow]warning:[/] {terminal_text(warning.message)}", highlight=False)
     for line in _shortfalls(result):
         console.print(f"[yellow]improve:[/] {terminal_text(line)}", highlight=False)
+    _print_claims(result, setup.language)
     console.print(_plain(f"report: {out / result.student_id / 'report.pdf'}"), highlight=False)
     if result.status == "failed":
         raise typer.Exit(code=1)
@@ -321,6 +323,21 @@ def _shortfalls(result: Result) -> list[str]:
             lines.append(f"{criterion.id} ({criterion.description or criterion.id}): {measured}; "
                          f"points for {criterion.threshold}")
     return lines
+
+
+CLAIM_COLOURS = {"supported": "green", "contradicted": "red", "unchecked": "dim"}
+
+
+def _print_claims(result: Result, language: Language) -> None:
+    """What each answer claims and whether the student's own measurements support it, so a student
+    sees before handing in that the answer says "eyes" where the maps show the mouth."""
+    from grader.report.claim_text import claim_line
+
+    for claim in result.claims:
+        line = claim_line(claim, language)
+        console.print(f"[{CLAIM_COLOURS[line.css]}]{terminal_text(line.verdict)}[/] {terminal_text(claim.question)} "
+                      f"\"{terminal_text(line.quote, 200)}\": {terminal_text(line.claim)}: {terminal_text(line.evidence)}",
+                      highlight=False)
 
 
 def _score_table(result: Result) -> Table:

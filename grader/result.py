@@ -100,6 +100,34 @@ class FigureRecord(BaseModel):
     caption: str = ""
 
 
+class ClaimResult(BaseModel):
+    """A checkable claim of a written answer and what the student's own measurements say of it
+    (grader.claims; issue 16). quote: the sentence, exactly as in report.md (start, end: its
+    characters there). kind and subject: what it claims (grader.claims.extract). verdict: supported,
+    contradicted or not checkable. measure, source and values: what was measured, on which map or
+    table, and the numbers (grader.claims.verify documents each); reason: why nothing could be
+    measured, or the method the figure was drawn with."""
+
+    question: str
+    quote: str
+    start: int = 0
+    end: int = 0
+    kind: str
+    subject: list[str] = []
+    negated: list[str] = []
+    language: str = "en"
+    verdict: Literal["supported", "contradicted", "not checkable"]
+    measure: str = "none"
+    source: str = ""
+    values: dict[str, float] = {}
+    reason: str = ""
+
+    @field_validator("quote", "reason")
+    @classmethod
+    def _printable(cls, text: str) -> str:
+        return clean_text(text, MESSAGE_LIMIT)
+
+
 class Result(BaseModel):
     """One student's graded submission; written as result.json in the student's output folder."""
 
@@ -128,6 +156,8 @@ class Result(BaseModel):
     isolation: str = Field("", description="how the student's code was run: bwrap, subprocess or inprocess")
     output: str = Field("", description="what the student's code printed (stdout and stderr, bounded)")
     answers: dict[str, str] = Field(default_factory=dict, description="report.md's section per question id")
+    claims: list[ClaimResult] = Field(default_factory=list, description="what each answer claims and whether the "
+                                                                       "student's own measurements support it")
     figures: list[FigureRecord] = Field(default_factory=list, description="the figures the PDF shows, per question, "
                                                                          "so that it can be rendered again without "
                                                                          "grading again")

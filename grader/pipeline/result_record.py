@@ -11,6 +11,7 @@ from grader.pipeline.setup import GradingSetup
 from grader.pipeline.stages import StageLog
 from grader.profile import HardwareProfile, machine_record
 from grader.result import FigureRecord, GradientCheckSummary, Result, StageError
+from grader.scoring.answer_claims import checked_claims
 from grader.scoring.measurements import Measurements
 from grader.scoring.measures import face_ellipse, parts_region
 from grader.scoring.score import score
@@ -19,18 +20,21 @@ GRADIENT_CONTEXTS = {"probes": "the randomization test of Q1"}
 """How a warning names a context of the gradient checks that is not a question (those are named Q<N>)."""
 
 
-def measurements(assessment: Assessment, faces: FaceSet, checks: list[GradientCheckSummary]) -> Measurements:
+def measurements(assessment: Assessment, faces: FaceSet, checks: list[GradientCheckSummary],
+                 answers: dict[str, str] | None = None) -> Measurements:
     """What the metrics read: the assessment, the face region of the explained images (the part
-    masks' brows, eyes, nose and mouth; the central face ellipse on faces without masks) and the
-    gradient checks by context."""
-    region = None
+    masks' brows, eyes, nose and mouth; the central face ellipse on faces without masks) and their
+    part masks, the gradient checks by context, and the written answers."""
+    region = part_masks = None
     if assessment.examples is not None:
         indices = assessment.examples.indices
-        region = (parts_region(faces.masks[indices]) if faces.masks is not None
+        part_masks = faces.masks[indices] if faces.masks is not None else None
+        region = (parts_region(part_masks) if part_masks is not None
                   else np.broadcast_to(face_ellipse(), (len(indices), *face_ellipse().shape)))
     return Measurements(evaluation=assessment.evaluation, outputs=assessment.outputs, probes=assessment.probes,
                         region=region, checks=assessment.checks,
-                        gradient_checks={summary.context: summary for summary in checks})
+                        gradient_checks={summary.context: summary for summary in checks},
+                        part_masks=part_masks, answers=answers or {})
 
 
 def gradient_warnings(checks: list[GradientCheckSummary]) -> list[StageError]:
@@ -50,8 +54,8 @@ def scored_result(assessment: Assessment, log: StageLog, checks: list[GradientCh
                   figures: list[FigureRecord] | None = None) -> Result:
     """The Result of one submission: its questions scored (with the TA's manual scores), and what
     grading recorded."""
-    questions = score(setup.rubric, measurements(assessment, setup.evaluation, checks), setup.manual.of(student_id),
-                      setup.manual.regrades_of(student_id))
+    measured = measurements(assessment, setup.evaluation, checks, answers)
+    questions = score(setup.rubric, measured, setup.manual.of(student_id), setup.manual.regrades_of(student_id))
     evaluation = assessment.evaluation
     return Result(
         student_id=student_id, name=name, folder=folder, status="failed" if log.failed else "graded",
@@ -63,7 +67,7 @@ def scored_result(assessment: Assessment, log: StageLog, checks: list[GradientCh
         profile=profile_record(setup.profile), timings=log.timings, tool_version=__version__,
         submission_sha256=sha256, data_source=setup.evaluation.source,
         isolation=setup.isolation, output=output, answers=answers, cache_key=cache_key,
-        figures=figures or [],
+        figures=figures or [], claims=checked_claims(answers, measured) if not log.failed else [],
     )
 
 

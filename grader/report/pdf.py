@@ -11,6 +11,8 @@ import jinja2
 from grader.atomic import atomic_write_bytes
 from grader.classes import Language, class_names
 from grader.escape import printable_text
+from grader.report.claim_text import WORDS as CLAIM_WORDS
+from grader.report.claim_text import claims_by_question
 from grader.report.words import words
 from grader.result import CriterionResult, FigureRecord, Result
 
@@ -37,8 +39,8 @@ def render_html(result: Result, language: Language = "en") -> str:
     profile_text = ", ".join(f"{k} {v}" for k, v in profile.items() if k != "limits") if profile else "—"
     return template_environment().get_template("report.html.j2").render(
         result=result, w=w, css=css, language=language, class_names=class_names(language),
-        question_figures=question_figures,
-        profile_text=profile_text, verdict=lambda c: _verdict(c, w))
+        question_figures=question_figures, claim_lines=claims_by_question(result.claims, language),
+        claims_title=CLAIM_WORDS[language]["title"], profile_text=profile_text, verdict=lambda c: _verdict(c, w))
 
 
 def _verdict(criterion: CriterionResult, w: dict[str, str]) -> str:

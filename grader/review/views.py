@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from grader.report.claim_text import claim_line
 from grader.result import Result
 from grader.review.store import ReviewStore
 from grader.review.values import Assignment, SavedScore
@@ -81,8 +82,9 @@ def student_view(result: Result, question: Question, store: ReviewStore) -> dict
     manual = [{**criterion, "saved": saved(store.score(result.student_id, criterion["id"])),
                "regrades": [plain(r) for r in requests if r.criterion_id == criterion["id"]]}
               for criterion in manual_criteria(question)]
+    claims = [asdict(claim_line(claim)) for claim in result.claims if claim.question == question.id]
     return {"student_id": result.student_id, "name": result.name, "status": result.status,
-            "answer": result.answers.get(question.id, ""), "automatic": automatic, "figures": figures,
+            "answer": result.answers.get(question.id, ""), "claims": claims, "automatic": automatic, "figures": figures,
             "manual": manual, "report": f"/files/{quote(result.student_id)}/report.pdf"}
 
 

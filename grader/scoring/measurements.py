@@ -47,6 +47,10 @@ class Measurements:
     gradient_checks: the checks of the model's gradients against its own outputs, by the context
         they were made in (a question id, or "probes"); a criterion built on gradients that failed
         their check scores 0 (grader.submission.gradient_audit).
+    part_masks: (N, 48, 48) uint8 part labels of the explained images (grader.data.faceset's
+        PART_NAMES), or None on faces without masks.
+    answers: the written answers (report.md's section per question id), whose claims are checked
+        (grader.scoring.answer_claims).
     """
 
     evaluation: Evaluation | None = None
@@ -55,3 +59,5 @@ class Measurements:
     region: np.ndarray | None = None
     checks: ModelChecks | None = None
     gradient_checks: Mapping[str, GradientCheckSummary] = field(default_factory=dict)
+    part_masks: np.ndarray | None = None
+    answers: Mapping[str, str] = field(default_factory=dict)

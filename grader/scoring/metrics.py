@@ -19,6 +19,7 @@ import numpy as np
 
 from grader.explain.results import AttributionMaps, ClassImages, FilterPatterns, LimeExplanations
 from grader.questions.output import QuestionOutput
+from grader.scoring.answer_claims import checked_claims
 from grader.scoring.measurements import Measurements, Probes
 from grader.scoring.measures import curve_auc, is_informative, mass_share, pattern_diversity, pointing_game, \
     rank_correlation
@@ -263,3 +264,19 @@ def freeform_evidence(measured: Measurements, question: ScoredQuestion) -> float
         return float(np.mean(output.result.target_prob))
     ours, chance = _curve_areas(measured, question, output.name, "deletion")
     return float(np.mean(1 - ours / np.maximum(chance, 1e-12)))
+
+
+# --- the written answers (issue 16) ---------------------------------------------------------
+
+
+@metric("answer_consistency",
+        "share of the answer's checkable claims (where the model looks, best and worst classes, confused pairs, "
+        "filter patterns, the free choice's subject) that the student's own measurements support")
+def answer_consistency(measured: Measurements, question: ScoredQuestion) -> float:
+    """Off in the default rubric, which leaves the judgment to the TA; a course may turn it on (see
+    rubric.yaml's comment). Claims the measurements cannot settle do not count either way."""
+    claims = checked_claims({question.id: measured.answers.get(question.id, "")}, measured)
+    checkable = [claim for claim in claims if claim.verdict != "not checkable"]
+    if not checkable:
+        raise MetricUnavailable("the answer makes no claim that the measurements can check")
+    return sum(claim.verdict == "supported" for claim in checkable) / len(checkable)

@@ -79,6 +79,11 @@ async function showStudent() {
   $("student").textContent = `${data.student_id} ${data.name}` + (data.status !== "graded" ? ` (${data.status})` : "")
     + (row.assigned_to ? ` · assigned to ${row.assigned_to}` : "");
   $("answer").textContent = data.answer || "(no answer in report.md)";
+  $("claims").replaceChildren(...data.claims.map((c) => {
+    const box = el("div", undefined, `claim ${c.css}`);
+    box.append(el("span", c.verdict, "verdict"), " ", el("q", c.quote), ": ", el("span", c.claim),
+               el("div", c.evidence, "evidence"));
+    return box; }));
   $("automatic").tBodies[0].replaceChildren(...data.automatic.map((c) => {
     const tr = el("tr");
     tr.append(el("td", c.description || c.id), el("td", c.value === null ? "—" : Number(c.value).toPrecision(3)),
