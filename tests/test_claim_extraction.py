@@ -428,3 +428,8 @@ def test_a_hundred_thousand_list_numbers_return_quickly():
     began = time.perf_counter()
     assert extract_claims("q2", "1. " * 33_000 + "\n" + " " * 50_000 + "2.") == []
     assert time.perf_counter() - began < 10
+
+
+def test_a_part_said_of_the_free_choice_map_is_one_freeform_claim_not_also_an_attention_claim():
+    claims = extract_claims("q4", "Grad-CAM on Sad highlights the mouth.")
+    assert [(c.kind, c.subject) for c in claims] == [("freeform_subject", ("gradcam", "4", "mouth"))]

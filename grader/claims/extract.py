@@ -318,7 +318,13 @@ def _sentence_claims(question_id: str, sentence: Sentence) -> list[Claim]:
     if patterns:
         found.append((FILTER_PATTERN, *patterns))
     if question_id.lower() == "q4":
-        found += [(FREEFORM_SUBJECT, *subject) for subject in _freeform_subjects(reading)]
+        freeform = [(FREEFORM_SUBJECT, *subject) for subject in _freeform_subjects(reading)]
+        if any(subject[2] for _, subject, _ in freeform):
+            # "Grad-CAM on Sad highlights the mouth": the part is said of the method's (and the
+            # class's) map, which the free-choice claim checks; a second, class-blind attention
+            # claim would check it again on every map.
+            found = [claim for claim in found if claim[0] != ATTENTION]
+        found += freeform
     language: Language = "zh-TW" if _CJK.search(sentence.text) else "en"
     return [
         Claim(question_id, sentence.text, sentence.start, sentence.end, kind, subject, negated, language)

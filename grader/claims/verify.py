@@ -7,7 +7,9 @@ settle it"), never forced either way.
 
 - attention (where the model looks): per named part, the map's mass share on the part over the
   part's area share, averaged over the explained faces (the rubric's saliency_localization, per
-  part): 1 is what a uniform map gives.
+  part): 1 is what a uniform map gives. Parts come from the faces' part masks where they have
+  them, else from the canonical layout of an aligned face (grader.claims.layout); `<part>_on_masks`
+  says which.
 - best_class / worst_class: the class's recall against the best (worst) recall.
 - confused_pair: the confusion matrix's off-diagonal rate between the two classes (row-normalized,
   true -> predicted), in either direction; the direction is shown, not judged.
@@ -107,7 +109,8 @@ def _attention(claim: Claim, evidence: ClaimEvidence, labels: tuple[int, ...] = 
         share, area, ratio = part_ratios(maps.maps[faces], region[faces])
         if np.isnan(ratio):
             return Check(NOT_CHECKABLE, "none", maps.method, reason=NO_MASS)
-        values |= {f"{part}_share": share, f"{part}_area": area, f"{part}_ratio": ratio}
+        values |= {f"{part}_share": share, f"{part}_area": area, f"{part}_ratio": ratio,
+                   f"{part}_on_masks": float(part in maps.regions.from_masks)}
         verdicts.append(_part_verdict(ratio, supported_threshold(area), excluded))
     values |= {"supported_at": ATTENTION_SUPPORTED, "contradicted_at": ATTENTION_CONTRADICTED}
     verdict = _all_of(verdicts)

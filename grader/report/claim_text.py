@@ -38,7 +38,8 @@ WORDS: dict[str, dict[str, str]] = {
         "best_class": "{cls} is recognized best", "worst_class": "{cls} is recognized worst",
         "confused_pair": "{a} and {b} are confused", "filter_pattern": "the filters respond to {patterns}",
         "filter_not": "not to {patterns}", "freeform_subject": "{method}", "freeform_on": " on {what}",
-        "part_share": "{part} {ratio:.2f}× its area ({share:.0%} of the map on {area:.0%} of the image)",
+        "part_share": "{part} {ratio:.2f}× its area ({share:.0%} of the map on {area:.0%} of the image{where})",
+        "on_layout": ", placed by the canonical face layout",
         "part_share_rule": "{source} maps: {parts} (supported at ≥ {supported:g}×, contradicted below "
                            "{contradicted:g}×; a uniform map gives 1×)",
         "recall_best": "recall of {cls} {recall:.0%}; the best is {other} {other_recall:.0%} ({cls} ranks {rank:.0f}; "
@@ -66,7 +67,8 @@ WORDS: dict[str, dict[str, str]] = {
         "best_class": "{cls}辨識得最好", "worst_class": "{cls}辨識得最差",
         "confused_pair": "{a}與{b}容易混淆", "filter_pattern": "濾波器對{patterns}有反應",
         "filter_not": "而非{patterns}", "freeform_subject": "{method}", "freeform_on": "（{what}）",
-        "part_share": "{part} {ratio:.2f} 倍於其面積（{area:.0%} 的面積上有 {share:.0%} 的圖值）",
+        "part_share": "{part} {ratio:.2f} 倍於其面積（{area:.0%} 的面積上有 {share:.0%} 的圖值{where}）",
+        "on_layout": "，位置依標準臉部版型",
         "part_share_rule": "{source}圖：{parts}（≥ {supported:g} 倍為有依據，低於 {contradicted:g} 倍為不符；"
                            "均勻的圖為 1 倍）",
         "recall_best": "{cls}的召回率 {recall:.0%}；最好的是{other} {other_recall:.0%}（{cls}排第 {rank:.0f}；"
@@ -156,8 +158,9 @@ def evidence_words(claim: ClaimResult, language: Language = "en") -> str:
     if claim.measure == "part_share":
         named = [p for p in claim.subject + claim.negated if f"{p}_ratio" in v]
         shares = _listed([w["part_share"].format(part=PARTS[language].get(p, p), ratio=v[f"{p}_ratio"],
-                                                 share=v[f"{p}_share"], area=v[f"{p}_area"]) for p in named],
-                         {}, language)
+                                                 share=v[f"{p}_share"], area=v[f"{p}_area"],
+                                                 where="" if v.get(f"{p}_on_masks", 1.0) else w["on_layout"])
+                          for p in named], {}, language)
         text = w["part_share_rule"].format(source=METHODS[language].get(claim.source, claim.source), parts=shares,
                                            supported=v.get("supported_at", 0), contradicted=v.get("contradicted_at", 0))
     elif claim.measure == "recall":
