@@ -433,3 +433,14 @@ def test_a_hundred_thousand_list_numbers_return_quickly():
 def test_a_part_said_of_the_free_choice_map_is_one_freeform_claim_not_also_an_attention_claim():
     claims = extract_claims("q4", "Grad-CAM on Sad highlights the mouth.")
     assert [(c.kind, c.subject) for c in claims] == [("freeform_subject", ("gradcam", "4", "mouth"))]
+
+
+def test_a_paragraph_wrapped_over_two_lines_is_one_sentence():
+    answer = "Fear is often mistaken for Sad, and LIME\nhighlights the brows for both.\n\n- A new item\n# Heading\nNext"
+    assert [s.text for s in split_sentences(answer)] == [
+        "Fear is often mistaken for Sad, and LIME\nhighlights the brows for both.", "A new item", "Heading", "Next"]
+
+
+def test_the_gradients_being_strongest_somewhere_claims_no_best_class():
+    kinds = [c.kind for c in extract_claims("q1", "For Happy the gradients are strongest around the smile.")]
+    assert kinds == ["attention"]

@@ -314,6 +314,28 @@ def test_the_students_written_answers_are_in_the_pdf_beside_each_question(graded
         graded / "b09902011" / "report.pdf")
 
 
+def verdicts(result: dict) -> dict[tuple[str, str, tuple[str, ...]], str]:
+    return {(c["question"], c["kind"], tuple(c["subject"])): c["verdict"] for c in result["claims"]}
+
+
+def test_each_answers_claims_are_checked_against_the_students_own_measurements(graded):
+    found = verdicts(read_result(graded, "lightning_ckpt"))
+    assert found[("q1", "attention", ("eyes", "mouth"))] == "supported"
+    assert found[("q3", "best_class", ("3",))] == "supported"
+    assert found[("q3", "worst_class", ("2",))] == "contradicted"  # the answer says Fear; Disgust is worst
+    assert found[("q4", "freeform_subject", ("gradcam", "",  ""))] == "supported"
+    chinese = verdicts(read_result(graded, "residual_zh"))
+    assert chinese[("q1", "attention", ("brows", "mouth"))] == "supported"
+    assert chinese[("q4", "freeform_subject", ("integrated_gradients", "", ""))] == "supported"
+
+
+def test_the_pdf_shows_what_each_answer_claims_and_what_was_measured(graded):
+    text = " ".join(pdf_text(graded / "b09902033" / "report.pdf").split())
+    assert "What your answer claims, and what we measured" in text
+    assert ("contradicted “The model does best on Happy and worst on Fear.” Fear is recognized worst recall of Fear "
+            in text) and "the worst is Disgust 0%" in text
+
+
 def test_every_criterion_has_its_value_and_points_in_the_result(graded):
     result = read_result(graded, "vgg")
     for question in result["questions"]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from grader.result import CriterionResult, FigureRecord, QuestionResult, Result
+from grader.result import ClaimResult, CriterionResult, FigureRecord, QuestionResult, Result
 from grader.review.app import create_app
 from grader.review.database import open_database
 from grader.review.security import CSRF_HEADER, Guards
@@ -27,6 +27,11 @@ def result(student_id: str) -> Result:
         CriterionResult(id="q1_answer", score=None, max_score=1.0, manual=True)])]
     return Result(student_id=student_id, name=f"<b>{student_id}</b>", status="graded", questions=questions,
                   tool_version="test", answers={"q1": "The maps light up the mouth."},
+                  claims=[ClaimResult(question="q1", quote="The maps light up the mouth.", kind="attention",
+                                      subject=["mouth"], verdict="contradicted", measure="part_share",
+                                      source="saliency", values={"mouth_share": 0.01, "mouth_area": 0.02,
+                                                                 "mouth_ratio": 0.5, "mouth_on_masks": 1.0,
+                                                                 "supported_at": 1.5, "contradicted_at": 1.0})],
                   figures=[FigureRecord(question="q1", path="figures/saliency.png", caption="one face per class")])
 
 
@@ -80,6 +85,12 @@ def test_a_students_view_holds_the_answer_the_automatic_criteria_and_the_figures
     assert [c["id"] for c in view["automatic"]] == ["q1_complete"]
     assert view["figures"] == [{"url": "/files/b02/figures/saliency.png", "caption": "one face per class"}]
     assert client.get(view["figures"][0]["url"]).content == b"\x89PNG fake"
+
+
+def test_a_students_view_shows_what_the_answer_claims_and_what_was_measured(client):
+    [claim] = client.get("/api/questions/q1/students/b01").json()["claims"]
+    assert (claim["verdict"], claim["css"], claim["claim"]) == ("contradicted", "contradicted", "the model looks at mouth")
+    assert claim["evidence"].startswith("saliency maps: mouth 0.50× its area")
 
 
 def test_a_score_from_rubric_items_is_saved_with_its_version(client, guards):

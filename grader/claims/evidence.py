@@ -13,8 +13,7 @@ import numpy as np
 from grader.claims.layout import PartRegions
 from grader.claims.patterns import PatternMeasures
 
-SUPPORTED, CONTRADICTED, NOT_CHECKABLE = "supported", "contradicted", "not checkable"
-VERDICTS = (SUPPORTED, CONTRADICTED, NOT_CHECKABLE)
+from grader.claims.verdicts import CONTRADICTED, NOT_CHECKABLE, SUPPORTED, VERDICTS  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)

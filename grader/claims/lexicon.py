@@ -52,7 +52,7 @@ PART_TERMS: dict[str, tuple[str, ...]] = {
     "nose": ("nose", "nostrils", "nostril", "鼻子", "鼻頭", "鼻"),
     # Mouth, with lips and teeth (a smile or an open mouth is read from them); 嘴角 = mouth corners.
     "mouth": (
-        "mouth", "lips", "lip", "teeth", "嘴巴", "嘴角", "嘴唇", "嘴", "唇", "牙齒", "牙齿", "牙",
+        "mouth", "lips", "lip", "teeth", "smile", "smiles", "grin", "嘴巴", "嘴角", "嘴唇", "嘴", "唇", "牙齒", "牙齿", "牙",
     ),
     # Forehead; not bare 額 (額外 = extra).
     "forehead": ("forehead", "額頭", "额头", "前額"),
@@ -212,10 +212,11 @@ ATTENTION_FALSE_FRIENDS: tuple[str, ...] = (
 
 # ---------------------------------------------------------------- best / worst class
 
-# Cues that on their own say a class is recognised best.
+# Cues that on their own say a class is recognised best ("strongest" is not one: "for Happy the
+# gradients are strongest around the smile" says where the map is, not how well Happy does).
 BEST_CUES: tuple[str, ...] = (
     "best", "most accurate", "most accurately", "most reliably", "most reliable", "easiest",
-    "most easily", "most correctly", "strongest", "top accuracy",
+    "most easily", "most correctly", "top accuracy",
     "最好", "最佳", "最準", "最準確", "最精準", "最容易辨識", "最容易辨認", "最容易分類",
     "最容易認出", "最容易判斷", "最容易預測", "最容易被辨識", "最容易被認出", "最容易識別",
     "表現最好", "表現最佳", "最准", "最准确", "最容易识别", "表现最好",

@@ -1,6 +1,8 @@
 """Sentence splitting with exact offsets, for English and Chinese answers.
 
-A sentence ends at . ! ? ; (and their full-width forms 。！？；．) or at a line break. A period
+A sentence ends at . ! ? ; (and their full-width forms 。！？；．), at a blank line, and at a line
+break that starts a markdown list item, heading or quote or ends a heading; a single line break
+inside a paragraph is the author's wrapping (markdown joins such lines), not an end. A period
 does not end a sentence inside a number (0.5), after a known abbreviation (e.g., i.e., etc.) or
 after a list number at the start of a line ("1. The model ..."). Closing quotes and brackets
 right after the end mark belong to the sentence. Each sentence comes back with its (start, end)
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 # Marks that always end a sentence (ASCII and full-width); "." is decided by _period_ends.
 _ALWAYS_END = frozenset("!?;。！？；")
 _PERIOD = frozenset(".．")
-# Line breaks of every kind end a sentence: answers are often markdown lists.
+# Line breaks of every kind; whether one ends a sentence is decided by _break_ends.
 _LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 # Closing quotes and brackets that stay with the sentence they close.
 _CLOSERS = frozenset("\"'”’」』）)]】")
@@ -54,7 +56,7 @@ def _raw_spans(text: str) -> list[tuple[int, int]]:
     length = len(text)
     while index < length:
         char = text[index]
-        if char in _LINE_BREAKS:
+        if char in _LINE_BREAKS and _break_ends(text, start, index):
             spans.append((start, index))
             start = index + 1
         elif char in _ALWAYS_END or (char in _PERIOD and _period_ends(text, index)):
@@ -66,6 +68,18 @@ def _raw_spans(text: str) -> list[tuple[int, int]]:
         index += 1
     spans.append((start, length))
     return spans
+
+
+_BLOCK_START = re.compile(r"[ \t]*(?:#{1,6}\s|[-*+]\s|\d{1,3}[.)]\s|>|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]|$)")
+
+
+def _break_ends(text: str, start: int, index: int) -> bool:
+    """Whether the line break at `index` ends the sentence that began at `start`: at a blank line,
+    before a list item, heading or quote, after a heading; not where a paragraph merely wraps."""
+    if text[start:index].lstrip().startswith("#"):
+        return True
+    following = index + 2 if text[index] == "\r" and text[index + 1:index + 2] == "\n" else index + 1
+    return _BLOCK_START.match(text, following) is not None
 
 
 def _absorb_closers(text: str, index: int) -> int:
