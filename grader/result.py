@@ -106,7 +106,7 @@ class ClaimResult(BaseModel):
     characters there). kind and subject: what it claims (grader.claims.extract). verdict: supported,
     contradicted or not checkable. measure, source and values: what was measured, on which map or
     table, and the numbers (grader.claims.verify documents each); reason: why nothing could be
-    measured, or the method the figure was drawn with."""
+    measured, or the method the figure was drawn with; evidence: all of it in words."""
 
     question: str
     quote: str
@@ -121,6 +121,8 @@ class ClaimResult(BaseModel):
     source: str = ""
     values: dict[str, float] = {}
     reason: str = ""
+    evidence: str = Field("", description="the numbers in words, in the report's language "
+                                          "(grader.report.claim_text)")
 
     @field_validator("quote", "reason")
     @classmethod

@@ -177,6 +177,18 @@ def test_check_passes_a_good_submission_and_prints_its_scores(tmp_path, small_ev
     assert (tmp_path / "b09902011" / "report.pdf").is_file()
 
 
+def test_check_tells_the_student_which_claims_their_measurements_contradict(tmp_path, small_eval_csv):
+    """In the course's language: a student sees before handing in that the answer names the wrong class."""
+    outcome = invoke("check", EXAMPLES / "lightning_ckpt", "--data", small_eval_csv, "--out", tmp_path, "--quick",
+                     "--lang", "zh-TW")
+    assert outcome.exit_code == 0, outcome.output
+    line = next(line for line in outcome.output.splitlines() if "worst on Fear" in line and "恐懼" in line)
+    assert line.startswith("與量測不符 q3") and "最差的是厭惡 0%" in line
+    result = json.loads((tmp_path / "b09902033" / "result.json").read_text(encoding="utf-8"))
+    worst = next(c for c in result["claims"] if c["kind"] == "worst_class")
+    assert worst["evidence"].startswith("恐懼的召回率")
+
+
 def test_check_fails_a_broken_submission_and_says_what_to_fix(tmp_path, small_eval_csv):
     outcome = invoke("check", EXAMPLES / "broken_six_classes", "--data", small_eval_csv, "--out", tmp_path)
     assert outcome.exit_code == 1

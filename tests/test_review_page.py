@@ -305,3 +305,11 @@ def test_keys_pressed_faster_than_the_server_answers_show_the_student_they_lead_
     expect(page.locator("#student")).to_contain_text("b03")
     page.wait_for_timeout(300)  # any earlier answer arriving late must not replace it
     expect(page.locator("#student")).to_contain_text("b03")
+
+
+def test_the_answers_claims_and_their_verdicts_are_shown_beside_it(browser, server):
+    from playwright.sync_api import expect
+
+    page = open_page(browser, server, "Ann")
+    expect(page.locator("#claims .claim.contradicted")).to_contain_text("the model looks at mouth")
+    assert "mouth 0.50× its area" in page.text_content("#claims .evidence")

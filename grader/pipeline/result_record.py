@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from grader import __version__
+from grader.classes import Language
 from grader.data.faceset import FaceSet
 from grader.pipeline.assessment import Assessment
 from grader.pipeline.setup import GradingSetup
 from grader.pipeline.stages import StageLog
 from grader.profile import HardwareProfile, machine_record
-from grader.result import FigureRecord, GradientCheckSummary, Result, StageError
+from grader.report.claim_text import evidence_words
+from grader.result import ClaimResult, FigureRecord, GradientCheckSummary, Result, StageError
 from grader.scoring.answer_claims import checked_claims
 from grader.scoring.measurements import Measurements
 from grader.scoring.measures import face_ellipse, parts_region
@@ -67,8 +69,14 @@ def scored_result(assessment: Assessment, log: StageLog, checks: list[GradientCh
         profile=profile_record(setup.profile), timings=log.timings, tool_version=__version__,
         submission_sha256=sha256, data_source=setup.evaluation.source,
         isolation=setup.isolation, output=output, answers=answers, cache_key=cache_key,
-        figures=figures or [], claims=checked_claims(answers, measured) if not log.failed else [],
+        figures=figures or [], claims=_claims(answers, measured, setup.language) if not log.failed else [],
     )
+
+
+def _claims(answers: dict[str, str], measured: Measurements, language: Language) -> list[ClaimResult]:
+    """The answers' checked claims, each with its evidence in words in the report's language."""
+    return [claim.model_copy(update={"evidence": evidence_words(claim, language)})
+            for claim in checked_claims(answers, measured)]
 
 
 def profile_record(profile: HardwareProfile) -> dict:
