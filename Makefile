@@ -45,6 +45,7 @@ bench: setup
 	$(BIN)/python bench/record.py fast_profile "The fast profile against cpu (bench/fast_profile.py)" -- $(BIN)/python bench/fast_profile.py
 	$(BIN)/python bench/record.py review_latency "The review page with a class of 200 (bench/review_latency.py)" -- $(BIN)/python bench/review_latency.py
 	$(BIN)/python bench/record.py gradient_checks "Gradients checked against the model's own outputs (bench/gradient_checks.py)" -- $(BIN)/python bench/gradient_checks.py
+	$(BIN)/python bench/record.py layout_agreement "The canonical face layout against synthetic part masks (bench/layout_agreement.py)" -- $(BIN)/python bench/layout_agreement.py
 
 # Grading cost per task alone: ours, the naive way and the FLOP floor (about 8 minutes on 2 cores).
 bench-cost: setup
