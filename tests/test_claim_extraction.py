@@ -444,3 +444,10 @@ def test_a_paragraph_wrapped_over_two_lines_is_one_sentence():
 def test_the_gradients_being_strongest_somewhere_claims_no_best_class():
     kinds = [c.kind for c in extract_claims("q1", "For Happy the gradients are strongest around the smile.")]
     assert kinds == ["attention"]
+
+
+def test_the_free_choices_are_the_registrys():
+    from grader.claims.extract import FREEFORM_CHOICES
+    from grader.explain.registry import FREEFORM_METHODS
+
+    assert FREEFORM_CHOICES == set(FREEFORM_METHODS)

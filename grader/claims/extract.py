@@ -53,6 +53,10 @@ KINDS = (ATTENTION, BEST_CLASS, WORST_CLASS, CONFUSED_PAIR, FILTER_PATTERN, FREE
 # which also keeps every rule's cost bounded.
 MAX_SENTENCE_CHARS = 2000
 
+# What submission.yaml's visualize.freeform may name (grader.explain.registry.FREEFORM_METHODS;
+# tests/test_claim_extraction.py checks they agree).
+FREEFORM_CHOICES = frozenset({"class_model", "gradcam", "integrated_gradients", "smoothgrad"})
+
 # Parts inside the face: when one of them is named, "face" adds nothing to the claim.
 _INNER_PARTS = frozenset({"eyes", "brows", "nose", "mouth", "forehead", "cheeks", "chin"})
 # CJK ideographs: a sentence with any of them is reported as Chinese.
@@ -317,8 +321,14 @@ def _sentence_claims(question_id: str, sentence: Sentence) -> list[Claim]:
     patterns = _filter_patterns(question_id, reading)
     if patterns:
         found.append((FILTER_PATTERN, *patterns))
+    if patterns:
+        # "Filter 12 responds to vertical stripes, like the edge of the nose": in a sentence about
+        # the filters' patterns a face part is an analogy, not where the model looks.
+        found = [claim for claim in found if claim[0] != ATTENTION]
     if question_id.lower() == "q4":
-        freeform = [(FREEFORM_SUBJECT, *subject) for subject in _freeform_subjects(reading)]
+        # A method that is not a free choice (saliency, LIME) named in Q4 is a comparison.
+        freeform = [(FREEFORM_SUBJECT, *subject) for subject in _freeform_subjects(reading)
+                    if subject[0][0] in FREEFORM_CHOICES]
         if any(subject[2] for _, subject, _ in freeform):
             # "Grad-CAM on Sad highlights the mouth": the part is said of the method's (and the
             # class's) map, which the free-choice claim checks; a second, class-blind attention
@@ -450,14 +460,28 @@ def _ranked_classes(reading: _Reading, best: bool) -> list[str]:
 
 
 def _nearest_class(reading: _Reading, cue: _Mention) -> int | None:
-    """The class mention in the cue's clause closest to the cue, before or after it."""
-    candidates = reading.classes_in(reading.clause_of(cue.start))
+    """The class mention in the cue's clause closest to the cue, before or after it; in a clause
+    that names no class, the nearest one in the clause next to it ("Disgust 的 recall 只有 0.32，是
+    七類裡最低的", "最好：高興"), when that clause makes no claim about classes of its own."""
+    candidates = reading.classes_in(reading.clause_of(cue.start)) or _neighbouring_classes(reading, cue.start)
 
     def distance(index: int) -> int:
         mention = reading.classes[index]
         return cue.start - mention.end if mention.end <= cue.start else mention.start - cue.end
 
     return min(candidates, key=distance, default=None)
+
+
+def _neighbouring_classes(reading: _Reading, position: int) -> list[int]:
+    """The class mentions of the clause before `position`'s clause, else of the clause after it,
+    skipping a clause with a class cue of its own (it makes its own claim)."""
+    number = reading.clause_number(position)
+    for neighbour in (number - 1, number + 1):
+        if 0 <= neighbour < len(reading.clauses) and neighbour not in reading.class_cue_clauses:
+            found = reading.classes_in(reading.clauses[neighbour])
+            if found:
+                return found
+    return []
 
 
 def _confused_pairs(reading: _Reading) -> list[tuple[str, str]]:
@@ -502,6 +526,10 @@ def _directed_pairs(reading: _Reading, cue: _Mention) -> list[tuple[str, str]]:
     if reading.negated_before(cue.start):
         return []
     before, after = _sides(reading, cue)
+    if not before and after:
+        # "第二難分的是恐懼，常被當成驚訝或難過": the true class ends the clause before.
+        earlier = [i for i in _neighbouring_classes(reading, cue.start) if reading.classes[i].end <= cue.start]
+        before = reading.group(earlier[-1]) if earlier else []
     return [(t, p) for t, p in product(reading.labels(before), reading.labels(after)) if t != p]
 
 

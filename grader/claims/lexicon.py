@@ -194,7 +194,7 @@ ATTENTION_CUES: tuple[str, ...] = (
     # How students say a map's bright pixels sit on a part: "the maps light up the mouth",
     # "LIME marks the eyes", "the heatmap is strongest around the nose".
     "light up", "lights up", "lit up", "lighting up", "marks", "marked", "strongest", "activates",
-    "activated", "responds to", "respond to",
+    "activated", "responds to", "respond to", "bright spots", "亮點", "亮点", "亮起",
     # Chinese: 看 (with its false friends blanked), 注意, 關注, 重視, 聚焦, 集中, 依賴, 重要,
     # 梯度 (the saliency gradient sits on a part), 落在 (LIME's superpixels fall on a part).
     "看", "注意", "關注", "重視", "聚焦", "集中", "依賴", "著重", "專注", "重要", "梯度", "落在",

@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from grader.claims.evidence import CONTRADICTED, NOT_CHECKABLE, SUPPORTED, Check, ClaimEvidence, QuestionMaps
-from grader.claims.extract import (ATTENTION, BEST_CLASS, CONFUSED_PAIR, FILTER_PATTERN, FREEFORM_SUBJECT,
-                                   WORST_CLASS, Claim)
+from grader.claims.extract import (ATTENTION, BEST_CLASS, CONFUSED_PAIR, FILTER_PATTERN, FREEFORM_CHOICES,
+                                   FREEFORM_SUBJECT, WORST_CLASS, Claim)
 from grader.claims.patterns import verify_pattern_claim
 
 # Why a claim is NOT_CHECKABLE (Check.reason; the report says each in words, grader.report.claim_text).
@@ -52,9 +52,6 @@ CONFUSION_CONTRADICTED = 0.03
 """Below 3% in both directions the pair is not confused in any sense a reader would mean."""
 CONFUSION_TOP = 3
 """How many of the most confused (off-diagonal) cells count as 'confused' whatever their rate."""
-FREEFORM_CHOICES = frozenset({"class_model", "gradcam", "integrated_gradients", "smoothgrad"})
-"""What submission.yaml's visualize.freeform may name (grader.explain.registry.FREEFORM_METHODS; a
-test checks they agree). Another method named in Q4 (saliency, LIME) is a comparison."""
 
 
 def verify(claim: Claim, evidence: ClaimEvidence) -> Check:
