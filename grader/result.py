@@ -115,6 +115,8 @@ class ClaimResult(BaseModel):
     kind: str
     subject: list[str] = []
     negated: list[str] = []
+    classes: list[str] = Field(default_factory=list, description="attention: the classes whose maps it is "
+                                                                   "said of (none: every map)")
     language: str = "en"
     verdict: Literal["supported", "contradicted", "not checkable"]
     measure: str = "none"

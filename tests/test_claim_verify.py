@@ -184,3 +184,14 @@ def test_another_method_named_beside_the_figures_own_is_a_comparison():
     checks = verify_answer(claims, evidence)
     verdicts = {c.subject[0]: (check.verdict, check.reason) for c, check in zip(claims, checks)}
     assert verdicts == {"gradcam": (SUPPORTED, "gradcam"), "integrated_gradients": (NOT_CHECKABLE, "comparison")}
+
+
+def test_a_part_said_of_a_named_class_is_measured_on_that_classes_map():
+    faces = masks()
+    maps = np.zeros((7, 48, 48), np.float32)
+    maps[3] = faces[3] == MOUTH
+    maps[[0, 1, 2, 4, 5, 6]] = faces[[0, 1, 2, 4, 5, 6]] == EYES
+    evidence = ClaimEvidence(maps={"q1": QuestionMaps("saliency", maps, np.arange(7), part_regions(faces, 7))})
+    happy = claim("q1", "高興的臉，梯度集中在上揚的嘴角。")
+    assert happy.classes == ("3",) and verify(happy, evidence).verdict == SUPPORTED
+    assert verify(claim("q1", "For Sad the gradients are on the mouth."), evidence).verdict == CONTRADICTED

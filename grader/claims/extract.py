@@ -7,7 +7,9 @@ claims, or none when it says nothing checkable. Nothing here looks at a model.
 
 Kinds and their `subject` (all strings, so claims compare and serialize simply):
 
-- ATTENTION ("attention"): where the model looks. subject: the face parts it looks at, canonical
+- ATTENTION ("attention"): where the model looks. `classes`: the classes the sentence names
+  ("高興的臉，梯度集中在上揚的嘴角" is said of Happy's map), empty when it names none (every map).
+  subject: the face parts it looks at, canonical
   names from lexicon.PART_TERMS ("brows", "eyes", "mouth", ...), sorted. negated: the parts the
   sentence excludes ("not the hair", "並不是看頭髮", "the background is ignored"). "face" is kept
   only when no part inside the face is named ("inside the face rather than the background" ->
@@ -79,6 +81,7 @@ class Claim:
     subject: tuple[str, ...]
     negated: tuple[str, ...] = ()
     language: Language = "en"
+    classes: tuple[str, ...] = ()  # attention: the classes the sentence says it of ("for Happy ...")
 
 
 def extract_claims(question_id: str, answer: str) -> list[Claim]:
@@ -336,8 +339,10 @@ def _sentence_claims(question_id: str, sentence: Sentence) -> list[Claim]:
             found = [claim for claim in found if claim[0] != ATTENTION]
         found += freeform
     language: Language = "zh-TW" if _CJK.search(sentence.text) else "en"
+    named = tuple(sorted(reading.labels(range(len(reading.classes))), key=int))
     return [
-        Claim(question_id, sentence.text, sentence.start, sentence.end, kind, subject, negated, language)
+        Claim(question_id, sentence.text, sentence.start, sentence.end, kind, subject, negated, language,
+              named if kind == ATTENTION else ())
         for kind, subject, negated in dict.fromkeys(found)
     ]
 

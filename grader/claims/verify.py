@@ -128,8 +128,9 @@ def _all_of(verdicts: list[str]) -> str:
 
 
 def attention(claim: Claim, evidence: ClaimEvidence) -> Check:
-    """Where the model looks: every face the question explains."""
-    return _attention(claim, evidence)
+    """Where the model looks: on the maps of the classes the sentence names, else on every face the
+    question explains."""
+    return _attention(claim, evidence, tuple(int(label) for label in claim.classes))
 
 
 # -- recall and confusion -------------------------------------------------------------------------

@@ -34,7 +34,7 @@ WORDS: dict[str, dict[str, str]] = {
         "title": "What your answer claims, and what we measured",
         "supported": "supported", "contradicted": "contradicted", "not checkable": "not checkable",
         "attention": "the model looks at {parts}", "attention_not": "not at {parts}",
-        "attention_none": "the model does not look at {parts}",
+        "attention_none": "the model does not look at {parts}", "attention_for": " (on {classes})",
         "best_class": "{cls} is recognized best", "worst_class": "{cls} is recognized worst",
         "confused_pair": "{a} and {b} are confused", "filter_pattern": "the filters respond to {patterns}",
         "filter_not": "not to {patterns}", "freeform_subject": "{method}", "freeform_on": " on {what}",
@@ -63,7 +63,7 @@ WORDS: dict[str, dict[str, str]] = {
     "zh-TW": {
         "title": "你的回答的主張，以及我們量到的結果",
         "supported": "有依據", "contradicted": "與量測不符", "not checkable": "無法檢查",
-        "attention": "模型注意{parts}", "attention_not": "而非{parts}", "attention_none": "模型不看{parts}",
+        "attention": "模型注意{parts}", "attention_not": "而非{parts}", "attention_none": "模型不看{parts}", "attention_for": "（{classes}的圖）",
         "best_class": "{cls}辨識得最好", "worst_class": "{cls}辨識得最差",
         "confused_pair": "{a}與{b}容易混淆", "filter_pattern": "濾波器對{patterns}有反應",
         "filter_not": "而非{patterns}", "freeform_subject": "{method}", "freeform_on": "（{what}）",
@@ -131,11 +131,13 @@ def claim_words(claim: ClaimResult, language: Language = "en") -> str:
     """What the sentence claims, in words."""
     w, parts = WORDS[language], PARTS[language]
     if claim.kind == "attention":
+        on = w["attention_for"].format(classes=_listed([_class(c, language) for c in claim.classes], {}, language)) \
+            if claim.classes else ""
         if not claim.subject:
-            return w["attention_none"].format(parts=_listed(claim.negated, parts, language))
+            return w["attention_none"].format(parts=_listed(claim.negated, parts, language)) + on
         text = w["attention"].format(parts=_listed(claim.subject, parts, language))
         return text + (("，" if language == "zh-TW" else ", ") + w["attention_not"].format(
-            parts=_listed(claim.negated, parts, language)) if claim.negated else "")
+            parts=_listed(claim.negated, parts, language)) if claim.negated else "") + on
     if claim.kind in ("best_class", "worst_class"):
         return w[claim.kind].format(cls=_class(claim.subject[0], language))
     if claim.kind == "confused_pair":

@@ -75,7 +75,8 @@ def checked_claims(answers: Mapping[str, str], measured: Measurements) -> list[C
 
 def claim_result(claim: Claim, check: Check) -> ClaimResult:
     return ClaimResult(question=claim.question, quote=claim.quote, start=claim.start, end=claim.end, kind=claim.kind,
-                       subject=list(claim.subject), negated=list(claim.negated), language=claim.language,
+                       subject=list(claim.subject), negated=list(claim.negated), classes=list(claim.classes),
+                       language=claim.language,
                        verdict=check.verdict, measure=check.measure, source=check.source,
                        values={name: round(float(v), 6) for name, v in check.values.items() if math.isfinite(v)},
                        reason=check.reason)
