@@ -332,10 +332,10 @@ def _sentence_claims(question_id: str, sentence: Sentence) -> list[Claim]:
         # A method that is not a free choice (saliency, LIME) named in Q4 is a comparison.
         freeform = [(FREEFORM_SUBJECT, *subject) for subject in _freeform_subjects(reading)
                     if subject[0][0] in FREEFORM_CHOICES]
-        if any(subject[2] for _, subject, _ in freeform):
-            # "Grad-CAM on Sad highlights the mouth": the part is said of the method's (and the
-            # class's) map, which the free-choice claim checks; a second, class-blind attention
-            # claim would check it again on every map.
+        if freeform:
+            # "Grad-CAM on Sad highlights the mouth", "Grad-CAM 的熱區沒有落在背景上": the parts are
+            # said of the method's (and the class's) map, which the free-choice claim checks; a
+            # second attention claim would check them again.
             found = [claim for claim in found if claim[0] != ATTENTION]
         found += freeform
     language: Language = "zh-TW" if _CJK.search(sentence.text) else "en"
@@ -393,11 +393,23 @@ def _passively_excluded(reading: _Reading, position: int, targets: list[int]) ->
     def governs_before(negation: int) -> bool:
         return position < negation < clause.end and not any(negation < t < clause.end for t in targets)
 
-    if any(governs_before(v) for v in reading.vanishing):
+    if any(governs_before(v) for v in reading.vanishing) or _vanishes_after_colon(reading, clause, targets):
         return True
     if any(clause.start <= cue < position for cue in reading.cues):
         return False
     return any(governs_before(n) for n in reading.negations)
+
+
+def _vanishes_after_colon(reading: _Reading, clause: _Clause, targets: list[int]) -> bool:
+    """"下巴跟臉頰：很少被注意到", "Background: almost nothing": a clause ending in a colon whose
+    next clause says, before naming anything else, that the map vanishes there."""
+    if reading.text[clause.end:clause.end + 1] not in (":", "："):
+        return False
+    following = next((c for c in reading.clauses if c.start > clause.end), None)
+    if following is None:
+        return False
+    first = min((t for t in targets if following.start <= t < following.end), default=following.end)
+    return any(following.start <= v < first for v in reading.vanishing)
 
 
 def _split_by_negation(
@@ -430,11 +442,11 @@ def _attention(reading: _Reading) -> tuple[tuple[str, ...], tuple[str, ...]] | N
     ("the mouth is what the model relies on"); this keeps "高興的臉，梯度集中在嘴角" to the mouth.
     Excluded parts count wherever they stand.
     """
-    if not reading.cues:
+    if not reading.cues and not reading.vanishing:  # "Background: almost nothing" says where it is not
         return None
     mentions = _PARTS.find(_PART_FALSE_FRIENDS.blank(reading.text))
     kept, excluded = _split_by_negation(reading, mentions)
-    after_cue = [m for m in kept if m.start >= reading.cues[0]]
+    after_cue = [m for m in kept if reading.cues and m.start >= reading.cues[0]]
     parts = {value for m in (after_cue or kept) for value in m.values} - excluded
     parts = _without_face(parts)
     if not parts and not excluded:

@@ -102,7 +102,7 @@ PATTERN_TERMS: dict[str, tuple[str, ...]] = {
     # Line-like patterns in general: lines, edges, stripes, strokes.
     "lines": (
         "line", "lines", "edge", "edges", "stripe", "stripes", "striped", "stroke", "strokes",
-        "bars", "線條", "線", "邊緣", "條紋", "輪廓", "橫線", "橫條", "豎線", "斜線", "直線",
+        "bars", "gabor", "線條", "線", "邊緣", "條紋", "輪廓", "橫線", "橫條", "豎線", "斜線", "直線",
         "线条", "线", "边缘", "条纹", "轮廓", "横线", "横条", "竖线", "斜线", "直线",
     ),
     # Point-like patterns; not bare 點 (重點, 特點, 一點 are everyday words).
@@ -123,6 +123,11 @@ PATTERN_TERMS: dict[str, tuple[str, ...]] = {
         "different directions", "various directions", "many directions", "all directions",
         "各種方向", "不同方向", "多種方向", "各個方向", "多個方向", "各方向",
         "各种方向", "多种方向", "各个方向", "多个方向",
+        # Angles, and the singular that non-native writers use.
+        "different orientation", "different angles", "various angles", "many angles", "all angles",
+        "各種角度", "不同角度", "多種角度", "各个角度", "各種斜率",
+        # Gabor filters are oriented edge detectors at several orientations by definition.
+        "gabor",
     ),
 }
 
@@ -155,6 +160,9 @@ NEGATION_TERMS: tuple[str, ...] = (
 # almost zero" excludes the hair, although "gradient" points at it first.
 VANISHING_TERMS: tuple[str, ...] = (
     "zero", "near-zero", "為零", "接近零", "趨近於零", "为零", "趋近于零",
+    # A map that stays dark on a part says the model does not look there: "the forehead and
+    # cheeks are almost dark", "嘴巴反而不太亮", "臉頰跟額頭幾乎是暗的", "下巴跟臉頰：很少被注意到".
+    "dark", "almost nothing", "不太亮", "不亮", "暗", "很少被注意", "很少被關注", "很少亮",
 )
 
 # Words that contain a negator but do not negate: blanked before negations are looked for.
@@ -195,6 +203,8 @@ ATTENTION_CUES: tuple[str, ...] = (
     # "LIME marks the eyes", "the heatmap is strongest around the nose".
     "light up", "lights up", "lit up", "lighting up", "marks", "marked", "strongest", "activates",
     "activated", "responds to", "respond to", "bright spots", "亮點", "亮点", "亮起",
+    # LIME "marks out" superpixels: 標出, 標示, 框出, 圈出.
+    "標出", "標示", "標記", "框出", "圈出", "标出", "标示",
     # Chinese: 看 (with its false friends blanked), 注意, 關注, 重視, 聚焦, 集中, 依賴, 重要,
     # 梯度 (the saliency gradient sits on a part), 落在 (LIME's superpixels fall on a part).
     "看", "注意", "關注", "重視", "聚焦", "集中", "依賴", "著重", "專注", "重要", "梯度", "落在",
@@ -208,6 +218,8 @@ ATTENTION_FALSE_FRIENDS: tuple[str, ...] = (
     "gradient ascent", "gradient descent", "integrated gradients", "integrated gradient",
     "看起來", "看起来", "看到", "看出", "看得出", "看見", "看见", "可以看", "來看", "来看", "看法",
     "好看", "看看", "查看", "梯度上升", "梯度下降", "積分梯度", "积分梯度", "整合梯度", "平滑梯度",
+    # 看成 / 看作 / 當成: "mistakes X for Y", not looking.
+    "看成", "看作", "當成", "看错", "看錯",
 )
 
 # ---------------------------------------------------------------- best / worst class
@@ -224,7 +236,7 @@ BEST_CUES: tuple[str, ...] = (
 
 # Cues that on their own say a class is recognised worst.
 WORST_CUES: tuple[str, ...] = (
-    "worst", "hardest", "most difficult", "least accurate", "least accurately", "poorest",
+    "worst", "most worse", "hardest", "most difficult", "least accurate", "least accurately", "poorest",
     "weakest", "most often wrong", "most misclassified", "most often misclassified",
     "struggles most", "struggles the most", "least reliably",
     "最差", "最不好", "最難", "最困難", "最不準", "最不準確", "最糟", "最弱", "表現最差",
