@@ -223,11 +223,26 @@ def test_an_entry_that_is_not_a_python_name_is_refused(tmp_path):
 
 
 def test_an_unknown_weights_format_lists_the_known_ones(tmp_path):
-    folder = write_spec(tmp_path, MINIMAL.replace("model:\n", "model:\n  format: onnx\n"))
+    folder = write_spec(tmp_path, MINIMAL.replace("model:\n", "model:\n  format: keras\n"))
 
     problem = only_problem(folder)
     assert problem.startswith("3: model.format: ")
-    assert all(name in problem for name in ("'state_dict'", "'lightning_ckpt'", "'torchscript'"))
+    assert all(f"'{name}'" in problem for name in ("state_dict", "lightning_ckpt", "torchscript", "export",
+                                                   "safetensors", "onnx"))
+
+
+@pytest.mark.parametrize("weights, fmt", [("model.pt2", "export"), ("model.safetensors", "safetensors"),
+                                          ("Model.ONNX", "onnx"), ("last.ckpt", "lightning_ckpt"),
+                                          ("model.pth", "state_dict")])
+def test_the_weights_files_suffix_names_its_format(weights, fmt):
+    from grader.submission.spec import infer_format
+
+    assert infer_format(weights) == fmt
+
+
+def test_tta_needs_crops_smaller_than_the_face(tmp_path):
+    folder = write_spec(tmp_path, MINIMAL + "input:\n  tta: ten_crop\n")
+    assert "tta: ten_crop needs crops smaller than the 48-pixel face" in only_problem(folder)
 
 
 @pytest.mark.parametrize("fmt", ["state_dict", "lightning_ckpt"])

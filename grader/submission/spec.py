@@ -17,7 +17,14 @@ STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 starting with a letter or digit (so no cell starts with a spreadsheet's formula sign), at most 64."""
 NAME_LIMIT = 200
 
-WeightsFormat = Literal["state_dict", "lightning_ckpt", "torchscript"]
+WeightsFormat = Literal["state_dict", "lightning_ckpt", "torchscript", "export", "safetensors", "onnx"]
+"""state_dict (.pt/.pth, torch.save of model.state_dict()), lightning_ckpt (.ckpt), torchscript
+(torch.jit, deprecated by PyTorch in favour of torch.export), export (.pt2, torch.export.save of an
+ExportedProgram), safetensors (.safetensors weights beside model.py: the pickle-free format of the
+Hugging Face tools), onnx (.onnx, from Keras/TensorFlow or torch.onnx.export). The formats that
+carry their own graph (torchscript, export, onnx) need no source; the others need source and entry."""
+GRAPH_FORMATS: frozenset[str] = frozenset({"torchscript", "export", "onnx"})
+"""Formats whose file holds the whole model: no model.py is needed."""
 Freeform = Literal["class_model", "gradcam", "integrated_gradients", "smoothgrad"]
 """The free-form methods a student may choose: grader.explain.registry.FREEFORM_METHODS (submission/ sits
 below explain/, so the names are written here too; tests/test_questions.py checks the two agree)."""
@@ -52,7 +59,9 @@ class ModelSpec(_Strict):
     @model_validator(mode="after")
     def _source_matches_format(self) -> ModelSpec:
         # A .pt/.pth without a format may be TorchScript; that is decided when the file is opened.
-        if self.format in ("state_dict", "lightning_ckpt") or (self.format is None and self.weights.endswith(".ckpt")):
+        needs_source = self.format in ("state_dict", "lightning_ckpt", "safetensors") or (
+            self.format is None and self.weights.endswith((".ckpt", ".safetensors")))
+        if needs_source:
             missing = [f"model.{f}" for f in ("source", "entry") if getattr(self, f) is None]
             if missing:
                 raise ValueError(
@@ -66,13 +75,31 @@ class ModelSpec(_Strict):
 
 
 class InputSpec(_Strict):
-    """How the model wants its pixels: model input = (pixel / scale - mean) / std."""
+    """How the model wants its pixels, in the order they are applied (grader.submission.module):
+    histogram equalization of the 0-255 face (`equalize`), the crops (`size`: one center crop; `tta`:
+    five or ten crops whose logits are averaged), the channels, then `normalize`: "fixed" maps a
+    pixel to (pixel / scale - mean) / std with the declared numbers (compute the training set's
+    with `mean = (pixels / scale).mean()` and `std = (pixels / scale).std()` over all training
+    pixels), "per_image" standardizes each face by its own mean and standard deviation (after
+    `/ scale`), as `tf.image.per_image_standardization` does."""
 
     size: int = Field(48, ge=8, le=48, description="side length; smaller sizes get a center crop")
     channels: Literal[1, 3] = 1
     scale: float = Field(255.0, gt=0)
     mean: float = 0.0
     std: float = Field(1.0, gt=0)
+    normalize: Literal["fixed", "per_image"] = "fixed"
+    equalize: bool = Field(False, description="histogram equalization of the 0-255 face first")
+    tta: Literal["none", "five_crop", "ten_crop"] = Field(
+        "none", description="test-time augmentation: logits averaged over the four corner and the center "
+                            "crops of side `size` (ten_crop: and their mirror images)")
+
+    @model_validator(mode="after")
+    def _crops_smaller_than_the_face(self) -> InputSpec:
+        if self.tta != "none" and self.size >= 48:
+            raise ValueError(f"tta: {self.tta} needs crops smaller than the 48-pixel face: set input.size "
+                             "(for example 44, as most course models that use ten-crop do)")
+        return self
 
 
 class VisualizeSpec(_Strict):
@@ -115,10 +142,15 @@ class SubmissionSpec(_Strict):
         return self.model.weights_format
 
 
+SUFFIX_FORMATS: dict[str, WeightsFormat] = {".ckpt": "lightning_ckpt", ".pt2": "export",
+                                             ".safetensors": "safetensors", ".onnx": "onnx"}
+
+
 def infer_format(weights: str) -> WeightsFormat:
-    """The format a weights file name suggests: .ckpt is Lightning; .pt/.pth is a state_dict unless
-    the file turns out to be TorchScript (see grader.submission.build.sniff_format)."""
-    return "lightning_ckpt" if weights.endswith(".ckpt") else "state_dict"
+    """The format a weights file name suggests: .ckpt is Lightning, .pt2 torch.export, .safetensors
+    and .onnx what they say; .pt/.pth is a state_dict unless the file turns out to be TorchScript
+    (see grader.submission.build.sniff_format)."""
+    return SUFFIX_FORMATS.get(Path(weights).suffix.lower(), "state_dict")
 
 
 def load_spec(folder: str | Path) -> SubmissionSpec:
