@@ -64,7 +64,7 @@ class LayerInfo:
 @dataclass(frozen=True)
 class ModelDescription:
     num_classes: int
-    input: dict[str, float | int]
+    input: dict[str, float | int | str | bool]
     layers: tuple[LayerInfo, ...] = field(default_factory=tuple)
 
     def layer(self, name: str) -> LayerInfo:

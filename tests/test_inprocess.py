@@ -257,7 +257,8 @@ def test_describe_lists_classes_input_spec_and_layer_shapes_without_batch_axis()
     description = wrap(net, spec).describe()
 
     assert description.num_classes == 7
-    assert description.input == {"size": 40, "channels": 3, "scale": 1.0, "mean": 0.5, "std": 0.25}
+    assert description.input == {"size": 40, "channels": 3, "scale": 1.0, "mean": 0.5, "std": 0.25,
+                                 "normalize": "fixed", "equalize": False, "tta": "none"}
     assert [(layer.name, layer.kind, layer.output_shape) for layer in description.layers] == [
         ("0", "Conv2d", (4, 40, 40)),
         ("1", "ReLU", (4, 40, 40)),

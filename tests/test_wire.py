@@ -315,7 +315,8 @@ def test_an_unknown_objective_kind_is_refused():
 def test_a_model_description_round_trips():
     description = ModelDescription(
         num_classes=7,
-        input={"size": 44, "channels": 3, "scale": 255.0, "mean": 0.5, "std": 0.25},
+        input={"size": 44, "channels": 3, "scale": 255.0, "mean": 0.5, "std": 0.25, "normalize": "per_image",
+               "equalize": True, "tta": "ten_crop"},
         layers=(LayerInfo("features.0", "Conv2d", (8, 44, 44)),
                 LayerInfo("features.1", "ReLU", (8, 44, 44)),
                 LayerInfo("fc", "Linear", (7,)),
