@@ -157,6 +157,12 @@ class Result(BaseModel):
     tool_version: str
     submission_sha256: str = ""
     data_source: str = ""
+    data_path: str = Field("", description="the evaluation data's file (or folder), absolute")
+    data_sha256: str = Field("", description="the evaluation data file's SHA-256 (none for an image folder)")
+    data_synthetic: bool = Field(False, description="graded on the bundled synthetic faces, not on real ones")
+    input_spec: dict[str, float | int | str | bool] = Field(
+        default_factory=dict, description="submission.yaml's input spec as applied (size, channels, scale, mean, "
+                                          "std, normalize, equalize, tta)")
     isolation: str = Field("", description="how the student's code was run: bwrap, subprocess or inprocess")
     output: str = Field("", description="what the student's code printed (stdout and stderr, bounded)")
     answers: dict[str, str] = Field(default_factory=dict, description="report.md's section per question id")

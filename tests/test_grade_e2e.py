@@ -349,6 +349,26 @@ def test_the_pdf_shows_what_each_answer_claims_and_what_was_measured(graded):
             in text) and "the worst is Disgust 0%" in text
 
 
+def test_the_result_records_the_data_file_and_the_input_spec_as_applied(graded, small_eval_csv):
+    import hashlib
+
+    result = read_result(graded, "lightning_ckpt")
+    assert result["data_path"] == str(small_eval_csv.resolve()) and not result["data_synthetic"]
+    assert result["data_sha256"] == hashlib.sha256(small_eval_csv.read_bytes()).hexdigest()
+    assert result["input_spec"] == {"size": 44, "channels": 1, "scale": 255.0, "mean": 0.5, "std": 0.25,
+                                    "normalize": "fixed", "equalize": False, "tta": "none"}
+    text = " ".join(pdf_text(graded / "b09902033" / "report.pdf").split())
+    assert result["data_sha256"] in text and "size 44, channels 1, scale 255.0, mean 0.5, std 0.25" in text
+
+
+def test_without_data_the_grader_says_it_grades_on_synthetic_faces_with_the_shipped_rubric(tmp_path, monkeypatch):
+    """From a folder outside the repository, with no rubric.yaml there: the packaged rubric is used."""
+    monkeypatch.chdir(tmp_path)
+    outcome = invoke("check", EXAMPLES / "small_cnn", "--out", tmp_path / "out", "--lang", "xx")
+    assert "no --data: grading on the bundled synthetic faces, not on FER2013" in " ".join(outcome.output.split())
+    assert outcome.exit_code == 2 and "--lang must be en or zh-TW" in outcome.output  # stopped before grading
+
+
 def test_every_criterion_has_its_value_and_points_in_the_result(graded):
     result = read_result(graded, "vgg")
     for question in result["questions"]:

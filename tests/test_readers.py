@@ -109,6 +109,22 @@ def test_course_csv_source_names_file_layout_and_rows(tmp_path):
     assert read_course_csv(path).source == "train.csv (course CSV, 3 rows)"
 
 
+def test_the_set_records_its_files_absolute_path_and_sha256(tmp_path):
+    import hashlib
+
+    path = write_course(tmp_path / "eval.csv", [(0, VALID)] * 3)
+    faces = read_faces(path)
+    assert faces.path == str(path.resolve()) and not faces.synthetic
+    assert faces.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_bundled_data_says_it_is_synthetic():
+    from grader.data.bundled import bundled_eval_path, bundled_evaluation
+
+    faces = bundled_evaluation()
+    assert faces.synthetic and faces.path == str(bundled_eval_path().resolve()) and len(faces.sha256) == 64
+
+
 def test_course_csv_header_ignores_case_and_spaces(tmp_path):
     path = write_course(tmp_path / "train.csv", [(2, VALID)], header=" Label , FEATURE ")
 

@@ -1,6 +1,7 @@
 """rubric.yaml validation (errors name line and field) and turning measured values into points."""
 
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,11 @@ def test_class_metrics_read_the_confusion_matrix():
     evaluation = Measurements(evaluation=evaluate(np.eye(7)[predictions], labels))
     assert METRICS["min_class_recall"].compute(evaluation, ScoredQuestion("q3")) == pytest.approx(0.5)
     assert METRICS["balanced_accuracy"].compute(evaluation, ScoredQuestion("q3")) == pytest.approx((1 + 0.5 + 1) / 3)
+
+
+def test_the_default_rubric_ships_inside_the_package_and_is_the_repositorys():
+    from grader.scoring.rubric import default_rubric_path
+
+    shipped = default_rubric_path()
+    assert shipped.parent.name == "grader" and shipped.is_file()
+    assert shipped.read_bytes() == (Path(__file__).resolve().parents[1] / "rubric.yaml").read_bytes()

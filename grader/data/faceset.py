@@ -31,6 +31,8 @@ class FaceSet:
     ids: (N,) int64, the row id in the source (the `id` column, or the row's position).
     masks: (N, 48, 48) uint8 part labels (see PART_NAMES), or None where there is no ground truth.
     source: where the set came from, for the report.
+    path: the file (or folder) it was read from, absolute; sha256: the file's bytes' SHA-256 ("" for
+    an image folder); synthetic: the bundled synthetic faces, not real ones (grader.data.bundled).
     """
 
     images: np.ndarray
@@ -39,6 +41,9 @@ class FaceSet:
     masks: np.ndarray | None = None
     source: str = ""
     meta: dict[str, str] = field(default_factory=dict)
+    path: str = ""
+    sha256: str = ""
+    synthetic: bool = False
 
     def __post_init__(self) -> None:
         n = len(self.images)

@@ -10,6 +10,8 @@ grader.data.csv_rows (rows, header, columns) and grader.data.csv_cells (pixels, 
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 from grader.data.course_csv import COURSE_LABELED_HEADER, COURSE_UNLABELED_HEADER, read_course_csv
@@ -18,7 +20,7 @@ from grader.data.faceset import DataFormatError, FaceSet
 from grader.data.fer2013_csv import FER2013_HEADER, read_fer2013_csv
 from grader.data.image_folder import read_image_folder
 
-__all__ = ["read_faces"]
+__all__ = ["read_faces", "with_origin"]
 
 
 def read_faces(path: str | Path, usage: str | None = "PrivateTest") -> FaceSet:
@@ -29,8 +31,24 @@ def read_faces(path: str | Path, usage: str | None = "PrivateTest") -> FaceSet:
     """
     target = Path(path)
     if target.is_dir():
-        return read_image_folder(target)
-    csv_path = existing_file(target)
+        return with_origin(read_image_folder(target), target)
+    return with_origin(_read_csv(existing_file(target), usage), target)
+
+
+def with_origin(faces: FaceSet, path: Path, synthetic: bool = False) -> FaceSet:
+    """The set with the file it came from, that file's SHA-256 (a folder has none) and whether it
+    is the bundled synthetic data: result.json and the PDF record them."""
+    digest = ""
+    if path.is_file():
+        sha = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(block)
+        digest = sha.hexdigest()
+    return replace(faces, path=str(path.resolve()), sha256=digest, synthetic=synthetic)
+
+
+def _read_csv(csv_path: Path, usage: str | None) -> FaceSet:
     rows = csv_rows(csv_path)
     try:
         line, header = read_header(csv_path, rows)

@@ -53,7 +53,7 @@ def _context_name(context: str) -> str:
 def scored_result(assessment: Assessment, log: StageLog, checks: list[GradientCheckSummary], setup: GradingSetup,
                   *, student_id: str, name: str, folder: str, sha256: str, output: str,
                   answers: dict[str, str], cache_key: str = "",
-                  figures: list[FigureRecord] | None = None) -> Result:
+                  figures: list[FigureRecord] | None = None, input_spec: dict | None = None) -> Result:
     """The Result of one submission: its questions scored (with the TA's manual scores), and what
     grading recorded."""
     measured = measurements(assessment, setup.evaluation, checks, answers)
@@ -67,7 +67,8 @@ def scored_result(assessment: Assessment, log: StageLog, checks: list[GradientCh
         per_class_recall=evaluation.per_class_recall.round(6).tolist() if evaluation else None,
         confusion_matrix=evaluation.confusion.round(6).tolist() if evaluation else None,
         profile=profile_record(setup.profile), timings=log.timings, tool_version=__version__,
-        submission_sha256=sha256, data_source=setup.evaluation.source,
+        submission_sha256=sha256, data_source=setup.evaluation.source, data_path=setup.evaluation.path,
+        data_sha256=setup.evaluation.sha256, data_synthetic=setup.evaluation.synthetic, input_spec=input_spec or {},
         isolation=setup.isolation, output=output, answers=answers, cache_key=cache_key,
         figures=figures or [], claims=_claims(answers, measured, setup.language) if not log.failed else [],
     )

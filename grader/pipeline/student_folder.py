@@ -143,7 +143,8 @@ def _write_outputs(submission: _Submission, assessment: Assessment, log: StageLo
         result = scored_result(assessment, log, audit.summaries(), setup, student_id=submission.student_id,
                                name=submission.name, folder=submission.folder.name, sha256=submission.sha256,
                                output=submission.output, answers=submission.answers, cache_key=cache_key,
-                               figures=written.figures)
+                               figures=written.figures,
+                               input_spec=submission.spec.input.model_dump() if submission.spec else {})
         if setup.write_pdf:
             result = _with_report(result, setup, staging, listener)
         result.write(staging / "result.json")

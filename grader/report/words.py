@@ -17,6 +17,9 @@ WORDS: dict[str, dict[str, str]] = {
         "pending_note": "Manual criteria are scored by the TA; the total counts automatic points so far.",
         "isolation": "Student code ran in", "output": "What your code printed (stdout and stderr, bounded)",
         "answer": "Your written answer", "ta_comment": "TA's comment",
+        "input_spec": "Input as applied (submission.yaml)",
+        "synthetic_note": "synthetic faces, not FER2013: a model trained on real faces scores low here; the grade "
+                          "uses the course's data",
         "regrade": "Your regrade request", "regrade_open": "open", "regrade_resolved": "resolved",
         "no_answer": "No written answer found: report.md needs a section headed '## %s'.",
         "override": "Points set by the TA; the automatic score was",
@@ -58,6 +61,8 @@ WORDS: dict[str, dict[str, str]] = {
         "pending_note": "人工評分項目由助教評分；目前總分只計自動評分。",
         "isolation": "學生程式執行環境", "output": "你的程式輸出（stdout 與 stderr，有長度上限）",
         "answer": "你的書面回答", "ta_comment": "助教評語",
+        "input_spec": "實際套用的輸入設定（submission.yaml）",
+        "synthetic_note": "合成人臉，不是 FER2013：用真實人臉訓練的模型在這裡分數會偏低；正式成績用課程的資料",
         "regrade": "你的重新評分申請", "regrade_open": "處理中", "regrade_resolved": "已處理",
         "no_answer": "找不到書面回答：report.md 需要一個標題為「## %s」的段落。",
         "override": "分數由助教調整；自動評分原為",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import resources
+
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -189,3 +191,9 @@ class Rubric(_Strict):
 def load_rubric(path: str | Path) -> Rubric:
     """Read and validate rubric.yaml; raises ConfigError naming the line and field of every problem."""
     return load_yaml_model(path, Rubric)
+
+
+def default_rubric_path() -> Path:
+    """The course rubric shipped inside the package (grader/rubric.yaml), used when no --rubric is
+    given: an installed grader works from any folder."""
+    return Path(str(resources.files("grader") / "rubric.yaml"))
