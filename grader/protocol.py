@@ -61,11 +61,18 @@ class LayerInfo:
     output_shape: tuple[int, ...]
 
 
+OUTPUT_KINDS = ("logits", "probabilities")
+"""What a model's network returns: logits, or probabilities (a softmax at its end)."""
+
+
 @dataclass(frozen=True)
 class ModelDescription:
     num_classes: int
     input: dict[str, float | int | str | bool]
     layers: tuple[LayerInfo, ...] = field(default_factory=tuple)
+    outputs: str = "logits"
+    """One of OUTPUT_KINDS: "probabilities" when the network ends in a softmax; its outputs were
+    then taken as log-probabilities (grader.submission.module.SubmissionModule.use_probability_outputs)."""
 
     def layer(self, name: str) -> LayerInfo:
         for info in self.layers:

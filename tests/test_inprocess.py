@@ -267,6 +267,7 @@ def test_describe_lists_classes_input_spec_and_layer_shapes_without_batch_axis()
         ("4", "Linear", (7,)),
     ]
     assert [layer.name for layer in description.conv_layers] == ["0"]
+    assert description.outputs == "logits"
 
 
 def test_a_module_used_twice_keeps_the_shape_of_its_first_call():

@@ -321,12 +321,31 @@ def test_a_model_description_round_trips():
                 LayerInfo("features.1", "ReLU", (8, 44, 44)),
                 LayerInfo("fc", "Linear", (7,)),
                 LayerInfo("scripted", "RecursiveScriptModule", ())),
+        outputs="probabilities",
     )
 
     decoded = description_from(over_the_wire(Message(description_header(description))).header)
 
     assert decoded == description
+    assert decoded.outputs == "probabilities"
     assert all(type(layer.output_shape) is tuple for layer in decoded.layers)
+
+
+@pytest.mark.parametrize("outputs", ["softmax", "", None, 1, ["logits"]])
+def test_a_description_with_unknown_outputs_is_refused(outputs):
+    header = description_header(ModelDescription(num_classes=7, input={}))
+    header["outputs"] = outputs
+
+    with pytest.raises(ValueError, match="outputs"):
+        description_from(over_the_wire(Message(header)).header)
+
+
+def test_a_description_without_outputs_is_refused():
+    header = description_header(ModelDescription(num_classes=7, input={}))
+    del header["outputs"]
+
+    with pytest.raises(KeyError):
+        description_from(header)
 
 
 def test_an_array_header_claiming_more_data_than_sent_is_refused_before_allocating():

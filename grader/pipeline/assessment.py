@@ -73,7 +73,7 @@ def assess(model: ModelProtocol, faces: FaceSet, visualize: VisualizeSpec, rubri
     with log.stage(EVALUATE):
         logits = evaluation_logits(model, faces)
         assessment.evaluation = evaluate(logits, faces.labels)
-        log.warnings += output_warnings(logits, assessment.evaluation, language)
+        log.warnings += output_warnings(logits, assessment.evaluation, language, model.describe().outputs)
     if log.failed:
         return assessment
     _answer_questions(assessment, model, faces, visualize, rubric, settings, log, audit, language)
@@ -112,10 +112,16 @@ def evaluation_logits(model: ModelProtocol, faces: FaceSet) -> np.ndarray:
     return np.concatenate(chunks)
 
 
-def output_warnings(logits: np.ndarray, evaluation: Evaluation, language: Language = "en") -> list[StageError]:
-    """What the checks let pass but the student should hear: logits so large that softmax
-    saturates, and a model that predicts one class for nearly every face."""
+def output_warnings(logits: np.ndarray, evaluation: Evaluation, language: Language = "en",
+                    outputs: str = "logits") -> list[StageError]:
+    """What the checks let pass but the student should hear: a model that outputs probabilities
+    (`outputs`, from its description), logits so large that softmax saturates, and a model that
+    predicts one class for nearly every face."""
     warnings = []
+    if outputs == "probabilities":
+        warnings.append(StageError(stage="evaluate", message=(
+            "your model outputs probabilities (a softmax at its end): they were taken as log-probabilities, so "
+            "every explanation and metric works as with logits; remove the final softmax to silence this note")))
     largest = float(np.abs(logits).max(initial=0.0))
     if largest > LOGIT_LIMIT:
         warnings.append(StageError(stage="evaluate", message=(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from grader.fingerprint import WeightsFingerprint, fingerprint_arrays, fingerprint_from_arrays
-from grader.protocol import ChannelMean, ClassLogit, CrossEntropy, LayerInfo, ModelDescription, Objective
+from grader.protocol import OUTPUT_KINDS, ChannelMean, ClassLogit, CrossEntropy, LayerInfo, ModelDescription, Objective
 from grader.escape import clean_text
 from grader.sandbox.wire import Message
 from grader.submission.spec import InputSpec
@@ -38,7 +38,8 @@ def objective_from(message: Message) -> Objective:
 
 def description_header(description: ModelDescription) -> dict:
     return {"num_classes": description.num_classes, "input": description.input,
-            "layers": [[layer.name, layer.kind, list(layer.output_shape)] for layer in description.layers]}
+            "layers": [[layer.name, layer.kind, list(layer.output_shape)] for layer in description.layers],
+            "outputs": description.outputs}
 
 
 MAX_LAYERS = 10_000
@@ -56,7 +57,11 @@ def description_from(header: dict) -> ModelDescription:
                              output_shape=_shape(shape))
                    for name, kind, shape in raw_layers)
     spec = InputSpec.model_validate(header["input"])  # only the fields a submission.yaml may declare
-    return ModelDescription(num_classes=int(header["num_classes"]), input=spec.model_dump(), layers=layers)
+    outputs = header["outputs"]
+    if not isinstance(outputs, str) or outputs not in OUTPUT_KINDS:
+        raise ValueError(f"the model's outputs are {clean_text(outputs, 40)!r}, not one of {', '.join(OUTPUT_KINDS)}")
+    return ModelDescription(num_classes=int(header["num_classes"]), input=spec.model_dump(), layers=layers,
+                            outputs=outputs)
 
 
 def _shape(shape: object) -> tuple[int, ...]:

@@ -47,6 +47,7 @@ class InProcessModel(ModelProtocol):
         self.module = module.eval().to(self.device)
         if self.device.type == "cpu":
             self.module.use_channels_last()
+        self.module.use_probability_outputs()  # a final softmax: its log-probabilities become the logits
         if dtype != "float32":
             self.module.autocast_dtype = getattr(torch, dtype)
         self.dtype = dtype
@@ -94,7 +95,7 @@ class InProcessModel(ModelProtocol):
                 x = self._tensor(pixels).requires_grad_(True)
                 with self.module.precision():
                     activation, logits = self._tapped(layer, with_output=True)(self.module.preprocess(x))
-                picked = _pick(_logits_tensor(logits), classes)
+                picked = _pick(_logits_tensor(self.module.as_logits(logits)), classes)
                 (gradient,) = torch.autograd.grad(picked.sum(), activation)
             return _as_numpy(activation), _as_numpy(gradient)
         captured: list[torch.Tensor] = []
@@ -107,7 +108,8 @@ class InProcessModel(ModelProtocol):
         try:
             with torch.enable_grad(), self._forward_errors(pixels):
                 x = self._tensor(pixels).requires_grad_(True)  # so the graph reaches the layer with frozen weights
-                logits = _logits_tensor(self.module(x))
+                with self.module.single_view():  # tta: the center crop's layer and logits
+                    logits = _logits_tensor(self.module(x))
                 if not captured:
                     raise SubmissionError("request", f"layer '{layer}' is never called in the model's forward")
                 picked = _pick(logits, classes)
@@ -222,7 +224,8 @@ class InProcessModel(ModelProtocol):
 
         handle = register(keep)
         try:
-            self.module(x)
+            with self.module.single_view():  # tta: the layer sees the center crop only
+                self.module(x)
         except _StopForward:
             pass
         finally:
@@ -263,7 +266,8 @@ class InProcessModel(ModelProtocol):
             handles = [layer.register_forward_hook(_record_shape(name, shapes))
                        for name, layer in self.module.net.named_modules() if name]
             try:
-                with torch.no_grad(), self._forward_errors(np.zeros((1, 48, 48), np.float32)):
+                with torch.no_grad(), self._forward_errors(np.zeros((1, 48, 48), np.float32)), \
+                        self.module.single_view():  # tta: the shapes of one crop's maps
                     logits = _logits_tensor(self.module(zeros))
             finally:
                 for handle in handles:
@@ -273,7 +277,8 @@ class InProcessModel(ModelProtocol):
                                  output_shape=shapes.get(name, ()))
                        for name, layer in self.module.net.named_modules() if name)
         return ModelDescription(num_classes=int(logits.shape[-1]), input=self.module.input_spec.model_dump(),
-                                layers=layers)
+                                layers=layers,
+                                outputs="probabilities" if self.module.outputs_probabilities else "logits")
 
 
     def _scripted_shapes(self, pixels: torch.Tensor, shapes: dict[str, tuple[int, ...]]) -> torch.Tensor:

@@ -1,0 +1,227 @@
+"""Specifications of submission.yaml's input options (issue 17) in SubmissionModule: histogram
+equalization, per-image standardization, five/ten-crop test-time augmentation, and a model that
+outputs probabilities; each checked against a plain reference written here (numpy, skimage)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from skimage.exposure import equalize_hist
+from torch import nn
+
+from grader.classes import NUM_CLASSES
+from grader.evaluate import evaluate
+from grader.explain.gradcam import GradCAM
+from grader.pipeline.assessment import output_warnings
+from grader.protocol import ClassLogit
+from grader.sandbox.requests import description_from, description_header
+from grader.sandbox.wire import Message, decode, encode
+from grader.submission.inprocess import InProcessModel
+from grader.submission.module import SubmissionModule, equalize_faces
+from grader.submission.spec import InputSpec
+
+
+def faces(n: int, seed: int = 0) -> np.ndarray:
+    """n faces of whole pixel values 0..255 (as FER2013's), float32."""
+    return np.random.default_rng(seed).integers(0, 256, (n, 48, 48)).astype(np.float32)
+
+
+def crop_net(side: int, seed: int = 0, softmax: bool = False) -> nn.Sequential:
+    torch.manual_seed(seed)
+    layers = [nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(3), nn.Flatten(),
+              nn.Linear(36, NUM_CLASSES)]
+    return nn.Sequential(*layers, *([nn.Softmax(dim=1)] if softmax else []))
+
+
+# --- equalize -------------------------------------------------------------------------------
+
+
+def test_equalize_matches_skimages_equalize_hist_scaled_to_255():
+    pixels = faces(4)
+    pixels[1] = np.clip(pixels[1] * 0.3 + 60, 0, 255).round()  # a low-contrast face
+    expected = np.stack([equalize_hist(face.astype(np.float64), nbins=256) * 255 for face in pixels])
+
+    got = equalize_faces(torch.from_numpy(pixels).unsqueeze(1)).squeeze(1).numpy()
+
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+def test_equalize_runs_before_the_crop_and_normalization():
+    spec = InputSpec(size=44, equalize=True, scale=255.0, mean=0.5, std=0.25)
+    pixels = faces(2, seed=1)
+    equalized = np.stack([equalize_hist(face.astype(np.float64), nbins=256) * 255 for face in pixels])
+
+    got = SubmissionModule(crop_net(44), spec).preprocess(torch.from_numpy(pixels)).squeeze(1).numpy()
+
+    np.testing.assert_allclose(got, (equalized[:, 2:46, 2:46] / 255 - 0.5) / 0.25, atol=1e-4)
+
+
+def test_equalize_passes_the_cdfs_slope_as_gradient():
+    pixels = torch.from_numpy(faces(2, seed=2)).unsqueeze(1).requires_grad_(True)
+
+    (gradient,) = torch.autograd.grad(equalize_faces(pixels).sum(), pixels)
+
+    assert torch.isfinite(gradient).all()
+    assert (gradient != 0).float().mean() > 0.9  # zero only beyond the outer bin centres
+
+
+# --- normalize: per_image ---------------------------------------------------------------------
+
+
+def test_per_image_standardizes_each_face_like_tensorflow():
+    spec = InputSpec(normalize="per_image", scale=255.0, channels=3)
+    pixels = faces(3, seed=3)
+    pixels[2] = 128.0  # flat: std floored at 1 / sqrt(number of elements)
+    x = np.repeat(pixels[:, None] / 255.0, 3, axis=1).astype(np.float64)
+    flat = x.reshape(3, -1)
+    std = np.maximum(flat.std(axis=1), 1 / np.sqrt(flat.shape[1]))
+    expected = ((flat - flat.mean(axis=1, keepdims=True)) / std[:, None]).reshape(x.shape)
+
+    got = SubmissionModule(crop_net(48), spec).preprocess(torch.from_numpy(pixels)).numpy()
+
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_per_image_gives_finite_gradients_on_a_flat_face():
+    module = SubmissionModule(crop_net(48), InputSpec(normalize="per_image"))
+    pixels = torch.full((1, 48, 48), 90.0, requires_grad=True)
+
+    (gradient,) = torch.autograd.grad(module(pixels)[0, 0], pixels)
+
+    assert torch.isfinite(gradient).all()
+
+
+# --- tta ----------------------------------------------------------------------------------
+
+
+def reference_crops(face: np.ndarray, side: int, ten: bool) -> list[np.ndarray]:
+    """torchvision's five_crop / ten_crop of one (48, 48) face, written out."""
+    far, center = 48 - side, int(round((48 - side) / 2.0))
+
+    def five(image: np.ndarray) -> list[np.ndarray]:
+        return [image[:side, :side], image[:side, far:], image[far:, :side], image[far:, far:],
+                image[center:center + side, center:center + side]]
+
+    return five(face) + (five(face[:, ::-1]) if ten else [])
+
+
+@pytest.mark.parametrize("tta, count", [("five_crop", 5), ("ten_crop", 10)])
+def test_tta_runs_the_net_on_torchvisions_crops(tta, count):
+    seen: list[torch.Tensor] = []
+    net = crop_net(40)
+    net.register_forward_pre_hook(lambda _m, inputs: seen.append(inputs[0].detach().clone()))
+    module = SubmissionModule(net, InputSpec(size=40, tta=tta, scale=1.0))
+    pixels = faces(2, seed=4)
+
+    with torch.no_grad():
+        module(torch.from_numpy(pixels))
+
+    crops = seen[0].squeeze(1).numpy().reshape(count, 2, 40, 40)
+    for face in range(2):
+        expected = reference_crops(pixels[face], 40, ten=count == 10)
+        for view in range(count):
+            np.testing.assert_array_equal(crops[view, face], expected[view])
+
+
+@pytest.mark.parametrize("tta", ["five_crop", "ten_crop"])
+def test_tta_averages_the_logits_over_the_crops(tta):
+    spec = InputSpec(size=44, tta=tta, mean=0.5, std=0.25)
+    net = crop_net(44, seed=5).eval()
+    pixels = faces(3, seed=5)
+    expected = []
+    with torch.no_grad():
+        for face in pixels:
+            crops = [(c / 255.0 - 0.5) / 0.25 for c in reference_crops(face, 44, ten=tta == "ten_crop")]
+            batch = torch.from_numpy(np.ascontiguousarray(np.stack(crops)[:, None], dtype=np.float32))
+            expected.append(net(batch).mean(dim=0).numpy())
+
+    got = InProcessModel(SubmissionModule(net, spec)).logits(pixels)
+
+    np.testing.assert_allclose(got, np.stack(expected), atol=1e-5)
+
+
+def test_gradients_through_tta_are_finite_and_reach_every_corner():
+    model = InProcessModel(SubmissionModule(crop_net(40, seed=6), InputSpec(size=40, tta="ten_crop")))
+
+    _, gradient = model.input_gradient(faces(2, seed=6), ClassLogit(classes=np.array([0, 3])))
+
+    assert gradient.shape == (2, 48, 48) and np.isfinite(gradient).all()
+    for corner in (gradient[:, :4, :4], gradient[:, :4, -4:], gradient[:, -4:, :4], gradient[:, -4:, -4:]):
+        assert np.abs(corner).sum(axis=(1, 2)).min() > 0  # only the corner crops see these pixels
+
+
+def test_without_tta_a_smaller_size_is_one_center_crop():
+    seen: list[torch.Tensor] = []
+    net = crop_net(45)
+    net.register_forward_pre_hook(lambda _m, inputs: seen.append(inputs[0]))
+    pixels = faces(1, seed=7)
+
+    with torch.no_grad():
+        SubmissionModule(net, InputSpec(size=45, scale=1.0))(torch.from_numpy(pixels))
+
+    np.testing.assert_array_equal(seen[0].numpy()[0, 0], pixels[0, 1:46, 1:46])
+
+
+def test_layer_requests_of_a_tta_model_see_the_center_crop_only():
+    net = crop_net(44, seed=8)
+    model = InProcessModel(SubmissionModule(net, InputSpec(size=44, tta="ten_crop", mean=0.5, std=0.25)))
+    pixels = faces(3, seed=8)
+    center = torch.from_numpy((pixels[:, None, 2:46, 2:46] / 255.0 - 0.5) / 0.25)
+
+    activations = model.activations(pixels, "0")
+    maps = GradCAM(model, layer="0").attribute(pixels, np.array([0, 1, 2]))
+
+    assert model.describe().layer("0").output_shape == (4, 44, 44)
+    with torch.no_grad():
+        np.testing.assert_allclose(activations, net[0](center.float()).numpy(), atol=1e-5)
+    assert maps.shape == (3, 48, 48) and np.isfinite(maps).all()
+    assert model.layer_gradient(pixels, "0", np.array([0, 1, 2]))[1].shape == (3, 4, 44, 44)
+
+
+# --- probabilities ----------------------------------------------------------------------------
+
+
+def test_a_final_softmax_is_detected_and_described():
+    with_softmax = InProcessModel(SubmissionModule(crop_net(48, seed=9, softmax=True)))
+    plain = InProcessModel(SubmissionModule(crop_net(48, seed=9)))
+
+    assert with_softmax.module.outputs_probabilities and with_softmax.describe().outputs == "probabilities"
+    assert not plain.module.outputs_probabilities and plain.describe().outputs == "logits"
+
+
+@pytest.mark.parametrize("spec", [InputSpec(), InputSpec(size=44, tta="five_crop")], ids=["plain", "tta"])
+def test_a_softmax_model_answers_as_the_same_model_without_it(spec):
+    with_softmax = InProcessModel(SubmissionModule(crop_net(44, seed=10, softmax=True), spec))
+    plain = InProcessModel(SubmissionModule(crop_net(44, seed=10), spec))
+    pixels = faces(4, seed=10)
+
+    logits, reference = with_softmax.logits(pixels), plain.logits(pixels)
+    probabilities = torch.softmax(torch.from_numpy(logits), 1)
+
+    np.testing.assert_allclose(probabilities, torch.softmax(torch.from_numpy(reference), 1), atol=1e-5)
+    np.testing.assert_array_equal(logits.argmax(1), reference.argmax(1))
+    x = torch.from_numpy(pixels).requires_grad_(True)
+    (expected,) = torch.autograd.grad(F.log_softmax(plain.module(x), 1)[:, 2].sum(), x)
+    # The returned logits are log-probabilities already: their gradient is log-softmax's.
+    _, gradient = with_softmax.input_gradient(pixels, ClassLogit(classes=np.full(4, 2)))
+    np.testing.assert_allclose(gradient, expected.numpy(), atol=1e-5)
+
+
+def test_probabilities_get_a_warning():
+    logits = np.log(np.full((7, 7), 1 / 7) + np.eye(7))
+    evaluation = evaluate(logits, np.arange(7))
+
+    said = [w.message for w in output_warnings(logits, evaluation, outputs="probabilities")]
+
+    assert any("your model outputs probabilities" in message for message in said)
+    assert not any("probabilities (a softmax" in w.message for w in output_warnings(logits, evaluation))
+
+
+def test_the_outputs_field_crosses_the_wire():
+    description = InProcessModel(SubmissionModule(crop_net(48, softmax=True))).describe()
+
+    decoded = description_from(decode(encode(Message(description_header(description)))[8:]).header)
+
+    assert decoded == description and decoded.outputs == "probabilities"
