@@ -1,4 +1,5 @@
-"""Building the student's nn.Module from model.py + a state_dict, a Lightning checkpoint or TorchScript.
+"""Building the student's nn.Module from model.py + a state_dict, a Lightning checkpoint, safetensors,
+TorchScript, a torch.export program (.pt2) or ONNX (grader.submission.graphs).
 
 Weights are read without running code from them (grader.submission.weights): torch.load(weights_only=True)
 where torch's unpickler knows the pickle, a restricted unpickler elsewhere. A pickle that carries
@@ -20,7 +21,8 @@ import torch
 from torch import nn
 
 from grader.submission.errors import SubmissionError
-from grader.submission.spec import SubmissionSpec, WeightsFormat
+from grader.submission.graphs import load_export, load_onnx, read_safetensors
+from grader.submission.spec import SubmissionSpec, WeightsFormat, infer_format
 from grader.submission.weights import clip, read_weights, state_dict_from
 
 
@@ -37,23 +39,36 @@ def build_model(folder: str | Path, spec: SubmissionSpec) -> nn.Module:
     fmt = sniff_format(weights, spec.model.format)
     if fmt == "torchscript":
         model = _load_torchscript(weights)
+    elif fmt == "export":
+        model = load_export(weights)
+    elif fmt == "onnx":
+        model = load_onnx(weights)
     else:
         model = instantiate(folder, spec)
-        state = _read_state_dict(weights, fmt)
+        state = read_safetensors(weights) if fmt == "safetensors" else _read_state_dict(weights, fmt)
         _load_into(model, state, spec.model.weights)
     return model.eval()
 
 
 def sniff_format(weights: Path, declared: WeightsFormat | None) -> WeightsFormat:
-    """The declared format, or the one the file itself shows: TorchScript archives hold a code/ folder."""
+    """The declared format, or the one the file name says (spec.infer_format: .ckpt, .pt2, .safetensors,
+    .onnx), or for a .pt/.pth the one its content shows: TorchScript archives hold a code/ folder, a
+    torch.export archive (.pt2 renamed) a models/ folder beside its serialized program."""
     if declared is not None:
         return declared
-    if weights.suffix == ".ckpt":
-        return "lightning_ckpt"
+    inferred = infer_format(weights.name)
+    if inferred != "state_dict":
+        return inferred
     if zipfile.is_zipfile(weights):
-        with zipfile.ZipFile(weights) as archive:
-            if any("/code/" in name for name in archive.namelist()):
-                return "torchscript"
+        try:
+            with zipfile.ZipFile(weights) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return "state_dict"  # read_weights says what is wrong with it
+        if any("/code/" in name for name in names):
+            return "torchscript"
+        if any(name.endswith("/models/model.json") for name in names):
+            return "export"
     return "state_dict"
 
 
