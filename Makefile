@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	# onnx2torch (model.format onnx) without its torchvision requirement: see pyproject.toml.
+	$(BIN)/python -m pip install --quiet --no-deps 'onnx2torch==1.5.15'
 	touch $@
 
 grade: setup

@@ -184,8 +184,13 @@ def _without_torchvision() -> Iterator[None]:
 
 def _onnx2torch():
     if "onnx2torch" not in sys.modules:
-        with _without_torchvision():
-            import onnx2torch  # noqa: F401
+        try:
+            with _without_torchvision():
+                import onnx2torch  # noqa: F401
+        except ImportError:
+            raise SubmissionError("load", "this grader cannot read ONNX models: onnx2torch is not installed (the "
+                                          "TA installs it with pip install --no-deps onnx2torch); hand in the "
+                                          "model as a state_dict, safetensors or .pt2 instead") from None
     return sys.modules["onnx2torch"]
 
 
