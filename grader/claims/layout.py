@@ -85,8 +85,8 @@ LAYOUT_SOURCE: dict[bool, str] = {True: "on the part masks", False: "on the cano
 SIDE = 48
 MIDLINE = 24.0  # the vertical midline, between columns 23 and 24, as in measures.py
 
-# The face: measures.py's FACE_ELLIPSE_CENTRE and FACE_ELLIPSE_SEMI_AXES (copied, since claims
-# sits below scoring in the layers of .importlinter; tests/test_face_layout.py checks they agree).
+# The face: the central face ellipse that grader.scoring.measures also uses (it imports these;
+# tests/test_face_layout.py checks the two masks agree).
 FACE_CENTRE: tuple[float, float] = (26.5, 24.0)
 FACE_SEMI_AXES: tuple[float, float] = (17.0, 15.0)
 

@@ -10,6 +10,7 @@ from typing import Literal
 
 import numpy as np
 
+from grader.claims.layout import FACE_CENTRE, FACE_SEMI_AXES
 from grader.data.faceset import PART_NAMES
 from grader.numerics import softmax
 from grader.protocol import ModelProtocol
@@ -17,8 +18,9 @@ from grader.protocol import ModelProtocol
 # The central face ellipse, in pixels of a 48-pixel face measured from the image's top-left
 # corner (pixel (r, c) is centred at (r + 0.5, c + 0.5)): centred on pixel row 26, exactly
 # between columns 23 and 24 so that it is mirror-symmetric, 17 rows high and 15 columns wide.
-FACE_ELLIPSE_CENTRE: tuple[float, float] = (26.5, 24.0)
-FACE_ELLIPSE_SEMI_AXES: tuple[float, float] = (17.0, 15.0)
+FACE_ELLIPSE_CENTRE: tuple[float, float] = FACE_CENTRE
+FACE_ELLIPSE_SEMI_AXES: tuple[float, float] = FACE_SEMI_AXES
+# (Defined once, in grader.claims.layout, whose canonical face is this ellipse.)
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
