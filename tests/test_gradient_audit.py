@@ -157,3 +157,18 @@ def test_a_failed_check_zeroes_the_question_with_the_reason(fakes, faces):
         saliency_localization(measured, ScoredQuestion("q1", "saliency"))
     with pytest.raises(MetricUnavailable, match="gradients do not match"):
         completeness(measured, ScoredQuestion("q1", "saliency"))
+
+
+def test_an_equalizing_model_passes_every_check(faces):
+    """equalize: true has a true gradient (grader/submission/equalize.py), on the integer faces of
+    saliency and on the real-valued ones of SmoothGrad, Integrated Gradients and the ascents."""
+    folder = EXAMPLES / "small_cnn"
+    spec = load_spec(folder)
+    module = SubmissionModule(build_model(folder, spec), spec.input.model_copy(update={"equalize": True}))
+    audit = GradientAudit(EVERY_REQUEST, seed=1)
+    model = AuditedModel(InProcessModel(module), audit)
+
+    run_every_method(model, audit, faces)
+
+    failed = [s for s in audit.summaries() if not s.passed]
+    assert not failed, failed

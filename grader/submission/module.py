@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from grader.classes import IMAGE_SIDE
+from grader.submission.equalize import equalize_faces
 from grader.submission.nnpack import NNPACK_MIN_BATCH, NnpackConvolutions, nnpack_available
 from grader.submission.spec import InputSpec
 
@@ -208,42 +209,6 @@ def _five_crops(x: torch.Tensor, side: int) -> list[torch.Tensor]:
     center = int(round(far / 2.0))
     return [x[:, :, :side, :side], x[:, :, :side, far:], x[:, :, far:, :side], x[:, :, far:, far:],
             x[:, :, center:center + side, center:center + side]]
-
-
-EQUALIZE_BINS = 256
-
-
-def equalize_faces(x: torch.Tensor, bins: int = EQUALIZE_BINS) -> torch.Tensor:
-    """Histogram equalization of each (N, C) plane of 0-255 pixels, back in 0..255, as
-    `skimage.exposure.equalize_hist(face.astype(float), nbins=256) * 255`: a histogram of `bins`
-    bins over the plane's own range [min, max] (widened by 0.5 each way when the plane is flat, as
-    numpy.histogram does), its CDF divided by the pixel count, and each pixel mapped through the
-    piecewise-linear interpolation of the CDF between bin centres (clamped outside, as np.interp).
-    The histogram and CDF are computed without gradient; the pixels go through the interpolation
-    with torch ops, so a pixel's gradient is the CDF's slope where it lies (zero only in an empty
-    bin or beyond the outer bin centres).
-
-    A surrogate: the map also moves when a pixel crosses a bin edge or the face's minimum or maximum
-    moves, which the gradient leaves out, so central differences of the outputs differ from it (on
-    a small CNN, along random directions at 0.01 levels, by 10 % to 250 %): the gradient audit
-    (grader.submission.gradient_audit) may flag an honest equalizing model. Bins fixed on 0..255
-    with pixels between the interpolation's knots would agree, but no longer equal equalize_hist."""
-    planes = x.reshape(-1, x.shape[-2] * x.shape[-1])
-    with torch.no_grad():
-        values = planes.detach().float()
-        low, high = values.min(dim=1, keepdim=True).values, values.max(dim=1, keepdim=True).values
-        flat = high <= low
-        low, high = torch.where(flat, low - 0.5, low), torch.where(flat, high + 0.5, high)
-        width = high - low
-        index = ((values - low) / width * bins).floor().clamp(0, bins - 1).long()
-        counts = torch.zeros(len(values), bins, device=x.device).scatter_add_(1, index, torch.ones_like(values))
-        cdf = counts.cumsum(dim=1) / values.shape[1]
-    position = ((planes.float() - low) / width * bins - 0.5).clamp(0, bins - 1)
-    left = position.detach().floor().clamp(max=bins - 2).long()
-    weight = position - left
-    below, above = cdf.gather(1, left), cdf.gather(1, left + 1)
-    mapped = (below + weight * (above - below)) * 255.0
-    return mapped.to(x.dtype).reshape(x.shape)
 
 
 def per_image_standardization(x: torch.Tensor) -> torch.Tensor:
