@@ -39,6 +39,9 @@ LanguageOption = Annotated[str, typer.Option("--lang", help="report language: en
 ProfileOption = Annotated[str, typer.Option("--profile", help="hardware profile (cpu)")]
 SmoothGradOption = Annotated[bool, typer.Option("--smoothgrad", help="Q1 saliency maps by SmoothGrad "
                                                                     "(Smilkov et al. 2017) instead of plain gradients")]
+KitOption = Annotated[Optional[Path], typer.Option(
+    "--kit", help="the course kit (made by grader kit): its rubric, task settings, language and profile, and "
+                  "its public labeled split unless --data is given")]
 QuickOption = Annotated[bool, typer.Option("--quick", help="about a tenth of the explanation work (LIME "
                                                           "samples, ascent steps): same figures, noisier")]
 
@@ -80,24 +83,58 @@ SYNTHETIC_WARNING = (
 
 
 def _setup(data: Path | None, usage: str, rubric: Path | None, out: Path, language: str, profile: str, isolation: str,
-           quick: bool = False, smoothgrad: bool = False, manual: Path | None = None, roster: Path | None = None):
+           quick: bool = False, smoothgrad: bool = False, manual: Path | None = None, roster: Path | None = None,
+           kit: Path | None = None):
     """Everything a batch needs, or a clear error and exit code 2 when the grader itself cannot run."""
     from grader.pipeline.setup import SetupError, load_setup
     from grader.questions.settings import TaskSettings
 
+    tasks = replace(TaskSettings.quick() if quick else TaskSettings(), smoothgrad=smoothgrad)
+    with tempfile.TemporaryDirectory() as scratch:
+        if kit is not None:
+            course_kit = _course_kit(kit, Path(scratch), rubric=rubric, language=language, profile=profile,
+                                     quick=quick, smoothgrad=smoothgrad)
+            from_kit = data is None
+            usage = usage if data is not None else course_kit.usage
+            data = data if data is not None else course_kit.data
+            rubric, language, profile = course_kit.rubric, course_kit.manifest.language, course_kit.manifest.profile
+            tasks = course_kit.tasks
+        try:
+            evaluation = _evaluation_set(data, usage)
+        except (DataFormatError, ValueError) as error:
+            raise _fail(str(error)) from None
+        if kit is not None and from_kit and kit.is_file():
+            # result.json names the data inside the zip, not the scratch folder it was unpacked in.
+            evaluation = replace(evaluation, path=f"{kit.resolve()}!/{course_kit.manifest.data.file}")
+        if evaluation.synthetic:
+            console.print(f"[yellow]warning:[/] {SYNTHETIC_WARNING}", highlight=False)
+        try:
+            return load_setup(evaluation, rubric or default_rubric_path(), out, profile=profile, language=language,
+                              isolation=isolation,  # type: ignore[arg-type]
+                              tasks=tasks, manual=manual, roster=roster)
+        except SetupError as error:
+            raise _fail(error.message) from None
+
+
+def _course_kit(path: Path, scratch: Path, *, rubric: Path | None, language: str, profile: str, quick: bool,
+                smoothgrad: bool):
+    """The kit at `path`, checked; the options a kit fixes may not be given beside it (the numbers
+    would no longer be the TA's)."""
+    from grader.pipeline.kit import KitError, read_kit
+
+    given = [option for option, is_given in (("--rubric", rubric is not None), ("--lang", language != "en"),
+                                             ("--profile", profile != "cpu"), ("--quick", quick),
+                                             ("--smoothgrad", smoothgrad)) if is_given]
+    if given:
+        raise _fail(f"--kit sets the rubric, language, profile and task settings; leave out {', '.join(given)} "
+                    "(or grade without the kit)")
     try:
-        evaluation = _evaluation_set(data, usage)
-    except (DataFormatError, ValueError) as error:
+        course_kit = read_kit(path, scratch)
+    except KitError as error:
         raise _fail(str(error)) from None
-    if evaluation.synthetic:
-        console.print(f"[yellow]warning:[/] {SYNTHETIC_WARNING}", highlight=False)
-    try:
-        return load_setup(evaluation, rubric or default_rubric_path(), out, profile=profile, language=language,
-                          isolation=isolation,  # type: ignore[arg-type]
-                          tasks=replace(TaskSettings.quick() if quick else TaskSettings(), smoothgrad=smoothgrad),
-                          manual=manual, roster=roster)
-    except SetupError as error:
-        raise _fail(error.message) from None
+    if course_kit.version_note:
+        console.print(f"[yellow]warning:[/] {_plain(course_kit.version_note)}", highlight=False)
+    return course_kit
 
 
 def _evaluation_set(data: Path | None, usage: str) -> FaceSet:
@@ -135,6 +172,7 @@ def grade(
     review: Annotated[Optional[str], typer.Option(
         "--review", help="the TA scores of a review workspace (grader review): its database file or URL, "
                          "used as --manual")] = None,
+    kit: KitOption = None,
 ) -> None:
     """Grade every submission folder under SUBMISSIONS; a failing submission never stops the batch.
     A re-run reuses every result whose submission, rubric, data, profile and settings are unchanged."""
@@ -162,7 +200,7 @@ def grade(
             except FileNotFoundError as error:
                 raise _fail(str(error)) from None
         setup = _setup(data, usage, rubric, out, lang, profile, _isolation(no_sandbox, strict=True), quick,
-                       smoothgrad, manual, roster)
+                       smoothgrad, manual, roster, kit)
         if review is not None:
             from grader.review.serve import review_regrades
 
@@ -257,7 +295,7 @@ def check(
     data: DataOption = None, usage: UsageOption = "PrivateTest",
     rubric: RubricOption = None, out: OutOption = Path("check-out"),
     lang: LanguageOption = "en", profile: ProfileOption = "cpu", quick: QuickOption = False,
-    smoothgrad: SmoothGradOption = False,
+    smoothgrad: SmoothGradOption = False, kit: KitOption = None,
 ) -> None:
     """Grade one submission as the TA will and show the scores; exits 1 when it would fail to grade."""
     quiet_libraries()
@@ -274,7 +312,8 @@ def check(
                          suggestion=Path("check-out"))
     except OutputFolderError as error:
         raise _fail(str(error)) from None
-    setup = _setup(data, usage, rubric, out, lang, profile, _isolation(False, strict=False), quick, smoothgrad)
+    setup = _setup(data, usage, rubric, out, lang, profile, _isolation(False, strict=False), quick, smoothgrad,
+                   kit=kit)
     try:
         with OutputLock(out), StageProgress(len(stage_names(setup.rubric))) as listener:
             clean_stale(out)
@@ -362,6 +401,31 @@ def _score_table(result: Result) -> Table:
             table.add_row(f"{question.id} {criterion.description or criterion.id}", value, points,
                           f"{criterion.max_score:g}")
     return table
+
+
+@app.command()
+def kit(
+    data: Annotated[Path, typer.Option("--data", help="the public labeled split students may see (course CSV, "
+                                                      "image folder or fer2013.csv)")],
+    out: Annotated[Path, typer.Option("--out", help="the kit to write: a folder, or a .zip")],
+    usage: UsageOption = "PublicTest", rubric: RubricOption = None, lang: LanguageOption = "en",
+    profile: ProfileOption = "cpu", quick: QuickOption = False, smoothgrad: SmoothGradOption = False,
+) -> None:
+    """Write the course kit: the rubric, the public labeled split, the task settings and the tool
+    version in one folder or zip, for `grader check --kit` and `grader grade --kit`."""
+    from grader.pipeline.kit import KitError, write_kit
+
+    setup = _setup(data, usage, rubric, Path(tempfile.gettempdir()), lang, profile, "inprocess", quick, smoothgrad)
+    try:
+        written = write_kit(out, data=data, rubric=rubric or default_rubric_path(), usage=usage,
+                            rows=len(setup.evaluation.labels), tasks=setup.tasks, language=lang, profile=profile)
+    except (KitError, OSError) as error:
+        raise _fail(str(error)) from None
+    console.print(_plain(f"kit: {written} ({len(setup.evaluation.labels)} labeled faces from {data}, "
+                         f"rubric {rubric or 'the course default'}, language {lang}, profile {profile})\n"
+                         f"students: grader check SUBMISSION --kit {written.name}\n"
+                         f"TA:       grader grade SUBMISSIONS --kit {written.name} --data PRIVATE.csv"),
+                  highlight=False)
 
 
 @app.command()
