@@ -12,6 +12,14 @@ NUM_CLASSES = 7
 IMAGE_SIDE = 48
 
 
+def center_crop_offset(side: int, tta: str = "none") -> int:
+    """Where the center crop of side `side` starts (row and column) in the 48x48 face. Without test-time
+    augmentation (tta "none"): (48 - side) // 2. With five_crop or ten_crop: torchvision's
+    int(round((48 - side) / 2)), Python's half-to-even rounding, one pixel further for side 45, 41..."""
+    far = IMAGE_SIDE - side
+    return far // 2 if tta == "none" else int(round(far / 2.0))
+
+
 def class_names(language: Language = "en") -> tuple[str, ...]:
     """The class names for `language`, indexed by label."""
     return CLASS_NAMES[language]

@@ -207,10 +207,12 @@ def grade(
             setup = replace(setup, manual=replace(setup.manual, regrades=review_regrades(review)))
     if workers is not None and workers < 1:
         raise _fail(f"--workers must be at least 1, not {workers}")
-    local_workers = workers or local_worker_count(setup)
+    count = len(submission_folders(submissions))
+    # No more local workers than submissions: one late submission is graded in this process,
+    # without starting a Dask cluster (each worker imports torch before it does anything).
+    local_workers = workers or min(local_worker_count(setup), max(count, 1))
     parallel = scheduler is not None or local_workers > 1
     runner = DaskRunner(local_workers, scheduler) if parallel else Runner()
-    count = len(submission_folders(submissions))
     where = f"Dask scheduler {scheduler}" if scheduler else (
         f"{local_workers} local Dask worker(s)" if parallel else "this process")
     console.print(_plain(f"Grading {count} submission(s) from {submissions} on {setup.evaluation.source}, "
@@ -477,6 +479,51 @@ def synth(
 
     for path in write_synthetic(out, seed=seed, train_size=train_size, eval_size=eval_size).values():
         console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="the submission folder (default: this one)")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="replace an existing submission.yaml")] = False,
+) -> None:
+    """Write submission.yaml by inspecting the folder (in the sandbox): the weights file and its format, the
+    model.py entry whose state_dict fits them, the input size and channels the model accepts. Exit 1 when
+    nothing was written."""
+    import os
+
+    from grader.atomic import atomic_write_text
+    from grader.escape import clean_text
+    from grader.profile import get_profile
+    from grader.sandbox.init_folder import plan_init
+    from grader.submission.errors import SubmissionError
+    from grader.submission.spec import SPEC_FILE
+
+    quiet_libraries()
+    if not folder.is_dir():
+        raise _fail(f"{folder} is not a folder")
+    try:
+        findings = plan_init(folder, get_profile("cpu"), _isolation(False, strict=False))  # type: ignore[arg-type]
+    except SubmissionError as error:
+        console.print(f"[red]fix ({terminal_text(error.stage)}):[/] {terminal_text(error.message)}", highlight=False)
+        raise typer.Exit(code=1) from None
+    plan = findings.plan
+    for line in plan.found:
+        console.print(f"[green]found:[/] {terminal_text(line)}", highlight=False)
+    for line in plan.undecided:
+        console.print(f"[yellow]not decided:[/] {terminal_text(line)}", highlight=False)
+    if plan.spec_text is None:
+        console.print(f"[red]no {SPEC_FILE} written:[/] no weights file could be used (see above)", highlight=False)
+        raise typer.Exit(code=1)
+    target = folder / SPEC_FILE
+    yaml_lines = clean_text(plan.spec_text.rstrip("\n"))  # printed as it is: no markup, no emoji codes
+    if (findings.has_spec or os.path.lexists(target)) and not force:
+        console.print(_plain(f"{target} exists and is left as it is (--force replaces it); grader init would "
+                             "write:"), highlight=False)
+        console.print(yaml_lines, highlight=False, markup=False, emoji=False)
+        raise typer.Exit(code=1)
+    atomic_write_text(target, plan.spec_text)
+    console.print(_plain(f"wrote {target}:"), highlight=False)
+    console.print(yaml_lines, highlight=False, markup=False, emoji=False)
 
 
 if __name__ == "__main__":

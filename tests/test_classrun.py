@@ -31,7 +31,10 @@ GRADER = [sys.executable, "-m", "grader.cli"]
 @pytest.fixture
 def class_folder(tmp_path) -> Path:
     """Two copies of the small example under two ids, and one broken submission."""
-    root = tmp_path / "class"
+    return make_class(tmp_path / "class")
+
+
+def make_class(root: Path) -> Path:
     for index in range(2):
         target = root / f"student{index}"
         shutil.copytree(EXAMPLES / "small_cnn", target, ignore=shutil.ignore_patterns("__pycache__"))
@@ -231,8 +234,17 @@ def grade_cli(class_folder: Path, out: Path, data: Path, *extra: str) -> str:
     return output
 
 
-def test_a_batch_killed_by_sigkill_resumes_to_the_same_gradebook(class_folder, tmp_path, small_eval_csv):
-    grade_cli(class_folder, tmp_path / "whole", small_eval_csv, "--workers", "1")
+@pytest.fixture(scope="module")
+def one_worker_run(tmp_path_factory, small_eval_csv) -> Path:
+    """The class graded in one process, once for the module: what a killed-and-resumed run and a
+    run on a Dask cluster must both reproduce."""
+    root = tmp_path_factory.mktemp("reference")
+    grade_cli(make_class(root / "class"), root / "out", small_eval_csv, "--workers", "1")
+    return root / "out"
+
+
+def test_a_batch_killed_by_sigkill_resumes_to_the_same_gradebook(class_folder, tmp_path, small_eval_csv,
+                                                                 one_worker_run):
 
     killed = tmp_path / "killed"
     process = run_grader(class_folder, "--out", killed, "--data", small_eval_csv, "--quick", "--no-sandbox",
@@ -246,9 +258,9 @@ def test_a_batch_killed_by_sigkill_resumes_to_the_same_gradebook(class_folder, t
 
     output = grade_cli(class_folder, killed, small_eval_csv, "--workers", "1")
     assert "(submission unchanged: not run again)" in output
-    assert (killed / "gradebook.csv").read_bytes() == (tmp_path / "whole" / "gradebook.csv").read_bytes()
+    assert (killed / "gradebook.csv").read_bytes() == (one_worker_run / "gradebook.csv").read_bytes()
     assert sorted(p.name for p in killed.iterdir() if p.is_dir()) == \
-        sorted(p.name for p in (tmp_path / "whole").iterdir() if p.is_dir())
+        sorted(p.name for p in one_worker_run.iterdir() if p.is_dir())
 
 
 def comparable(out: Path) -> dict[str, dict]:
@@ -261,9 +273,8 @@ def comparable(out: Path) -> dict[str, dict]:
     return results
 
 
-def test_a_scheduler_with_two_worker_processes_gives_the_same_results(class_folder, tmp_path, small_eval_csv):
-    grade_cli(class_folder, tmp_path / "local", small_eval_csv, "--workers", "1")
-
+def test_a_scheduler_with_two_worker_processes_gives_the_same_results(class_folder, tmp_path, small_eval_csv,
+                                                                      one_worker_run):
     dask = Path(sys.executable).with_name("dask")
     scheduler_file = tmp_path / "scheduler.json"
     started = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
@@ -284,8 +295,8 @@ def test_a_scheduler_with_two_worker_processes_gives_the_same_results(class_fold
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     assert f"Dask scheduler {address}" in output
-    assert comparable(tmp_path / "cluster") == comparable(tmp_path / "local")
-    assert len(comparable(tmp_path / "local")) == 3
+    assert comparable(tmp_path / "cluster") == comparable(one_worker_run)
+    assert len(comparable(one_worker_run)) == 3
 
 
 def test_copies_under_different_ids_are_flagged_in_similarity_csv_and_the_dashboard(class_folder, tmp_path,

@@ -21,6 +21,18 @@ def evaluation():
     return bundled_evaluation()
 
 
+@pytest.fixture(scope="module")
+def accuracy(evaluation):
+    """Each example's accuracy on the bundled split, computed once for the module."""
+    known: dict[str, float] = {}
+
+    def of(folder: str) -> float:
+        if folder not in known:
+            known[folder] = accuracy_of(folder, evaluation)
+        return known[folder]
+    return of
+
+
 def accuracy_of(folder: str, evaluation) -> float:
     spec = load_spec(EXAMPLES / folder)
     module = SubmissionModule(build_model(EXAMPLES / folder, spec), spec.input).eval()
@@ -51,10 +63,10 @@ def test_one_student_has_a_chinese_name_and_a_chinese_report():
 
 
 @pytest.mark.slow
-def test_the_best_example_is_good_but_not_perfect(evaluation):
-    assert 0.80 <= accuracy_of("vgg", evaluation) <= 0.95
+def test_the_best_example_is_good_but_not_perfect(accuracy):
+    assert 0.80 <= accuracy("vgg") <= 0.95
 
 
 @pytest.mark.slow
-def test_the_small_cnn_is_visibly_worse(evaluation):
-    assert accuracy_of("small_cnn", evaluation) <= accuracy_of("vgg", evaluation) - 0.15
+def test_the_small_cnn_is_visibly_worse(accuracy):
+    assert accuracy("small_cnn") <= accuracy("vgg") - 0.15

@@ -229,6 +229,22 @@ def test_layer_requests_of_a_tta_model_see_the_center_crop_only():
     assert model.layer_gradient(pixels, "0", np.array([0, 1, 2]))[1].shape == (3, 4, 44, 44)
 
 
+@pytest.mark.parametrize("tta, top", [("none", 1), ("five_crop", 2)])
+def test_grad_cam_places_the_map_where_the_model_saw_the_face(tta, top):
+    # side 45: (48 - 45) // 2 = 1 without tta, torchvision's round(1.5) = 2 with it.
+    net = crop_net(45, seed=9)
+    model = InProcessModel(SubmissionModule(net, InputSpec(size=45, tta=tta, scale=1.0)))
+    pixels = faces(2, seed=9)
+    layer_maps = model.layer_gradient(pixels, "0", np.array([0, 1]))[0]
+
+    maps = GradCAM(model, layer="0").attribute(pixels, np.array([0, 1]))
+
+    inside = np.zeros((48, 48), bool)
+    inside[top:top + 45, top:top + 45] = True
+    assert layer_maps.shape == (2, 4, 45, 45)
+    assert (maps[:, ~inside] == 0).all() and (maps[0, top] != 0).any() and (maps[0, :, top] != 0).any()
+
+
 # --- probabilities ----------------------------------------------------------------------------
 
 

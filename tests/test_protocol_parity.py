@@ -16,18 +16,22 @@ from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
 from grader.submission.spec import load_spec
 from tests.conftest import EXAMPLES
+from tests.test_formats import write_as
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("require_bwrap")]
 WORKING = ["vgg", "small_cnn", "lightning_ckpt", "torchscript", "residual_zh"]
+OTHER_FORMATS = ["small_cnn:export", "vgg:onnx", "residual_zh:safetensors"]
+"""Issue 17's formats, parsed only inside the sandbox: an example written in each (tests/test_formats.py)."""
 FACES = generate(16, seed=21)
 PIXELS = FACES.images.astype(np.float32)
 
 
-@pytest.fixture(scope="module", params=WORKING)
-def pair(request):
+@pytest.fixture(scope="module", params=WORKING + OTHER_FORMATS)
+def pair(request, tmp_path_factory):
     profile = HardwareProfile()
     profile.apply()  # the same threads and determinism as the sandbox
-    folder = EXAMPLES / request.param
+    example, _, fmt = request.param.partition(":")
+    folder = write_as(example, fmt, tmp_path_factory.mktemp("formats")) if fmt else EXAMPLES / example
     spec = load_spec(folder)
     local = InProcessModel(SubmissionModule(build_model(folder, spec), spec.input))
     with SandboxedModel.open(folder, profile, "bwrap") as remote:

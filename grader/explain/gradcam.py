@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader.classes import IMAGE_SIDE
+from grader.classes import IMAGE_SIDE, center_crop_offset
 from grader.explain.base import AttributionMethod
 from grader.explain.pixels import check_inputs
 from grader.explain.results import AttributionMaps, as_faces
@@ -49,7 +49,7 @@ class GradCAM(AttributionMethod):
         weights = gradients.mean(axis=(2, 3), keepdims=True)
         cam = np.maximum((weights * activations).sum(axis=1), 0.0).astype(np.float32)
         upsampled = upsample_bilinear(cam, input_size)
-        offset = (IMAGE_SIDE - input_size) // 2
+        offset = center_crop_offset(input_size, str(description.input.get("tta", "none")))  # where it saw the face
         maps = np.zeros((len(cam), IMAGE_SIDE, IMAGE_SIDE), np.float32)
         maps[:, offset:offset + input_size, offset:offset + input_size] = upsampled
         return layer, maps

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from grader.classes import IMAGE_SIDE
+from grader.classes import IMAGE_SIDE, center_crop_offset
 from grader.submission.equalize import equalize_faces
 from grader.submission.nnpack import NNPACK_MIN_BATCH, NnpackConvolutions, nnpack_available
 from grader.submission.spec import InputSpec
@@ -88,7 +88,7 @@ class SubmissionModule(pl.LightningModule):
         if side >= IMAGE_SIDE:
             return [x]
         if self.input_spec.tta == "none":
-            top = (IMAGE_SIDE - side) // 2
+            top = center_crop_offset(side)
             return [x[:, :, top:top + side, top:top + side]]
         crops = _five_crops(x, side)
         if self.input_spec.tta == "ten_crop" and not self.center_only:
@@ -206,7 +206,7 @@ def _five_crops(x: torch.Tensor, side: int) -> list[torch.Tensor]:
     """torchvision.transforms.functional.five_crop of (N, C, 48, 48): top-left, top-right,
     bottom-left, bottom-right, center (its top-left corner at int(round((48 - side) / 2)))."""
     far = IMAGE_SIDE - side
-    center = int(round(far / 2.0))
+    center = center_crop_offset(side, "five_crop")
     return [x[:, :, :side, :side], x[:, :, :side, far:], x[:, :, far:, :side], x[:, :, far:, far:],
             x[:, :, center:center + side, center:center + side]]
 
