@@ -512,7 +512,7 @@ def init(
     for line in plan.undecided:
         console.print(f"[yellow]not decided:[/] {terminal_text(line)}", highlight=False)
     if plan.spec_text is None:
-        console.print(f"[red]no {SPEC_FILE} written:[/] no weights file could be used (see above)", highlight=False)
+        console.print(f"[red]no {SPEC_FILE} written:[/] no usable weights file (see above)", highlight=False)
         raise typer.Exit(code=1)
     target = folder / SPEC_FILE
     yaml_lines = clean_text(plan.spec_text.rstrip("\n"))  # printed as it is: no markup, no emoji codes

@@ -72,12 +72,12 @@ class SandboxServer:
     """One server process: started, spoken to one request at a time, and killed with its group."""
 
     def __init__(self, folder: Path, profile: HardwareProfile, isolation: Isolation,
-                 exclude: Iterable[Path] = ()) -> None:
+                 exclude: Iterable[Path] = (), server_args: Iterable[str] = ()) -> None:
         self.profile = profile
         limits = profile.limits
         self._deadline = time.monotonic() + limits.wall_seconds_per_submission
         self._launch = launch(folder, isolation, limits.model_dump(), profile.model_dump(exclude={"limits"}),
-                              tree_bounds(limits), exclude)
+                              tree_bounds(limits), exclude, server_args)
         self.process = subprocess.Popen(self._launch.argv, env=self._launch.env, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                                         umask=0o022)  # folders bwrap creates must be readable after the uid drop

@@ -77,13 +77,14 @@ def snapshot_submission(folder: Path, bounds: TreeBounds = DEFAULT_BOUNDS, exclu
 
 
 def launch(folder: Path, isolation: Isolation, limits: dict, profile: dict,
-           bounds: TreeBounds = DEFAULT_BOUNDS, exclude: Iterable[Path] = ()) -> Launch:
+           bounds: TreeBounds = DEFAULT_BOUNDS, exclude: Iterable[Path] = (), server_args: Iterable[str] = ()) -> Launch:
     """How to start a server on a snapshot of `folder` (see `snapshot_submission` for `bounds` and
-    `exclude`, and for the SubmissionError it raises)."""
+    `exclude`, and for the SubmissionError it raises); `server_args` go to grader.sandbox.server
+    (`--inspect` for grader init)."""
     snapshot = snapshot_submission(folder, bounds, exclude)
     submission = SANDBOX_SUBMISSION if isolation == "bwrap" else str(snapshot)
     server = [sys.executable, "-m", "grader.sandbox.server", "--submission", submission,
-              "--limits", json_arg(limits), "--profile", json_arg(profile)]
+              "--limits", json_arg(limits), "--profile", json_arg(profile), *server_args]
     if isolation == "bwrap":
         # A uid of its own, so its process count is its own. Only inside bwrap: there the Python
         # installation is bound readable; a plain subprocess may live under a private /root.

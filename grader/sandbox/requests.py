@@ -83,3 +83,9 @@ def fingerprint_from(message: Message) -> WeightsFingerprint:
     """The fingerprint an answer carries, validated as untrusted (grader.fingerprint raises
     FingerprintError for anything malformed)."""
     return fingerprint_from_arrays(message.arrays)
+
+
+INSPECT = "inspect"
+"""The one request of a server started with --inspect (grader init, grader.sandbox.init_folder): header
+`weights` and `sources`, lists of paths relative to the submission; answered with the header
+`inspection` (grader.submission.inspection.inspect_folder), read by grader.submission.init_spec."""

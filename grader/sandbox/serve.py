@@ -7,11 +7,12 @@ from pathlib import Path
 from grader.profile import HardwareProfile
 from grader.quiet import quiet_libraries
 from grader.protocol import ModelProtocol
-from grader.sandbox.requests import FINGERPRINT, description_header, fingerprint_response, objective_from
+from grader.sandbox.requests import FINGERPRINT, INSPECT, description_header, fingerprint_response, objective_from
 from grader.sandbox.wire import Message, WireError, read_message, write_message
 from grader.submission.build import build_model
 from grader.submission.errors import SubmissionError, describe_exception, is_out_of_memory, memory_error
 from grader.submission.inprocess import InProcessModel
+from grader.submission.inspection import inspect_folder
 from grader.submission.module import SubmissionModule
 from grader.submission.spec import load_spec
 from grader.yamlfile import ConfigError
@@ -37,6 +38,32 @@ def serve(submission: str, profile: dict, requests: int, responses: int) -> None
             return
         try:
             response = answer(request, models)
+        except BaseException as error:  # noqa: BLE001
+            response = failure(error, "request")
+        write_message(responses, response)
+
+
+def serve_inspection(submission: str, profile: dict, requests: int, responses: int) -> None:
+    """A server for `grader init`: it loads no model at start (there is no submission.yaml yet) and
+    answers `inspect` requests until told to stop."""
+    quiet_libraries()
+    hardware = HardwareProfile.model_validate(profile)
+    try:
+        hardware.apply()
+    except BaseException as error:  # noqa: BLE001
+        write_message(responses, failure(error, "load"))
+        return
+    write_message(responses, Message({"ok": True}))
+    while True:
+        try:
+            request = read_message(requests)
+        except WireError:
+            return
+        if request.header.get("op") != INSPECT:
+            return  # shutdown, or anything else: this server answers one kind of request
+        try:
+            weights, sources = ([str(path) for path in request.header[key]] for key in ("weights", "sources"))
+            response = Message({"ok": True, "inspection": inspect_folder(Path(submission), weights, sources)})
         except BaseException as error:  # noqa: BLE001
             response = failure(error, "request")
         write_message(responses, response)

@@ -54,15 +54,16 @@ def main() -> None:
     parser.add_argument("--gid", type=int)
     parser.add_argument("--limits", required=True)
     parser.add_argument("--profile", required=True)
+    parser.add_argument("--inspect", action="store_true", help="grader init: answer inspect requests, load nothing")
     args = parser.parse_args()
     requests, responses = _take_protocol_fds()
     _apply_limits(json.loads(args.limits))
     _drop_privileges(args.uid, args.gid)
 
     # Imported only now: torch's import already runs under the limits, as the student's code will.
-    from grader.sandbox.serve import serve
+    from grader.sandbox.serve import serve, serve_inspection
 
-    serve(args.submission, json.loads(args.profile), requests, responses)
+    (serve_inspection if args.inspect else serve)(args.submission, json.loads(args.profile), requests, responses)
 
 
 if __name__ == "__main__":
