@@ -239,6 +239,7 @@ def test_a_regrade_request_recorded_in_the_page_is_queued_and_resolved_there(bro
     expect(page.locator("#regrades")).to_contain_text("(open): I did <b>name</b> the eyes")
     page.select_option("#show", "regrades")
     expect(page.locator("#position")).to_have_text("student 1 of 1")
+    expect(page.locator("#student")).to_have_attribute("aria-busy", "false")  # drawn: typing is not redrawn away
     page.fill("#regrades .resolution", "Agreed: +0.25")
     page.click("#regrades button")
     expect(page.locator("#regrades")).to_contain_text("Ann: Agreed: +0.25")

@@ -73,6 +73,7 @@ async function showStudent() {
   $("position").textContent = state.students.length ? `student ${state.index + 1} of ${state.students.length}` : "no students";
   if (!row) { state.view = null; $("student").textContent = ""; return; }
   const shown = ++state.shown;
+  $("student").setAttribute("aria-busy", "true");  // until this student is drawn (screen readers, tests)
   const { data } = await api(questionUrl(`/students/${encodeURIComponent(row.student_id)}`));
   if (shown !== state.shown) return;  // j or k pressed again meanwhile: only the latest student is shown
   state.view = data;
@@ -94,6 +95,7 @@ async function showStudent() {
     figure.append(img, el("figcaption", f.caption)); return figure; }));
   renderManual();
   renderRegrades();
+  $("student").setAttribute("aria-busy", "false");
   if ($("history-box").open) await loadHistory();
 }
 
