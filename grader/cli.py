@@ -330,6 +330,11 @@ def check(
     for line in _shortfalls(result):
         console.print(f"[yellow]improve:[/] {terminal_text(line)}", highlight=False)
     _print_claims(result, setup.language)
+    from grader.submission.init_spec import PLACEHOLDER_ID
+
+    if result.student_id == PLACEHOLDER_ID:
+        console.print("[yellow]warning:[/] submission.yaml's student_id is still the placeholder grader init "
+                      "wrote: put your own student id (and name) there before you hand it in", highlight=False)
     console.print(_plain(f"report: {out / result.student_id / 'report.pdf'}"), highlight=False)
     if result.status == "failed":
         raise typer.Exit(code=1)

@@ -95,7 +95,7 @@ def launch(folder: Path, isolation: Isolation, limits: dict, profile: dict,
         # bwrap clears the environment it was given (--clearenv) and sets only these inside.
         settings = [arg for name, value in sorted(env.items()) for arg in ("--setenv", name, value)]
         return Launch(argv=_bwrap_prefix(snapshot) + settings + server, env={"PATH": env["PATH"]}, snapshot=snapshot)
-    env["PYTHONPATH"] = str(Path(grader.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(grader.__file__).resolve().parents[1]), *outside_package_folders()])
     return Launch(argv=server, env=env, snapshot=snapshot)
 
 
@@ -112,7 +112,7 @@ def _environment(profile: dict) -> dict[str, str]:
         "PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "OMP_NUM_THREADS": threads,
         "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MPLCONFIGDIR": "/tmp",
-        "PYTHONPATH": SANDBOX_PACKAGE_ROOT,
+        "PYTHONPATH": os.pathsep.join([SANDBOX_PACKAGE_ROOT, *outside_package_folders()]),
     })
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # set on some machines for correctness
         if name in os.environ:
@@ -157,10 +157,31 @@ def _bwrap_prefix(snapshot: Path) -> list[str]:
     return args + ["--chdir", "/tmp"]
 
 
+def _prefixes() -> set[Path]:
+    return {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), Path(sys.executable).resolve().parent.parent}
+
+
+def outside_package_folders() -> list[str]:
+    """Folders of installed packages on sys.path that the interpreter inside would not find by
+    itself: a user site (pip install --user; PYTHONNOUSERSITE is set inside), a site-packages
+    named by a .pth file or PYTHONPATH. Only folders named site-packages or dist-packages, never
+    the current folder or a source checkout, so nothing else of the host becomes readable."""
+    prefixes = _prefixes()
+    folders = []
+    for entry in sys.path:
+        path = Path(entry).resolve() if entry else None
+        if path is None or path.name not in ("site-packages", "dist-packages") or not path.is_dir():
+            continue
+        if any(prefix == path or prefix in path.parents for prefix in prefixes) or str(path).startswith("/usr/"):
+            continue
+        folders.append(str(path))
+    return list(dict.fromkeys(folders))
+
+
 def _python_paths() -> list[Path]:
-    """The interpreter's installation and the virtual environment, wherever they live (not under /usr)."""
-    candidates = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
-                  Path(sys.executable).resolve().parent.parent}
+    """The interpreter's installation, the virtual environment and the package folders outside
+    them (`outside_package_folders`), wherever they live (not under /usr)."""
+    candidates = _prefixes() | {Path(folder) for folder in outside_package_folders()}
     outside_usr = [p for p in candidates if not str(p).startswith("/usr/")]
     # Bind the outermost of nested paths only once.
     return sorted(p for p in outside_usr if not any(p != q and q in p.parents for q in outside_usr))
