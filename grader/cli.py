@@ -14,7 +14,6 @@ from rich.table import Table
 
 from grader.classes import Language
 from grader.csvmessages import summarize_ids
-from grader.data.faceset import DataFormatError, FaceSet
 from grader.escape import terminal_text
 from grader.quiet import quiet_libraries
 from grader.result import Result
@@ -76,76 +75,21 @@ def _isolation(no_sandbox: bool, strict: bool) -> str:
     return "subprocess"
 
 
-SYNTHETIC_WARNING = (
-    "no --data: grading on the bundled synthetic faces, not on FER2013. A model trained on real faces scores "
-    "low on them (19-34% for the real student models tried), so these numbers say little about your grade: "
-    "grade with the course's labelled data (--data) for numbers that do.")
-
-
 def _setup(data: Path | None, usage: str, rubric: Path | None, out: Path, language: str, profile: str, isolation: str,
            quick: bool = False, smoothgrad: bool = False, manual: Path | None = None, roster: Path | None = None,
            kit: Path | None = None):
-    """Everything a batch needs, or a clear error and exit code 2 when the grader itself cannot run."""
-    from grader.pipeline.setup import SetupError, load_setup
-    from grader.questions.settings import TaskSettings
+    """Everything a batch needs (grader.pipeline.options, shared with the pytest plugin), or a clear
+    error and exit code 2 when the grader itself cannot run."""
+    from grader.pipeline.options import setup_from_options
+    from grader.pipeline.setup import SetupError
 
-    tasks = replace(TaskSettings.quick() if quick else TaskSettings(), smoothgrad=smoothgrad)
-    with tempfile.TemporaryDirectory() as scratch:
-        if kit is not None:
-            course_kit = _course_kit(kit, Path(scratch), rubric=rubric, language=language, profile=profile,
-                                     quick=quick, smoothgrad=smoothgrad)
-            from_kit = data is None
-            usage = usage if data is not None else course_kit.usage
-            data = data if data is not None else course_kit.data
-            rubric, language, profile = course_kit.rubric, course_kit.manifest.language, course_kit.manifest.profile
-            tasks = course_kit.tasks
-        try:
-            evaluation = _evaluation_set(data, usage)
-        except (DataFormatError, ValueError) as error:
-            raise _fail(str(error)) from None
-        if kit is not None and from_kit and kit.is_file():
-            # result.json names the data inside the zip, not the scratch folder it was unpacked in.
-            evaluation = replace(evaluation, path=f"{kit.resolve()}!/{course_kit.manifest.data.file}")
-        if evaluation.synthetic:
-            console.print(f"[yellow]warning:[/] {SYNTHETIC_WARNING}", highlight=False)
-        try:
-            return load_setup(evaluation, rubric or default_rubric_path(), out, profile=profile, language=language,
-                              isolation=isolation,  # type: ignore[arg-type]
-                              tasks=tasks, manual=manual, roster=roster)
-        except SetupError as error:
-            raise _fail(error.message) from None
-
-
-def _course_kit(path: Path, scratch: Path, *, rubric: Path | None, language: str, profile: str, quick: bool,
-                smoothgrad: bool):
-    """The kit at `path`, checked; the options a kit fixes may not be given beside it (the numbers
-    would no longer be the TA's)."""
-    from grader.pipeline.kit import KitError, read_kit
-
-    given = [option for option, is_given in (("--rubric", rubric is not None), ("--lang", language != "en"),
-                                             ("--profile", profile != "cpu"), ("--quick", quick),
-                                             ("--smoothgrad", smoothgrad)) if is_given]
-    if given:
-        raise _fail(f"--kit sets the rubric, language, profile and task settings; leave out {', '.join(given)} "
-                    "(or grade without the kit)")
     try:
-        course_kit = read_kit(path, scratch)
-    except KitError as error:
-        raise _fail(str(error)) from None
-    if course_kit.version_note:
-        console.print(f"[yellow]warning:[/] {_plain(course_kit.version_note)}", highlight=False)
-    return course_kit
-
-
-def _evaluation_set(data: Path | None, usage: str) -> FaceSet:
-    from grader.data.bundled import bundled_evaluation
-    from grader.data.readers import read_faces
-
-    faces = bundled_evaluation() if data is None else read_faces(data, usage=usage)
-    if not faces.has_labels:
-        raise ValueError(f"{data}: this file has no labels (an id,feature test file?); grading needs the "
-                         "labeled evaluation set (label,feature)")
-    return faces
+        return setup_from_options(out, isolation, data=data, usage=usage, rubric=rubric, language=language,
+                                  profile=profile, quick=quick, smoothgrad=smoothgrad, manual=manual, roster=roster,
+                                  kit=kit, warn=lambda line: console.print(f"[yellow]warning:[/] {_plain(line)}",
+                                                                           highlight=False))
+    except SetupError as error:
+        raise _fail(error.message) from None
 
 
 @app.command()
