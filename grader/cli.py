@@ -475,5 +475,49 @@ def init(
     console.print(yaml_lines, highlight=False, markup=False, emoji=False)
 
 
+@app.command()
+def collect(
+    download: Annotated[Path, typer.Argument(help="the LMS's bulk download: Canvas's 'Download Submissions' zip or "
+                                                  "Moodle's 'Download all submissions' zip")],
+    roster: Annotated[Path, typer.Option("--roster", help="roster.csv (student_id, name, folder/lms_id = the Canvas "
+                                                          "user id or Moodle participant id) or a Canvas gradebook "
+                                                          "export")],
+    out: Annotated[Path, typer.Option("--out", help="a new or empty folder: one submission folder per student id")],
+) -> None:
+    """Turn an LMS's bulk download into one submission folder per student (named by student id), with
+    the students' own zips unpacked; lists late and missing students and the files not placed. Exit 2
+    when nothing could be collected."""
+    from grader.outfolder import OutputFolderError
+    from grader.pipeline.collect import REPORT_NAME, CollectError
+    from grader.pipeline.collect import collect as collect_download
+    from grader.pipeline.lms_names import read_collect_roster
+
+    try:
+        students, kind = read_collect_roster(roster)
+        report = collect_download(download, students, out, roster_kind=kind)
+    except (ConfigError, CollectError, OutputFolderError) as error:
+        raise _fail(str(error)) from None
+    formats = ", ".join(f"{count} {lms.capitalize()} files" for lms, count in sorted(report.formats.items()))
+    console.print(_plain(f"collected {len(report.collected)} of {len(students)} students ({kind} roster; "
+                         f"{formats or 'no LMS files'}) into {report.out}"), highlight=False)
+    for item in report.collected:
+        if item.by_name:
+            console.print(f"[yellow]placed by name:[/] {terminal_text(item.student.student_id)} "
+                          f"({terminal_text(item.student.name)}): LMS id {terminal_text(' '.join(item.lms_ids))} "
+                          "is in no roster row", highlight=False)
+    if report.late:
+        console.print(f"[yellow]late ({len(report.late)}):[/] " + ", ".join(
+            f"{terminal_text(item.student.student_id)} ({terminal_text(item.student.name)})" for item in report.late),
+            highlight=False)
+    if report.missing:
+        console.print(f"[yellow]missing ({len(report.missing)}):[/] " + ", ".join(
+            f"{terminal_text(entry.student_id)} ({terminal_text(entry.name)})" for entry in report.missing),
+            highlight=False)
+    for unplaced in report.unplaced:
+        console.print(f"[red]not placed:[/] {terminal_text(unplaced.entry, 300)}: {terminal_text(unplaced.reason)}",
+                      highlight=False)
+    console.print(_plain(f"wrote {report.out / REPORT_NAME}"), highlight=False)
+
+
 if __name__ == "__main__":
     app()

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import stat
 import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
@@ -37,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import grader
 from grader.atomic import atomic_write_text
+from grader.pipeline.ziparchive import ArchiveError, ZipLimits, unpack_zip
 from grader.questions.settings import TaskSettings
 from grader.yamlfile import ConfigError, load_yaml_model
 
@@ -237,36 +237,9 @@ def _check_file(kit: Path, folder: Path, entry: KitFile) -> None:
 
 
 def _unpack(archive_path: Path, folder: Path) -> Path:
-    """Unpack a zipped kit: names inside one folder, no links, bounded size and count."""
-    with zipfile.ZipFile(archive_path) as archive:
-        members = archive.infolist()
-        if len(members) > MAX_KIT_ENTRIES:
-            raise KitError(f"{archive_path}: {len(members)} entries, more than a kit has ({MAX_KIT_ENTRIES})")
-        if sum(member.file_size for member in members) > MAX_KIT_BYTES:
-            raise KitError(f"{archive_path}: unpacks to more than {MAX_KIT_BYTES >> 30} GiB; not a kit")
-        for member in members:
-            name = PurePosixPath(member.filename)
-            if name.is_absolute() or ".." in name.parts or "\\" in member.filename:
-                raise KitError(f"{archive_path}: entry '{member.filename}' points outside the kit; not unpacked")
-            if stat.S_ISLNK(member.external_attr >> 16):
-                raise KitError(f"{archive_path}: entry '{member.filename}' is a link; a kit holds plain files")
-        folder.mkdir(parents=True)
-        for member in members:
-            target = folder.joinpath(*PurePosixPath(member.filename).parts)
-            if member.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member) as source, target.open("wb") as sink:
-                _copy_bounded(source, sink, member.file_size, archive_path, member.filename)
-    return folder
-
-
-def _copy_bounded(source, sink, declared: int, archive_path: Path, name: str) -> None:
-    """Copy one entry, stopping at its declared size: a forged header cannot unpack more."""
-    written = 0
-    for block in iter(lambda: source.read(1 << 20), b""):
-        written += len(block)
-        if written > declared:
-            raise KitError(f"{archive_path}: entry '{name}' unpacks to more than it declares; not a kit")
-        sink.write(block)
+    """Unpack a zipped kit (grader.pipeline.ziparchive: names inside one folder, no links, bounded
+    size and count); KitError naming the entry otherwise."""
+    try:
+        return unpack_zip(archive_path, folder, ZipLimits(MAX_KIT_ENTRIES, MAX_KIT_BYTES), "the kit")
+    except ArchiveError as error:
+        raise KitError(f"{archive_path}: {error}") from None
