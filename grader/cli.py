@@ -519,5 +519,55 @@ def collect(
     console.print(_plain(f"wrote {report.out / REPORT_NAME}"), highlight=False)
 
 
+# --- course platforms (issue 18): the logic is in grader/platforms/ -----------------------------
+
+
+@app.command()
+def gradescope(
+    kit: Annotated[Path, typer.Option("--kit", help="the course kit (grader kit) to grade with")],
+    out: Annotated[Path, typer.Option("--out", help="the zip to write")] = Path("autograder.zip"),
+    wheel: Annotated[Optional[Path], typer.Option("--wheel", help="the xai-grader wheel to install in Gradescope's "
+                                                                  "image (default: built from this source tree)")] = None,
+    visibility: Annotated[str, typer.Option("--visibility", help="when students see the tests: visible, "
+                                                                "after_due_date, after_published or hidden")] = "visible",
+) -> None:
+    """Build Gradescope's autograder zip: setup.sh, run_autograder, the kit and the xai-grader wheel."""
+    from grader.platforms.gradescope import AutograderBuildError, build_autograder
+
+    try:
+        built = build_autograder(kit, out, wheel=wheel, visibility=visibility)
+    except AutograderBuildError as error:
+        raise _fail(str(error)) from None
+    manual = "; ".join(f"{name} ({points:g})" for name, points in built.manual) or "none"
+    console.print(_plain(f"autograder: {built.path}\nGradescope: a Programming Assignment, autograder points "
+                         f"{built.automatic_points:g}; upload this zip under Configure Autograder.\nManual "
+                         f"questions to add for the TA: {manual}"), highlight=False)
+
+
+@app.command()
+def autograder(
+    platform: Annotated[str, typer.Argument(help="gradescope or prairielearn")],
+    root: Annotated[Optional[Path], typer.Option("--root", help="the platform's folder (default /autograder "
+                                                                "or /grade)")] = None,
+    kit: Annotated[Optional[Path], typer.Option("--kit", help="the course kit (default: the one in ROOT)")] = None,
+    visibility: Annotated[str, typer.Option("--visibility", help="Gradescope's test visibility")] = "visible",
+    keep: Annotated[Optional[Path], typer.Option("--keep", help="keep the grading output (result.json, "
+                                                                "figures) in this folder")] = None,
+) -> None:
+    """Inside a platform's container: grade its one submission with the kit and write the platform's
+    results.json (always, even when grading fails)."""
+    from grader.platforms.gradescope import VISIBILITIES
+    from grader.platforms.run import run
+
+    if platform not in ("gradescope", "prairielearn"):
+        raise _fail(f"the platform is gradescope or prairielearn, not '{platform}'")
+    if visibility not in VISIBILITIES:
+        raise _fail(f"--visibility must be one of {', '.join(VISIBILITIES)}")
+    root = root if root is not None else Path("/autograder" if platform == "gradescope" else "/grade")
+    outcome = run(platform, root, kit=kit, visibility=visibility, keep=keep)  # type: ignore[arg-type]
+    status = outcome.result.status if outcome.result is not None else f"not graded ({outcome.failure})"
+    console.print(_plain(f"{platform}: {status}; {outcome.seconds:.0f} s"), highlight=False)
+
+
 if __name__ == "__main__":
     app()

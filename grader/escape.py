@@ -12,7 +12,8 @@ where it leaves, by the sink's own function here and nowhere else:
 - HTML and the PDF: Jinja's autoescape, with `printable_text` as the environment's `finalize`;
 - figure titles and labels: `figure_text` (matplotlib parses `$...$` as mathtext, and an unknown
   command raises while the figure is drawn);
-- file names: `safe_file_name`.
+- file names: `safe_file_name`;
+- Markdown that an LMS renders (Gradescope's `md` output): `markdown_text`.
 """
 
 from __future__ import annotations
@@ -90,3 +91,18 @@ def safe_file_name(name: str, limit: int = FILE_NAME_LIMIT, unique: bool = False
         return name
     digest = hashlib.sha256(clean_text(name).encode("utf-8")).hexdigest()[:8]
     return f"{(safe or 'unnamed')[: limit - 9]}-{digest}"
+
+
+_MARKDOWN_PUNCTUATION = re.compile(r"([!\"#$%'()*+,\-./:;=?@\[\\\]^_`{|}~])")
+
+
+def markdown_text(text: object, limit: int = 2000) -> str:
+    """Student text for a Markdown sink that also passes some HTML (Gradescope renders `md` output
+    and sanitizes its HTML): cleaned and on one line (a line break could start a heading, list or
+    code block of the student's), `&`, `<` and `>` as HTML entities (no tag, comment or entity of
+    the student's), and every other ASCII punctuation character backslash-escaped, which CommonMark
+    defines for all of them (so `*`, `_`, `[x](url)`, `![img](...)`, `#` and backquotes stay
+    literal: no link, image, emphasis or code span)."""
+    one_line = clean_text(text, limit).replace("\n", " ⏎ ").replace("\t", " ")
+    escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", one_line)
+    return escaped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
