@@ -356,27 +356,61 @@ def _score_table(result: Result) -> Table:
 
 @app.command()
 def kit(
-    data: Annotated[Path, typer.Option("--data", help="the public labeled split students may see (course CSV, "
-                                                      "image folder or fer2013.csv)")],
-    out: Annotated[Path, typer.Option("--out", help="the kit to write: a folder, or a .zip")],
+    data: Annotated[Optional[Path], typer.Option("--data", help="the public labeled split students may see (course "
+                                                                "CSV, image folder or fer2013.csv)")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="the kit to write: a folder, or a .zip")] = None,
     usage: UsageOption = "PublicTest", rubric: RubricOption = None, lang: LanguageOption = "en",
     profile: ProfileOption = "cpu", quick: QuickOption = False, smoothgrad: SmoothGradOption = False,
+    github_workflow: Annotated[Optional[Path], typer.Option(
+        "--github-workflow", help="also write the GitHub Actions workflow for student repositories here (e.g. "
+                                  ".github/workflows/xai-grader.yml): grader check . --kit on every push, the PDF "
+                                  "as an artifact")] = None,
+    wheel_url: Annotated[Optional[str], typer.Option(
+        "--wheel-url", help="the xai-grader wheel the workflow installs: a URL, or a path in the student "
+                            "repository")] = None,
+    workflow_kit: Annotated[Optional[str], typer.Option(
+        "--workflow-kit", help="where the workflow gets the kit: a URL, or a path in the student repository "
+                               "(default: the --out kit's file name, at the repository's root)")] = None,
 ) -> None:
     """Write the course kit: the rubric, the public labeled split, the task settings and the tool
-    version in one folder or zip, for `grader check --kit` and `grader grade --kit`."""
+    version in one folder or zip, for `grader check --kit` and `grader grade --kit`; and/or the
+    GitHub Classroom workflow that runs that check on every push."""
     from grader.pipeline.kit import KitError, write_kit
 
-    setup = _setup(data, usage, rubric, Path(tempfile.gettempdir()), lang, profile, "inprocess", quick, smoothgrad)
+    if (data is None) != (out is None) or (data is None and github_workflow is None):
+        raise _fail("give --data and --out to write a kit, and/or --github-workflow PATH to write the workflow")
+    if data is not None and out is not None:
+        setup = _setup(data, usage, rubric, Path(tempfile.gettempdir()), lang, profile, "inprocess", quick,
+                       smoothgrad)
+        try:
+            written = write_kit(out, data=data, rubric=rubric or default_rubric_path(), usage=usage,
+                                rows=len(setup.evaluation.labels), tasks=setup.tasks, language=lang, profile=profile)
+        except (KitError, OSError) as error:
+            raise _fail(str(error)) from None
+        console.print(_plain(f"kit: {written} ({len(setup.evaluation.labels)} labeled faces from {data}, "
+                             f"rubric {rubric or 'the course default'}, language {lang}, profile {profile})\n"
+                             f"students: grader check SUBMISSION --kit {written.name}\n"
+                             f"TA:       grader grade SUBMISSIONS --kit {written.name} --data PRIVATE.csv"),
+                      highlight=False)
+    if github_workflow is not None:
+        _write_workflow(github_workflow, kit=workflow_kit or (out.name if out is not None else "course-kit.zip"),
+                        wheel=wheel_url)
+
+
+def _write_workflow(path: Path, kit: str, wheel: str | None) -> None:
+    from grader.pipeline.classroom import write_github_workflow
+    from grader.pipeline.kit import KitError
+
     try:
-        written = write_kit(out, data=data, rubric=rubric or default_rubric_path(), usage=usage,
-                            rows=len(setup.evaluation.labels), tasks=setup.tasks, language=lang, profile=profile)
+        written = write_github_workflow(path, kit=kit, wheel=wheel)
     except (KitError, OSError) as error:
         raise _fail(str(error)) from None
-    console.print(_plain(f"kit: {written} ({len(setup.evaluation.labels)} labeled faces from {data}, "
-                         f"rubric {rubric or 'the course default'}, language {lang}, profile {profile})\n"
-                         f"students: grader check SUBMISSION --kit {written.name}\n"
-                         f"TA:       grader grade SUBMISSIONS --kit {written.name} --data PRIVATE.csv"),
-                  highlight=False)
+    console.print(_plain(f"workflow: {written} (kit {kit}, wheel {wheel or 'not set'}): commit it to the template "
+                         "repository under .github/workflows/"), highlight=False)
+    if wheel is None:
+        console.print(f"[yellow]warning:[/] {_plain(f'no --wheel-url: set XAI_GRADER_WHEEL in {written} to the')} "
+                      "course's xai-grader wheel (a URL, or a path in the repository); until then the workflow "
+                      "stops with that message", highlight=False)
 
 
 @app.command()

@@ -50,6 +50,7 @@ SLOW_FILES = frozenset({
     "test_output_folder_cli.py", # `grader grade` into busy, full and shared output folders
     "test_error_boundary.py",    # batches whose report, figure or similarity stage fails
     "test_init.py",              # `grader init` inspects each folder in the sandbox
+    "test_pytest_plugin.py",     # the pytest plugin grades a submission in a pytester subprocess
     "test_platforms.py",         # Gradescope's run_autograder and PrairieLearn's runner grade in the sandbox
 })
 SLOW_FIXTURES = frozenset({"require_bwrap", "browser"})
