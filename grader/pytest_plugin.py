@@ -17,7 +17,7 @@ checks in plain pytest with the fixtures
 The plugin is loaded in every pytest run where xai-grader is installed, so it does nothing without
 --xai-submission: it only adds the options, and its fixtures skip. It imports nothing of the grader
 (torch, numpy, the pipeline) until a submission is given. Grading runs in the pytest process, so
-run it without pytest-xdist's -n (each worker would grade the submission again).
+pytest-xdist's -n is refused (each worker would grade the submission again).
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ def pytest_configure(config: pytest.Config) -> None:
         if others:
             raise pytest.UsageError(f"{', '.join(others)} need --xai-submission PATH (the folder to grade)")
         return
+    if config.getoption("numprocesses", None) not in (None, 0):
+        raise pytest.UsageError("--xai-submission grades the submission in this process: run it without "
+                                "pytest-xdist's -n (each worker would grade it again)")
     config.addinivalue_line("markers", "xai_manual: a manual rubric criterion (the TA scores it; its test skips)")
     here = config.invocation_params.dir
 
@@ -180,6 +183,14 @@ class SubmissionSession:
             items.extend(CriterionItem.from_parent(node, name=criterion.id, question=question.id,
                                                    criterion=criterion, grading=self)
                          for criterion in question.criteria)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        if isinstance(item, CriterionItem) and report.skipped and isinstance(report.longrepr, tuple):
+            # `-rs` names the criterion, not the line of this file that skipped it.
+            report.longrepr = (item.nodeid, None, report.longrepr[2])
+        return report
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self._result is None and self._failure is None:

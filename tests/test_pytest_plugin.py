@@ -93,7 +93,7 @@ def test_each_criterion_is_a_test_and_the_fixtures_serve_staff_checks(project, k
     assert run.ret == (1 if counts["FAILED"] else 0)
     run.stdout.fnmatch_lines_random([f"xai::{question}::{c.id} {outcome(c)}*" for question, c in criteria])
     run.stdout.fnmatch_lines(["*xai-grader: grading *small_cnn with the kit *course-kit.zip*"])
-    run.stdout.fnmatch_lines(["*manual: the TA scores *from the written answer*"])
+    run.stdout.fnmatch_lines(["SKIPPED [[]1] xai::q1::q1_answer: manual: the TA scores *from the written answer*"])
     run.stdout.fnmatch_lines([f"*{graded.student_id}*: graded, {graded.score:g}/{graded.max_score:g} points*",
                               "*output: *report.pdf*"])
     for question, criterion in criteria:
@@ -138,3 +138,5 @@ def test_loaded_but_nothing_heavy_imported():
     refused = project.runpytest_subprocess("--xai-kit", "kit.zip")
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     assert "--xai-kit need --xai-submission PATH" in refused.stderr.str()
+    in_workers = project.runpytest_subprocess("--xai-submission", "anything", "-n", "2")
+    assert in_workers.ret == pytest.ExitCode.USAGE_ERROR and "without pytest-xdist's -n" in in_workers.stderr.str()
