@@ -265,12 +265,20 @@ def test_task_arrays_follow_the_contract(graded):
     assert lime["segments"].shape == (7, 48, 48) and lime["weights"].shape[0] == 7 and lime["score"].shape == (7,)
 
 
-def test_two_checks_of_one_submission_give_byte_identical_arrays(tmp_path, small_eval_csv):
-    for run in ("first", "second"):
-        outcome = invoke("check", EXAMPLES / "small_cnn", "--data", small_eval_csv, "--out", tmp_path / run,
-                         "--quick")
-        assert outcome.exit_code == 0, outcome.output
-    first, second = (sorted((tmp_path / run / "b09902022" / "arrays").iterdir()) for run in ("first", "second"))
+@pytest.fixture(scope="module")
+def small_cnn_checked(tmp_path_factory, small_eval_csv) -> Path:
+    """`grader check` of the small example with --quick, once for the module (its output folder)."""
+    out = tmp_path_factory.mktemp("small_cnn_check")
+    outcome = invoke("check", EXAMPLES / "small_cnn", "--data", small_eval_csv, "--out", out, "--quick")
+    assert outcome.exit_code == 0, outcome.output
+    return out
+
+
+def test_two_checks_of_one_submission_give_byte_identical_arrays(small_cnn_checked, tmp_path, small_eval_csv):
+    outcome = invoke("check", EXAMPLES / "small_cnn", "--data", small_eval_csv, "--out", tmp_path / "second",
+                     "--quick")
+    assert outcome.exit_code == 0, outcome.output
+    first, second = (sorted((run / "b09902022" / "arrays").iterdir()) for run in (small_cnn_checked, tmp_path / "second"))
     assert [p.name for p in first] == ["class_model.npz", "confusion.npz", "filters.npz", "lime.npz", "probes.npz",
                                       "saliency.npz", "weights_fingerprint.npz"]
     for a, b in zip(first, second):
@@ -285,12 +293,11 @@ def test_a_torchscript_model_gets_its_filter_task_through_its_graph(graded):
     assert filters["outputs"].shape == (32, 48, 48)
 
 
-def test_check_with_smoothgrad_draws_q1_by_smoothgrad(tmp_path, small_eval_csv):
-    plain = invoke("check", EXAMPLES / "small_cnn", "--data", small_eval_csv, "--out", tmp_path / "plain", "--quick")
+def test_check_with_smoothgrad_draws_q1_by_smoothgrad(small_cnn_checked, tmp_path, small_eval_csv):
     smooth = invoke("check", EXAMPLES / "small_cnn", "--data", small_eval_csv, "--out", tmp_path / "smooth", "--quick",
                     "--smoothgrad")
-    assert plain.exit_code == smooth.exit_code == 0, smooth.output
-    maps = [np.load(tmp_path / run / "b09902022" / "arrays" / "saliency.npz")["maps"] for run in ("plain", "smooth")]
+    assert smooth.exit_code == 0, smooth.output
+    maps = [np.load(run / "b09902022" / "arrays" / "saliency.npz")["maps"] for run in (small_cnn_checked, tmp_path / "smooth")]
     assert maps[0].shape == maps[1].shape == (7, 48, 48)
     assert not np.allclose(maps[0], maps[1])
 

@@ -111,8 +111,7 @@ def world(tmp_path_factory):
 
 
 def hostile_batch(root: Path, world: dict) -> None:
-    for honest in ("honest_a", "honest_b"):
-        submission(root, honest)
+    submission(root, "honest_a")
     submission(root, "import_loop", prelude="while True:\n    pass\n")
     submission(root, "sleepy_forward", prelude="import time", forward="time.sleep(3600)")
     submission(root, "eight_gigabytes", forward="torch.empty(2 * 1024**3, dtype=torch.float32).fill_(1)")
@@ -123,22 +122,19 @@ def hostile_batch(root: Path, world: dict) -> None:
                 time.sleep(600)
                 os._exit(0)
         """)
-    submission(root, "reads_outside", prelude=f"""
-        import os
+    # One folder tries every way out at import: reading (it raises on anything it can see),
+    # writing, and connecting to a listener on the host; graded means none of them worked.
+    submission(root, "tries_to_escape", prelude=f"""
+        import os, socket
         for path in ({str(world['secret'])!r}, {str(root / 'honest_a' / 'model.py')!r},
                      {str(root.parent / 'out')!r}, "/root/.bash_history"):
             if os.path.exists(path):
                 raise RuntimeError("LEAKED " + path)
-        """)
-    submission(root, "writes_outside", prelude=f"""
         for path in ({str(world['escape'])!r}, "/submission/new.txt", "/usr/evil.txt"):
             try:
                 open(path, "w").write("escaped")
             except OSError:
                 pass
-        """)
-    submission(root, "phones_home", prelude=f"""
-        import socket
         try:
             socket.create_connection(("127.0.0.1", {world['port']}), timeout=2).sendall(b"labels?")
             raise RuntimeError("CONNECTED")
@@ -217,16 +213,16 @@ def test_a_loop_of_forks_hits_the_process_limit(graded):
 
 
 def test_files_outside_the_submission_cannot_be_read(graded):
-    assert graded["reads_outside"].status == "graded", graded["reads_outside"].errors
+    assert graded["tries_to_escape"].status == "graded", graded["tries_to_escape"].errors  # no LEAKED
 
 
 def test_files_outside_the_sandbox_cannot_be_written(graded, world):
-    assert graded["writes_outside"].status == "graded"
+    assert graded["tries_to_escape"].status == "graded"
     assert not world["escape"].exists()
 
 
 def test_no_connection_leaves_the_sandbox(graded, world):
-    assert graded["phones_home"].status == "graded", graded["phones_home"].errors
+    assert graded["tries_to_escape"].status == "graded", graded["tries_to_escape"].errors  # no CONNECTED
     assert world["connections"] == []
 
 
@@ -284,8 +280,8 @@ def test_weights_that_do_not_fit_name_the_mismatch(graded):
 
 
 def test_the_output_folder_is_not_visible_inside(graded):
-    # reads_outside raises if the batch's output folder (written by then) is visible.
-    assert graded["reads_outside"].status == "graded"
+    # tries_to_escape raises if the batch's output folder (written by then) is visible.
+    assert graded["tries_to_escape"].status == "graded"
 
 
 def test_honest_submissions_grade_the_same_beside_hostile_ones(graded, tmp_path):
@@ -295,7 +291,6 @@ def test_honest_submissions_grade_the_same_beside_hostile_ones(graded, tmp_path)
     beside = graded["honest_a"]
     assert alone.status == beside.status == "graded"
     assert alone.accuracy == beside.accuracy and alone.confusion_matrix == beside.confusion_matrix
-    assert graded["honest_b"].confusion_matrix == beside.confusion_matrix
 
 
 def test_every_hostile_submission_has_a_result_file(graded, tmp_path_factory):

@@ -90,8 +90,10 @@ def _read_and_assess(submission: _Submission, setup: GradingSetup, identity: Ide
             if model is not None else Assessment()
     finally:
         if model is not None:
-            submission.output = getattr(model, "output", "")
-            model.close()
+            try:
+                model.close()  # first: closing waits for the output's reader to drain the pipe
+            finally:
+                submission.output = getattr(model, "output", "")
 
 
 def open_model(folder: Path, spec: SubmissionSpec, setup: GradingSetup) -> ModelProtocol:
