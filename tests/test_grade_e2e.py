@@ -170,11 +170,10 @@ def test_malformed_data_names_the_file_and_line(tmp_path):
     assert outcome.exit_code == 2 and f"{bad}:2" in outcome.output.replace("\n", "")
 
 
-def test_check_passes_a_good_submission_and_prints_its_scores(tmp_path, small_eval_csv):
-    outcome = invoke("check", EXAMPLES / "vgg", "--data", small_eval_csv, "--out", tmp_path, "--quick")
-    assert outcome.exit_code == 0, outcome.output
-    assert "b09902011" in outcome.output and "Model accuracy" in outcome.output
-    assert (tmp_path / "b09902011" / "report.pdf").is_file()
+def test_check_passes_a_good_submission_and_prints_its_scores(small_cnn_checked):
+    out, output = small_cnn_checked
+    assert "b09902022" in output and "Model accuracy" in output and "report:" in output
+    assert (out / "b09902022" / "report.pdf").is_file()
 
 
 def test_check_tells_the_student_which_claims_their_measurements_contradict(tmp_path, small_eval_csv):
@@ -266,19 +265,20 @@ def test_task_arrays_follow_the_contract(graded):
 
 
 @pytest.fixture(scope="module")
-def small_cnn_checked(tmp_path_factory, small_eval_csv) -> Path:
-    """`grader check` of the small example with --quick, once for the module (its output folder)."""
+def small_cnn_checked(tmp_path_factory, small_eval_csv) -> tuple[Path, str]:
+    """`grader check` of the small example with --quick, once for the module: its output folder
+    and what it printed."""
     out = tmp_path_factory.mktemp("small_cnn_check")
     outcome = invoke("check", EXAMPLES / "small_cnn", "--data", small_eval_csv, "--out", out, "--quick")
     assert outcome.exit_code == 0, outcome.output
-    return out
+    return out, outcome.output
 
 
 def test_two_checks_of_one_submission_give_byte_identical_arrays(small_cnn_checked, tmp_path, small_eval_csv):
     outcome = invoke("check", EXAMPLES / "small_cnn", "--data", small_eval_csv, "--out", tmp_path / "second",
                      "--quick")
     assert outcome.exit_code == 0, outcome.output
-    first, second = (sorted((run / "b09902022" / "arrays").iterdir()) for run in (small_cnn_checked, tmp_path / "second"))
+    first, second = (sorted((run / "b09902022" / "arrays").iterdir()) for run in (small_cnn_checked[0], tmp_path / "second"))
     assert [p.name for p in first] == ["class_model.npz", "confusion.npz", "filters.npz", "lime.npz", "probes.npz",
                                       "saliency.npz", "weights_fingerprint.npz"]
     for a, b in zip(first, second):
@@ -297,7 +297,7 @@ def test_check_with_smoothgrad_draws_q1_by_smoothgrad(small_cnn_checked, tmp_pat
     smooth = invoke("check", EXAMPLES / "small_cnn", "--data", small_eval_csv, "--out", tmp_path / "smooth", "--quick",
                     "--smoothgrad")
     assert smooth.exit_code == 0, smooth.output
-    maps = [np.load(run / "b09902022" / "arrays" / "saliency.npz")["maps"] for run in (small_cnn_checked, tmp_path / "smooth")]
+    maps = [np.load(run / "b09902022" / "arrays" / "saliency.npz")["maps"] for run in (small_cnn_checked[0], tmp_path / "smooth")]
     assert maps[0].shape == maps[1].shape == (7, 48, 48)
     assert not np.allclose(maps[0], maps[1])
 

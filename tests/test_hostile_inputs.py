@@ -92,8 +92,7 @@ def hostile_class(root: Path, world: Path) -> None:
     """Two honest students, and one folder for every kind of hostile input of issue 13."""
     root.mkdir(parents=True)
     secret = world / "labels.csv"
-    for name in ("honest_a", "honest_b"):
-        honest(root, name)
+    honest(root, "honest_a")
 
     # 1. The file tree: links out of the folder, loops, special files, bounds.
     (honest(root, "link_absolute") / "notes.txt").symlink_to(secret)
@@ -128,8 +127,8 @@ raise RuntimeError("[/x] \x1b]0;pwned\x07 \x1b[2K\r\x1b[32mgraded\x1b[0m  victim
 
     # 3. What the model returns.
     with_forward(root, "integer_logits", "return logits.long()")
-    with_forward(root, "huge_logits", "return logits * 1e36")
-    with_forward(root, "one_class", "return logits + torch.tensor([0., 0., 0., 100., 0., 0., 0.])")
+    # Logits that saturate the softmax and put every face in one class: both warnings, one folder.
+    with_forward(root, "huge_one_class", "return (logits + torch.tensor([0., 0., 0., 100., 0., 0., 0.])) * 1e36")
     for kind in ("template_bump", "grad_mode_switch", "randomization_detector", "nan_gradients"):
         write_fake(root / kind, kind)
 
@@ -270,10 +269,9 @@ def test_integer_outputs_are_named_as_such(graded):
 
 
 def test_saturating_logits_and_a_one_class_model_get_a_warning(graded):
-    huge = result(graded, "huge_logits")["warnings"]
-    assert any("softmax saturates" in w["message"] for w in huge), huge
-    one_class = result(graded, "one_class")["warnings"]
-    assert any("predicts Happy for 100% of the" in w["message"] for w in one_class), one_class
+    warnings = result(graded, "huge_one_class")["warnings"]
+    assert any("softmax saturates" in w["message"] for w in warnings), warnings
+    assert any("predicts Happy for 100% of the" in w["message"] for w in warnings), warnings
 
 
 def test_nan_gradients_are_a_q1_error_that_says_so(graded):
@@ -302,7 +300,7 @@ def test_a_model_that_fakes_its_gradients_loses_the_criteria_built_on_them(grade
 
 
 def test_honest_submissions_pass_every_gradient_check_and_keep_their_points(graded):
-    for folder in ("honest_a", "honest_b", "hostile_name", "mathtext_layer"):
+    for folder in ("honest_a", "hostile_name", "mathtext_layer"):
         outcome = result(graded, folder)
         assert outcome["gradient_checks"] and all(check["passed"] for check in outcome["gradient_checks"])
         assert not any("gradients do not match" in c["message"] for c in gradient_criteria(outcome).values())
