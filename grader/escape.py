@@ -96,6 +96,11 @@ def safe_file_name(name: str, limit: int = FILE_NAME_LIMIT, unique: bool = False
 _MARKDOWN_PUNCTUATION = re.compile(r"([!\"#$%'()*+,\-./:;=?@\[\\\]^_`{|}~])")
 
 
+def control_characters(text: str) -> bool:
+    """Whether `text` holds a character `clean_text` would replace (controls, bidi overrides, BOM)."""
+    return _CONTROLS.search(text) is not None
+
+
 def markdown_text(text: object, limit: int = 2000) -> str:
     """Student text for a Markdown sink that also passes some HTML (Gradescope renders `md` output
     and sanitizes its HTML): cleaned and on one line (a line break could start a heading, list or

@@ -169,6 +169,15 @@ class SubmissionSession:
 
     # --- hooks ----------------------------------------------------------------------------------
 
+    def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
+        """Never collect inside the submission: pytest would import the student's conftest.py and
+        test files in this process, outside the sandbox (students hand in tests too)."""
+        try:
+            path, submission = collection_path.resolve(), self.submission.resolve()
+        except OSError:
+            return True
+        return True if path == submission or submission in path.parents else None
+
     def pytest_report_header(self, config: pytest.Config) -> str:
         kit = f" with the kit {self.kit}" if self.kit is not None else ""
         return f"xai-grader: grading {self.submission}{kit}"

@@ -271,3 +271,40 @@ def test_a_control_character_in_an_entry_name_refuses_the_download(tmp_path, can
     with pytest.raises(CollectError, match="control character"):
         collect(download, read_collect_roster(gradebook)[0], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_macos_screenshot_name_with_a_narrow_no_break_space_is_collected(tmp_path, canvas):
+    _, gradebook = canvas
+    shot = "smithjohn_1001_9001_Screenshot 2026-11-30 at 10.15.02\u202fAM.png"
+    download = write_zip(tmp_path / "mac.zip", {shot: b"png", "smithjohn_1001_9002_model.py": MODEL_NEW})
+    out = tmp_path / "out"
+
+    collect(download, read_collect_roster(gradebook)[0], out)
+
+    assert (out / "b04901069" / "Screenshot 2026-11-30 at 10.15.02\u202fAM.png").read_bytes() == b"png"
+
+
+def test_a_students_damaged_zip_is_listed_and_the_rest_collected(tmp_path, canvas):
+    _, gradebook = canvas
+    damaged = bytearray(zip_bytes({"model.py": MODEL_NEW * 50}))
+    damaged[38] = 0x07  # the deflate stream's first block: BTYPE 11, reserved (zlib.error, not an OSError)
+    download = write_zip(tmp_path / "d.zip", {"smithjohn_1001_9001_submission.yaml": SPEC.format(sid="x", name="J"),
+                                              "smithjohn_1001_9005_hw3.zip": bytes(damaged)})
+    out = tmp_path / "out"
+
+    report = collect(download, read_collect_roster(gradebook)[0], out)
+
+    assert (out / "b04901069" / "submission.yaml").is_file()
+    assert any("hw3.zip" in item.entry for item in report.unplaced), report.unplaced
+
+
+def test_a_top_level_ds_store_beside_one_folder_is_left_out(tmp_path, canvas):
+    _, gradebook = canvas
+    download = write_zip(tmp_path / "rezipped.zip", {
+        "HW3 submissions/smithjohn_1001_9001_model.py": MODEL_NEW, ".DS_Store": b"\0"})
+    out = tmp_path / "out"
+
+    report = collect(download, read_collect_roster(gradebook)[0], out)
+
+    assert (out / "b04901069" / "model.py").read_text() == MODEL_NEW
+    assert [item.reason.startswith("macOS") for item in report.unplaced] == [True]

@@ -183,6 +183,7 @@ def test_a_graded_submission_gives_one_test_per_criterion_and_the_accuracy_leade
     (board,) = document["leaderboard"]
     assert board["name"] == "Accuracy" and 0 < board["value"] <= 1 and board["order"] == "desc"
     assert document["visibility"] == "after_due_date" and document["stdout_visibility"] == "hidden"
+    assert {test["visibility"] for test in document["tests"]} == {"after_due_date"}  # a test's own overrides
     assert document["output"].startswith("**Automatic score:") and document["output_format"] == "md"
     assert document["extra_data"]["status"] == "graded"
 

@@ -115,6 +115,19 @@ def test_a_submission_that_fails_to_grade_fails_every_criterion_with_what_to_fix
                               "*fix (*weights.pt*"])
 
 
+def test_nothing_inside_the_submission_is_collected_or_imported(project):
+    student = project.path / "homework"
+    student.mkdir()
+    marker = project.path / "student-code-ran"
+    for name in ("conftest.py", "test_mine.py"):
+        (student / name).write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+
+    run = project.runpytest_subprocess("--xai-submission", "homework", "--collect-only", "-q", "-p", "no:cacheprovider")
+
+    assert not marker.exists(), run.stdout.str()
+    assert "test_mine" not in run.stdout.str()
+
+
 def test_without_a_submission_the_plugin_adds_nothing(project):
     project.makepyfile(
         test_plain="def test_one():\n    pass\n",

@@ -34,11 +34,14 @@ from __future__ import annotations
 
 import csv
 import io
+import lzma
 import os
 import secrets
 import shutil
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,11 +199,12 @@ def _assign(members: list[zipfile.ZipInfo], roster: Roster, report: CollectRepor
     for member in members:
         if member.is_dir():
             continue
-        parts = (entry_parts(member.filename) or ())[strip:]
-        if _is_mac_metadata(parts):
+        full = entry_parts(member.filename) or ()
+        parts = full[strip:]
+        if _is_mac_metadata(full) or _is_mac_metadata(parts):
             report.unplaced.append(Unplaced(member.filename, "macOS metadata (__MACOSX, .DS_Store); left out"))
             continue
-        entry = parse_entry(parts)
+        entry = parse_entry(parts) if parts else None
         if entry is None:
             report.unplaced.append(Unplaced(member.filename, "not named the way Canvas or Moodle names a submission's "
                                                              "file, so whose it is is unknown"))
@@ -221,6 +225,13 @@ def _assign(members: list[zipfile.ZipInfo], roster: Roster, report: CollectRepor
                                                                  f"folder/lms_id, and {how}"))
                 continue
             found, by_name = next(iter(matches.values())), True
+            other = students.get(found.student_id)
+            if other is not None and other.by_name and entry.user not in other.lms_ids:
+                # Two LMS accounts of one name: never merge two people's files into one folder.
+                report.unplaced.append(Unplaced(member.filename, f"LMS id {entry.user} matches {found.student_id} "
+                                                                 f"by name only, as LMS id {sorted(other.lms_ids)[0]} "
+                                                                 "already does; add lms_id to the roster", found.student_id))
+                continue
         if len(entry.path) > MAX_DEPTH:
             report.unplaced.append(Unplaced(member.filename, f"more than {MAX_DEPTH} folders deep", found.student_id))
             continue
@@ -338,7 +349,8 @@ def _place(archive: zipfile.ZipFile, member: zipfile.ZipInfo, folder: Path, path
     except (FileExistsError, NotADirectoryError, IsADirectoryError):
         report.unplaced.append(Unplaced(shown or member.filename, f"{'/'.join(path)} is already in {sid}'s "
                                         "folder (a file and a folder, or two files, of one name)", sid))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError) as error:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, zlib.error,
+            lzma.LZMAError, ValueError, struct.error) as error:
         report.unplaced.append(Unplaced(shown or member.filename, f"cannot be read from the zip: its bytes do not match the size or "
                                         f"checksum it declares ({error})", sid))
     except OSError as error:
@@ -363,7 +375,8 @@ def _unpack_student_zip(archive: zipfile.ZipFile, candidate: _Candidate, folder:
         try:
             copy_entry(archive, candidate.member, copy)
             inner = zipfile.ZipFile(copy)
-        except (ArchiveError, zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as error:
+        except (ArchiveError, zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError, zlib.error,
+                lzma.LZMAError, ValueError, struct.error) as error:  # UnicodeDecodeError: a bad UTF-8 name
             if is_disk_error(error):
                 raise
             report.unplaced.append(Unplaced(name, f"{sid}'s zip is not unpacked: not a readable zip ({error})", sid))
@@ -375,7 +388,7 @@ def _unpack_student_zip(archive: zipfile.ZipFile, candidate: _Candidate, folder:
                 report.unplaced.append(Unplaced(name, f"{sid}'s zip is not unpacked: {problem}", sid))
                 return 0
             paths = [entry_parts(member.filename) or () for member in members]
-            kept = [(member, parts) for member, parts in zip(members, paths) if not _is_mac_metadata(parts)]
+            kept = [(member, parts) for member, parts in zip(members, paths) if parts and not _is_mac_metadata(parts)]
             top = {parts[0] for _, parts in kept}
             strip = 1 if len(top) == 1 and all(len(parts) > 1 for _, parts in kept) else 0
             written = 0

@@ -27,6 +27,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -243,3 +244,6 @@ def _unpack(archive_path: Path, folder: Path) -> Path:
         return unpack_zip(archive_path, folder, ZipLimits(MAX_KIT_ENTRIES, MAX_KIT_BYTES), "the kit")
     except ArchiveError as error:
         raise KitError(f"{archive_path}: {error}") from None
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError, ValueError, zlib.error) as error:
+        # A damaged zip (a bad deflate stream, a name that is not UTF-8, `a` beside `a/b`).
+        raise KitError(f"{archive_path}: not a readable kit ({error}); get the kit again from the course") from None

@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from grader.csvmessages import shorten
+from grader.escape import control_characters
 
 MAX_PART_BYTES = 255
 """The longest file name most file systems allow."""
@@ -46,12 +47,19 @@ class ZipLimits:
     max_bytes: int
 
 
+def has_control_character(name: str) -> bool:
+    """A control, bidi-override or BOM character (grader.escape's set): never in an LMS's own names.
+    Not `str.isprintable`, which also refuses the narrow no-break space of every macOS screenshot
+    name (U+202F), a no-break space or an emoji's zero-width joiner."""
+    return control_characters(name)
+
+
 def entry_parts(name: str) -> tuple[str, ...] | None:
     """The path parts of an entry's name when it is a safe relative path (a folder's trailing `/`
     dropped), None otherwise."""
     if not name or "\\" in name or "\0" in name or name.startswith("/"):
         return None
-    if any(not c.isprintable() for c in name):
+    if has_control_character(name):
         return None
     path = PurePosixPath(name)
     parts = tuple(name.rstrip("/").split("/"))
@@ -67,7 +75,7 @@ def entry_parts(name: str) -> tuple[str, ...] | None:
 def entry_problem(member: zipfile.ZipInfo, what: str) -> str | None:
     """What is wrong with one entry of an archive holding `what` ("the kit"), or None."""
     name = member.filename
-    if any(not c.isprintable() for c in name):
+    if has_control_character(name):
         return f"entry '{shorten(name)}' has a control character in its name"
     if entry_parts(name) is None:
         return f"entry '{shorten(name)}' points outside {what} (an absolute path, a drive, '..' or a backslash)"

@@ -33,6 +33,7 @@ Our choices: one test per rubric criterion, named "<question> <criterion>" and n
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import stat
@@ -66,7 +67,7 @@ def gradescope_results(result: Result, *, execution_time: float, notes: list[str
     own lines (the sandbox fallback, a missing submission.yaml); they may name the student's files,
     so they are escaped like student text."""
     earned, possible = automatic_points(result)
-    tests = [_test(row) for row in rows(result)]
+    tests = [_test(row, visibility) for row in rows(result)]
     document = {
         "score": earned,
         "execution_time": max(0, round(execution_time)),
@@ -80,7 +81,7 @@ def gradescope_results(result: Result, *, execution_time: float, notes: list[str
                        "xai_grader": result.tool_version, "submission_sha256": result.submission_sha256},
         "tests": tests,
     }
-    if result.accuracy is not None and result.status == "graded":
+    if result.accuracy is not None and result.status == "graded" and math.isfinite(result.accuracy):
         document["leaderboard"] = [{"name": "Accuracy", "value": round(float(result.accuracy), 6), "order": "desc"}]
     return document
 
@@ -99,11 +100,12 @@ def crash_results(message: str, *, execution_time: float, visibility: str = "vis
     }
 
 
-def _test(row) -> dict:
+def _test(row, visibility: str) -> dict:
     # The rubric's text is the course's, but it may hold `*`, `<` or `_` too: escaped like the student's.
+    # Each test carries the run's --visibility: a test's own visibility overrides the top level's.
     text = " ".join(markdown_text(line) for line, _ in criterion_lines(row))
     test = {"name": row.name, "number": row.number, "score": row.points, "max_score": row.max_points,
-            "output": text, "output_format": "md", "visibility": "visible"}
+            "output": text, "output_format": "md", "visibility": visibility}
     if not row.manual:
         test["status"] = "passed" if row.points >= row.max_points else "failed"
     return test

@@ -165,12 +165,11 @@ def _isolation(notes: list[str]) -> str:
 
 def _write(platform: Platform, path: Path, outcome: Outcome, visibility: str) -> None:
     try:
-        document = _document(platform, outcome, visibility)
+        write_json(path, _document(platform, outcome, visibility))  # serialized inside: a NaN is caught too
     except Exception as error:  # noqa: BLE001  (a result we cannot turn into the platform's format)
         traceback.print_exc()
-        document = _document(platform, Outcome(failure=f"{type(error).__name__}: {error}", seconds=outcome.seconds),
-                             visibility)
-    write_json(path, document)
+        write_json(path, _document(platform, Outcome(failure=f"{type(error).__name__}: {error}",
+                                                     seconds=outcome.seconds), visibility))
 
 
 def _document(platform: Platform, outcome: Outcome, visibility: str) -> dict:

@@ -167,7 +167,9 @@ class WeightsFinding:
 
     @property
     def usable(self) -> bool:
-        return self.error is None and (self.probe is not None if self.whole_model else bool(self.fits))
+        # A format is required: a doctored answer without one must not reach the written yaml.
+        return self.error is None and self.format is not None and (
+            self.probe is not None if self.whole_model else bool(self.fits))
 
 
 @dataclass(frozen=True)
