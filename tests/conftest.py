@@ -63,6 +63,9 @@ SLOW_TESTS = frozenset({
     "test_similarity.py::test_two_hundred_submissions_of_one_architecture_are_compared_in_seconds",
     "test_fingerprint.py::test_the_deflate_bomb_is_what_it_claims",
     "test_manual_scores.py::test_a_million_unknown_ids_summarize_in_one_short_line",
+    "test_similarity.py::evidence",       # every example loaded and fingerprinted (9 s)
+    "test_apply_scores.py::graded",       # a class graded with PDFs (6 s)
+    "test_readers.py::test_the_bundled_data_says_it_is_synthetic",  # generates the 3,589 bundled faces
 })
 
 
