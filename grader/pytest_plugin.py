@@ -145,7 +145,10 @@ class SubmissionSession:
             try:
                 self._result = self._grade()
             except Exception as error:  # noqa: BLE001  (every criterion then fails with this message)
-                self._failure = f"xai-grader could not grade {self.submission}: {type(error).__name__}: {error}"
+                from grader.escape import terminal_text  # the message may name the student's files
+
+                self._failure = terminal_text(f"xai-grader could not grade {self.submission}: "
+                                              f"{type(error).__name__}: {error}")
         if self._failure is not None:
             raise GradingFailed(self._failure)
         assert self._result is not None
