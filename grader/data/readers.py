@@ -10,7 +10,6 @@ grader.data.csv_rows (rows, header, columns) and grader.data.csv_cells (pixels, 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from grader.data.csv_rows import ACCEPTED_LAYOUTS, csv_rows, existing_file, lowe
 from grader.data.faceset import DataFormatError, FaceSet
 from grader.data.fer2013_csv import FER2013_HEADER, read_fer2013_csv
 from grader.data.image_folder import read_image_folder
+from grader.filehash import file_sha256
 
 __all__ = ["read_faces", "with_origin"]
 
@@ -38,13 +38,7 @@ def read_faces(path: str | Path, usage: str | None = "PrivateTest") -> FaceSet:
 def with_origin(faces: FaceSet, path: Path, synthetic: bool = False) -> FaceSet:
     """The set with the file it came from, that file's SHA-256 (a folder has none) and whether it
     is the bundled synthetic data: result.json and the PDF record them."""
-    digest = ""
-    if path.is_file():
-        sha = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                sha.update(block)
-        digest = sha.hexdigest()
+    digest = file_sha256(path) if path.is_file() else ""
     return replace(faces, path=str(path.resolve()), sha256=digest, synthetic=synthetic)
 
 

@@ -22,7 +22,6 @@ scratch folder with its names, sizes and entry count bounded, and no links.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -30,14 +29,15 @@ import zipfile
 import zlib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 import grader
 from grader.atomic import atomic_write_text
-from grader.pipeline.ziparchive import ArchiveError, ZipLimits, unpack_zip
+from grader.filehash import file_sha256
+from grader.pipeline.ziparchive import ArchiveError, ZipLimits, entry_parts, unpack_zip
 from grader.questions.settings import TaskSettings
 from grader.yamlfile import ConfigError, load_yaml_model
 
@@ -188,14 +188,6 @@ def _zip_folder(folder: Path, target: Path) -> None:
                 archive.write(path, path.relative_to(folder).as_posix())
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # --- reading -----------------------------------------------------------------------------------
 
 
@@ -226,10 +218,10 @@ def read_kit(path: Path, scratch: Path) -> CourseKit:
 
 
 def _check_file(kit: Path, folder: Path, entry: KitFile) -> None:
-    relative = PurePosixPath(entry.file)
-    if relative.is_absolute() or ".." in relative.parts:
+    parts = entry_parts(entry.file)  # the zip entries' rule: a plain relative path inside the kit
+    if parts is None:
         raise KitError(f"{kit}/{KIT_MANIFEST}: '{entry.file}' is outside the kit")
-    target = folder.joinpath(*relative.parts)
+    target = folder.joinpath(*parts)
     if not target.exists() or target.is_symlink():
         raise KitError(f"{kit}: {entry.file} is missing; get the kit again from the course")
     if entry.sha256 and (not target.is_file() or file_sha256(target) != entry.sha256):

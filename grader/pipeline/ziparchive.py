@@ -47,19 +47,14 @@ class ZipLimits:
     max_bytes: int
 
 
-def has_control_character(name: str) -> bool:
-    """A control, bidi-override or BOM character (grader.escape's set): never in an LMS's own names.
-    Not `str.isprintable`, which also refuses the narrow no-break space of every macOS screenshot
-    name (U+202F), a no-break space or an emoji's zero-width joiner."""
-    return control_characters(name)
-
-
 def entry_parts(name: str) -> tuple[str, ...] | None:
     """The path parts of an entry's name when it is a safe relative path (a folder's trailing `/`
     dropped), None otherwise."""
     if not name or "\\" in name or "\0" in name or name.startswith("/"):
         return None
-    if has_control_character(name):
+    # Control, bidi-override and BOM characters only: not `str.isprintable`, which also refuses the
+    # narrow no-break space of every macOS screenshot name (U+202F) or an emoji's zero-width joiner.
+    if control_characters(name):
         return None
     path = PurePosixPath(name)
     parts = tuple(name.rstrip("/").split("/"))
@@ -75,7 +70,7 @@ def entry_parts(name: str) -> tuple[str, ...] | None:
 def entry_problem(member: zipfile.ZipInfo, what: str) -> str | None:
     """What is wrong with one entry of an archive holding `what` ("the kit"), or None."""
     name = member.filename
-    if has_control_character(name):
+    if control_characters(name):
         return f"entry '{shorten(name)}' has a control character in its name"
     if entry_parts(name) is None:
         return f"entry '{shorten(name)}' points outside {what} (an absolute path, a drive, '..' or a backslash)"
