@@ -35,6 +35,11 @@ class CriterionResult(BaseModel):
     score: float | None = Field(description="points earned; None while a manual criterion awaits the TA")
     max_score: float
     value: float | None = Field(None, description="the measured value the points were derived from")
+    interval: tuple[float, float] | None = Field(
+        None, description="the 95% percentile bootstrap interval of value over the explained images (and LIME's "
+                          "seeds); None for a value that is not an average over images (grader/scoring/uncertainty.py)")
+    borderline: bool = Field(False, description="the interval reaches into another band than the one awarded: the "
+                                                "points are the band the whole interval clears")
     threshold: str = Field("", description="how value maps to points, in words")
     manual: bool = False
     message: str = ""

@@ -80,13 +80,13 @@ def test_the_recall_and_confusion_claims_come_from_the_evaluation():
 
 def test_answer_consistency_is_the_share_of_checkable_claims_supported():
     answers = {"q1": "The model focuses on the mouth. It also looks at the eyes. Happy is recognized best."}
-    value = METRICS["answer_consistency"].compute(measured(answers), ScoredQuestion("q1", "saliency"))
+    value = METRICS["answer_consistency"].value(measured(answers), ScoredQuestion("q1", "saliency"))
     assert value == pytest.approx(2 / 3)
 
 
 def test_answer_consistency_is_unavailable_for_an_answer_with_nothing_to_check():
     with pytest.raises(MetricUnavailable, match="no claim that the measurements can check"):
-        METRICS["answer_consistency"].compute(measured({"q1": "I liked this homework."}), ScoredQuestion("q1", "saliency"))
+        METRICS["answer_consistency"].value(measured({"q1": "I liked this homework."}), ScoredQuestion("q1", "saliency"))
 
 
 def claim_result(**changes) -> ClaimResult:

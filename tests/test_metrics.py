@@ -67,7 +67,7 @@ QUESTIONS = {"q1": ScoredQuestion("q1", "saliency"), "q2": ScoredQuestion("q2", 
 
 
 def value(name: str, measured: Measurements, question: str = "q1") -> float:
-    return METRICS[name].compute(measured, QUESTIONS[question])
+    return METRICS[name].value(measured, QUESTIONS[question])
 
 
 # --- localization ---------------------------------------------------------------------------

@@ -114,12 +114,28 @@ def measured(accuracy_target: float) -> Measurements:
 
 @pytest.mark.parametrize(("accuracy", "points"), [(0.9, 2), (0.8, 2), (0.7, 1), (0.6, 1), (0.5, 0)])
 def test_the_best_band_reached_gives_the_points(tmp_path, accuracy, points):
+    criterion = load_rubric(write(tmp_path, VALID)).questions[0].criteria[0]
+    assert criterion.points_for(accuracy) == points
+
+
+@pytest.mark.parametrize(("accuracy", "points", "borderline"),
+                         [(0.95, 2, False), (0.7, 1, False), (0.8, 1, True), (0.6, 0, True), (0.4, 0, False)])
+def test_a_band_is_awarded_only_when_the_whole_interval_clears_it(tmp_path, accuracy, points, borderline):
+    """100 faces: the accuracy's 95% bootstrap interval is about +-0.08 wide (0.72-0.88 at 0.8)."""
     rubric = load_rubric(write(tmp_path, VALID))
     question = score(rubric, measured(accuracy))[0]
     criterion = question.criteria[0]
     assert criterion.value == pytest.approx(accuracy)
-    assert criterion.score == points
+    low, high = criterion.interval
+    assert low < accuracy < high or accuracy in (low, high)
+    assert (criterion.score, criterion.borderline) == (points, borderline)
     assert question.score == points
+
+
+def test_two_scorings_give_the_same_interval_to_the_last_bit(tmp_path):
+    rubric = load_rubric(write(tmp_path, VALID))
+    first, second = (score(rubric, measured(0.8))[0].criteria[0].interval for _ in range(2))
+    assert first == second
 
 
 def test_manual_criteria_wait_for_the_ta(tmp_path):
@@ -138,8 +154,8 @@ def test_class_metrics_read_the_confusion_matrix():
     labels = np.array([0, 0, 1, 1, 2, 2])
     predictions = np.array([0, 0, 1, 0, 2, 2])
     evaluation = Measurements(evaluation=evaluate(np.eye(7)[predictions], labels))
-    assert METRICS["min_class_recall"].compute(evaluation, ScoredQuestion("q3")) == pytest.approx(0.5)
-    assert METRICS["balanced_accuracy"].compute(evaluation, ScoredQuestion("q3")) == pytest.approx((1 + 0.5 + 1) / 3)
+    assert METRICS["min_class_recall"].value(evaluation, ScoredQuestion("q3")) == pytest.approx(0.5)
+    assert METRICS["balanced_accuracy"].value(evaluation, ScoredQuestion("q3")) == pytest.approx((1 + 0.5 + 1) / 3)
 
 
 def test_the_default_rubric_ships_inside_the_package_and_is_the_repositorys():

@@ -154,11 +154,18 @@ def pattern_diversity(patterns: np.ndarray) -> float:
     """
     if len(patterns) < 2:
         return 0.0
+    return float(np.mean(pairwise_diversity(patterns)[np.triu_indices(len(patterns), k=1)]))
+
+
+def pairwise_diversity(patterns: np.ndarray) -> np.ndarray:
+    """(K, K): 1 - |Pearson correlation| of each pair of flattened patterns (K, H, W), 0 on the
+    diagonal and for any pair with a constant pattern (see pattern_diversity)."""
     rows = patterns.reshape(len(patterns), -1).astype(np.float64)
     similarity = np.clip(np.abs(_unit_rows(rows) @ _unit_rows(rows).T), 0.0, 1.0)
     constant = _is_constant(rows)
     similarity[constant | constant[:, None]] = 1.0
-    return float(np.mean(1.0 - similarity[np.triu_indices(len(rows), k=1)]))
+    np.fill_diagonal(similarity, 1.0)
+    return 1.0 - similarity
 
 
 def is_informative(array: np.ndarray) -> bool:

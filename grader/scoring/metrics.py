@@ -17,11 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grader.classes import NUM_CLASSES
+from grader.evaluate import Evaluation
 from grader.explain.results import AttributionMaps, ClassImages, FilterPatterns, LimeExplanations
 from grader.questions.output import QuestionOutput
 from grader.scoring.answer_claims import checked_claims
 from grader.scoring.measurements import Measurements, Probes
-from grader.scoring.measures import curve_auc, is_informative, mass_share, pattern_diversity, pointing_game, \
+from grader.scoring.uncertainty import Resampled, estimate, mean_of, median_of
+from grader.scoring.measures import curve_auc, is_informative, mass_share, pairwise_diversity, pointing_game, \
     rank_correlation
 
 
@@ -37,7 +40,9 @@ class ScoredQuestion:
     method: str | None = None
 
 
-Compute = Callable[[Measurements, ScoredQuestion], float]
+Compute = Callable[[Measurements, ScoredQuestion], "float | Resampled"]
+"""A metric's value: a float, or a Resampled (an average over the explained images, or LIME's seeds too)
+whose bootstrap interval decides its band (grader.scoring.uncertainty)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,10 @@ class Metric:
     name: str
     description: str
     compute: Compute
+
+    def value(self, measured: Measurements, question: ScoredQuestion) -> float:
+        """The measured value alone, without its interval."""
+        return estimate(self.compute(measured, question))[0]
 
 
 METRICS: dict[str, Metric] = {}
@@ -74,22 +83,37 @@ def _evaluation(measured: Measurements) -> Evaluation:
 
 
 @metric("accuracy", "top-1 accuracy on the labeled evaluation set")
-def accuracy(measured: Measurements, question: ScoredQuestion) -> float:
-    return _evaluation(measured).accuracy
+def accuracy(measured: Measurements, question: ScoredQuestion) -> Resampled:
+    evaluation = _evaluation(measured)
+    return mean_of(evaluation.predictions == evaluation.labels)
 
 
 @metric("min_class_recall", "the lowest per-class recall (the confusion matrix's smallest diagonal entry)")
-def min_class_recall(measured: Measurements, question: ScoredQuestion) -> float:
-    evaluation = _evaluation(measured)
-    present = evaluation.counts.sum(axis=1) > 0
-    return float(np.min(evaluation.per_class_recall[present]))
+def min_class_recall(measured: Measurements, question: ScoredQuestion) -> Resampled:
+    return _recalls(_evaluation(measured), np.min)
 
 
 @metric("balanced_accuracy", "mean per-class recall, so that rare classes such as Disgust count as much as Happy")
-def balanced_accuracy(measured: Measurements, question: ScoredQuestion) -> float:
-    evaluation = _evaluation(measured)
-    present = evaluation.counts.sum(axis=1) > 0
-    return float(np.mean(evaluation.per_class_recall[present]))
+def balanced_accuracy(measured: Measurements, question: ScoredQuestion) -> Resampled:
+    return _recalls(_evaluation(measured), np.mean)
+
+
+def _recalls(evaluation: Evaluation, combine: Callable[..., np.ndarray]) -> Resampled:
+    """`combine` of the per-class recalls of the classes present, over resampled evaluation faces (a
+    class a resample happens to miss is left out of that resample, as a class absent from the set is)."""
+    labels, correct = evaluation.labels, evaluation.predictions == evaluation.labels
+
+    def statistic(rows: np.ndarray) -> np.ndarray:
+        resampled_labels, resampled_correct = labels[rows], correct[rows]
+        recalls = np.full((len(rows), NUM_CLASSES), np.nan)
+        for label in range(NUM_CLASSES):
+            of_label = resampled_labels == label
+            counts = of_label.sum(axis=1)
+            hits = (of_label & resampled_correct).sum(axis=1)
+            recalls[:, label] = np.divide(hits, counts, out=np.full(len(rows), np.nan), where=counts > 0)
+        return combine(np.ma.masked_invalid(recalls), axis=1).filled(np.nan)
+
+    return Resampled(statistic, (len(labels),))
 
 
 @metric("batch_gap", "largest difference between a face's logits in a batch and alone, relative to the largest "
@@ -119,7 +143,7 @@ def completeness(measured: Measurements, question: ScoredQuestion) -> float:
     if output is None:
         return 0.0
     panels = output.result.panels()
-    return float(np.mean([is_informative(panel) for panel in panels])) if panels else 0.0
+    return mean_of([is_informative(panel) for panel in panels]) if panels else 0.0
 
 
 for _name in ("saliency", "filters", "lime", "freeform"):
@@ -172,20 +196,19 @@ def _region(measured: Measurements) -> np.ndarray:
 @metric("saliency_localization",
         "how many times more saliency mass lies on the face parts (brows, eyes, nose, mouth; a central face "
         "ellipse on faces without part masks) than a uniform map would put there: 1 is chance")
-def saliency_localization(measured: Measurements, question: ScoredQuestion) -> float:
+def saliency_localization(measured: Measurements, question: ScoredQuestion) -> Resampled:
     """Mass share over area share, so the score means the same on part masks (about 11% of a
     synthetic face) and on the larger face ellipse (35%)."""
     maps = _output(measured, question, AttributionMaps).result.maps
     region = np.broadcast_to(_region(measured), maps.shape)
     share = mass_share(maps, region)
-    return float(np.mean(share / np.maximum(region.mean(axis=(1, 2)), 1e-12)))
+    return mean_of(share / np.maximum(region.mean(axis=(1, 2)), 1e-12))
 
 
 @metric("saliency_pointing",
         "pointing game (Zhang et al. 2018): share of the saliency maps whose maximum lies on the face parts")
-def saliency_pointing(measured: Measurements, question: ScoredQuestion) -> float:
-    return float(np.mean(pointing_game(_output(measured, question, AttributionMaps).result.maps,
-                                       _region(measured))))
+def saliency_pointing(measured: Measurements, question: ScoredQuestion) -> Resampled:
+    return mean_of(pointing_game(_output(measured, question, AttributionMaps).result.maps, _region(measured)))
 
 
 # --- deletion and insertion (Petsiuk et al. 2018) -------------------------------------------
@@ -201,11 +224,11 @@ def _curve_areas(measured: Measurements, question: ScoredQuestion, name: str,
     return curve_auc(curves[f"{name}_{mode}"]), curve_auc(curves[f"random_{mode}"])
 
 
-def perturbation_gain(measured: Measurements, question: ScoredQuestion, name: str, mode: str) -> float:
+def perturbation_gain(measured: Measurements, question: ScoredQuestion, name: str, mode: str) -> Resampled:
     """Mean AUC of the map's curve against the random order's: the probability area the map's
     order removes faster (deletion) or restores faster (insertion) than chance, in 0..1 units."""
     ours, chance = _curve_areas(measured, question, name, mode)
-    return float(np.mean(chance - ours if mode == "deletion" else ours - chance))
+    return mean_of(chance - ours if mode == "deletion" else ours - chance)
 
 
 for _name in ("saliency", "lime"):
@@ -221,22 +244,35 @@ for _name in ("saliency", "lime"):
 
 
 @metric("filter_gain", "median activation gain of the visualized channels (final over initial objective)")
-def filter_gain(measured: Measurements, question: ScoredQuestion) -> float:
-    return float(np.median(_output(measured, question, FilterPatterns).result.activation_gain))
+def filter_gain(measured: Measurements, question: ScoredQuestion) -> Resampled:
+    """Resampled over the channels: the units of this figure are channels, not faces."""
+    return median_of(_output(measured, question, FilterPatterns).result.activation_gain)
 
 
 @metric("filter_diversity", "mean pairwise 1 - |correlation| of the filter patterns: 0 when all look alike")
-def filter_diversity(measured: Measurements, question: ScoredQuestion) -> float:
-    return pattern_diversity(_output(measured, question, FilterPatterns).result.patterns)
+def filter_diversity(measured: Measurements, question: ScoredQuestion) -> Resampled:
+    """Resampled over the channels: a resample's pairs of one channel with itself are left out, as
+    the measure leaves out the diagonal (a U-statistic's bootstrap)."""
+    patterns = _output(measured, question, FilterPatterns).result.patterns
+    distances = pairwise_diversity(patterns)
+
+    def statistic(rows: np.ndarray) -> np.ndarray:
+        pairs = distances[rows[:, :, None], rows[:, None, :]]
+        distinct = rows[:, :, None] < rows[:, None, :]
+        total = np.where(distinct, pairs, 0.0).sum(axis=(1, 2))
+        count = distinct.sum(axis=(1, 2))
+        return np.divide(total, count, out=np.zeros(len(rows)), where=count > 0)
+
+    return Resampled(statistic, (len(patterns),))
 
 
 # --- Q3 LIME --------------------------------------------------------------------------------
 
 
 @metric("lime_fidelity", "mean R² of LIME's ridge surrogates on their perturbations (lime's `score`)")
-def lime_fidelity(measured: Measurements, question: ScoredQuestion) -> float:
+def lime_fidelity(measured: Measurements, question: ScoredQuestion) -> float | Resampled:
     explanations = _output(measured, question, LimeExplanations).result.explanations
-    return float(np.mean([e.score for e in explanations])) if explanations else 0.0
+    return mean_of([e.score for e in explanations]) if explanations else 0.0
 
 
 @metric("lime_coverage", "share of the 7 expressions that LIME explained (an image with finite weights)")
@@ -251,19 +287,19 @@ def lime_coverage(measured: Measurements, question: ScoredQuestion) -> float:
 
 @metric("class_model_probability",
         "mean probability the model gives each class-model image for its target class")
-def class_model_probability(measured: Measurements, question: ScoredQuestion) -> float:
-    return float(np.mean(_output(measured, question, ClassImages).result.target_prob))
+def class_model_probability(measured: Measurements, question: ScoredQuestion) -> Resampled:
+    return mean_of(_output(measured, question, ClassImages).result.target_prob)
 
 
 @metric("freeform_evidence",
         "evidence that the free-choice figure reflects the model: for class-model visualization the mean "
         "target probability; for an attribution map 1 - AUC(deletion in the map's order) / AUC(random order)")
-def freeform_evidence(measured: Measurements, question: ScoredQuestion) -> float:
+def freeform_evidence(measured: Measurements, question: ScoredQuestion) -> Resampled:
     output = _output(measured, question, (ClassImages, AttributionMaps))
     if isinstance(output.result, ClassImages):
-        return float(np.mean(output.result.target_prob))
+        return mean_of(output.result.target_prob)
     ours, chance = _curve_areas(measured, question, output.name, "deletion")
-    return float(np.mean(1 - ours / np.maximum(chance, 1e-12)))
+    return mean_of(1 - ours / np.maximum(chance, 1e-12))
 
 
 # --- the written answers (issue 16) ---------------------------------------------------------
@@ -272,11 +308,11 @@ def freeform_evidence(measured: Measurements, question: ScoredQuestion) -> float
 @metric("answer_consistency",
         "share of the answer's checkable claims (where the model looks, best and worst classes, confused pairs, "
         "filter patterns, the free choice's subject) that the student's own measurements support")
-def answer_consistency(measured: Measurements, question: ScoredQuestion) -> float:
+def answer_consistency(measured: Measurements, question: ScoredQuestion) -> Resampled:
     """Off in the default rubric, which leaves the judgment to the TA; a course may turn it on (see
     rubric.yaml's comment). Claims the measurements cannot settle do not count either way."""
     claims = checked_claims({question.id: measured.answers.get(question.id, "")}, measured)
     checkable = [claim for claim in claims if claim.verdict != "not checkable"]
     if not checkable:
         raise MetricUnavailable("the answer makes no claim that the measurements can check")
-    return sum(claim.verdict == "supported" for claim in checkable) / len(checkable)
+    return mean_of([claim.verdict == "supported" for claim in checkable])

@@ -137,6 +137,15 @@ class Criterion(_Strict):
         """The best band the value reaches; 0 when it reaches none."""
         return max((band.points for band in self.bands if band.admits(value)), default=0.0)
 
+    def points_within(self, value: float, interval: tuple[float, float] | None) -> tuple[float, bool]:
+        """The points of the best band that the whole interval clears (the value alone when there is
+        no interval), and whether the interval reaches into a better band (borderline): a band is
+        awarded only when the measurement's uncertainty cannot have put it there."""
+        if interval is None:
+            return self.points_for(value), False
+        reached = [self.points_for(end) for end in (interval[0], value, interval[1])]
+        return min(reached), max(reached) > min(reached)
+
     def describe_bands(self) -> str:
         return "; ".join(f"{band.describe()}: {band.points:g} pt" for band in self.bands)
 

@@ -11,6 +11,7 @@ from grader.scoring.manual_merge import AWAITING, with_manual
 from grader.scoring.measurements import Measurements
 from grader.scoring.metrics import METRICS, MetricUnavailable, ScoredQuestion
 from grader.scoring.rubric import Criterion, Rubric
+from grader.scoring.uncertainty import estimate
 
 
 def score(rubric: Rubric, measured: Measurements, manual: Mapping[str, ManualScore] | None = None,
@@ -38,8 +39,11 @@ def _score_criterion(criterion: Criterion, question: ScoredQuestion, measured: M
     assert criterion.metric is not None
     metric = METRICS[criterion.metric]
     try:
-        value = float(metric.compute(measured, question))
+        computed = metric.compute(measured, question)
     except MetricUnavailable as reason:
         return CriterionResult(score=0.0, threshold=criterion.describe_bands(), message=str(reason), **common)
-    return CriterionResult(score=criterion.points_for(value), value=value, threshold=criterion.describe_bands(),
-                           message=metric.description, **common)
+    value, interval = estimate(computed)
+    points, borderline = criterion.points_within(value, interval)
+    return CriterionResult(score=points, value=value, interval=interval, borderline=borderline,
+                           threshold=criterion.describe_bands(), message=metric.description, **common)
+

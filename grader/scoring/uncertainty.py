@@ -77,3 +77,10 @@ def median_of(values: np.ndarray) -> Resampled:
     """The median of per-unit values (n,)."""
     values = np.asarray(values, dtype=np.float64).ravel()
     return Resampled(lambda rows: np.median(values[rows], axis=1), (len(values),))
+
+
+def estimate(computed: float | Resampled) -> tuple[float, tuple[float, float] | None]:
+    """A metric's value, and its bootstrap interval when it is a statistic of resampled units."""
+    if isinstance(computed, Resampled):
+        return computed.value(), computed.interval()
+    return float(computed), None
