@@ -16,7 +16,7 @@ from grader.classes import Language
 from grader.csvmessages import summarize_ids
 from grader.escape import terminal_text
 from grader.quiet import quiet_libraries
-from grader.result import Result
+from grader.result import CriterionResult, Result
 from grader.scoring.rubric import default_rubric_path
 from grader.yamlfile import ConfigError
 
@@ -319,9 +319,11 @@ def _shortfalls(result: Result) -> list[str]:
         for criterion in question.criteria:
             if criterion.manual or criterion.score is None or criterion.score >= criterion.max_score:
                 continue
-            measured = f"measured {criterion.value:.3g}" if criterion.value is not None else criterion.message
+            measured = f"measured {_measured_text(criterion)}" if criterion.value is not None else criterion.message
+            borderline = (" (borderline: the 95% interval reaches a better band, but points need the whole interval "
+                          "inside it)") if criterion.borderline else ""
             lines.append(f"{criterion.id} ({criterion.description or criterion.id}): {measured}; "
-                         f"points for {criterion.threshold}")
+                         f"points for {criterion.threshold}{borderline}")
     return lines
 
 
@@ -340,6 +342,14 @@ def _print_claims(result: Result, language: Language) -> None:
                       highlight=False)
 
 
+def _measured_text(criterion: CriterionResult) -> str:
+    """The value, with its 95% bootstrap interval when it has one."""
+    if criterion.interval is None:
+        return f"{criterion.value:.3f}"
+    low, high = criterion.interval
+    return f"{criterion.value:.3f} ({low:.3f}-{high:.3f})"
+
+
 def _score_table(result: Result) -> Table:
     table = Table(title=f"{terminal_text(result.student_id)} {terminal_text(result.name)}: {result.status}, "
                         f"{result.score:g}/{result.max_score:g}")
@@ -348,7 +358,8 @@ def _score_table(result: Result) -> Table:
     for question in result.questions:
         for criterion in question.criteria:
             points = "TA" if criterion.score is None else f"{criterion.score:g}"
-            value = "" if criterion.value is None else f"{criterion.value:.3f}"
+            points += " borderline" if criterion.borderline else ""
+            value = "" if criterion.value is None else _measured_text(criterion)
             table.add_row(f"{question.id} {criterion.description or criterion.id}", value, points,
                           f"{criterion.max_score:g}")
     return table

@@ -272,12 +272,14 @@ class CriterionItem(pytest.Item):
     def _shortfall_text(self, result: Result, scored: CriterionResult) -> str:
         points = 0.0 if scored.score is None else scored.score
         measured = f"{scored.value:.4g}" if scored.value is not None else "nothing (" + (scored.message or "no value") + ")"
+        if scored.value is not None and scored.interval is not None:
+            measured += f" (95% interval {scored.interval[0]:.4g} to {scored.interval[1]:.4g})"
         lines = [f"{self.question}/{scored.id}: {points:g} of {scored.max_score:g} points"
                  f"{' (the TA overrode it)' if scored.overridden else ''}",
                  f"  {scored.description}" if scored.description else "",
                  f"  measured: {measured}",
-                 f"  bands: {scored.threshold or self.criterion.describe_bands()} (the best band reached gives "
-                 "the points)",
+                 f"  bands: {scored.threshold or self.criterion.describe_bands()} (the best band the whole "
+                 "interval clears gives the points)" + (", borderline" if scored.borderline else ""),
                  f"  metric: {self.criterion.metric}" + (f": {scored.message}" if scored.value is not None
                                                           and scored.message else ""),
                  f"  report: {self.grading.output_folder / 'report.pdf'}"]

@@ -164,3 +164,59 @@ def test_the_default_rubric_ships_inside_the_package_and_is_the_repositorys():
     shipped = default_rubric_path()
     assert shipped.parent.name == "grader" and shipped.is_file()
     assert shipped.read_bytes() == (Path(__file__).resolve().parents[1] / "rubric.yaml").read_bytes()
+
+
+GATED = """\
+explanation_gate:
+  metric: balanced_accuracy
+  min: 0.3
+  description: the model has learned expressions (twice chance)
+questions:
+  - id: q1
+    title: Saliency maps
+    method: saliency
+    points: 2
+    criteria:
+      - id: q1_accuracy
+        metric: accuracy
+        points: 1
+        bands:
+          - {min: 0.05, points: 1}
+      - id: q1_complete
+        metric: saliency_completeness
+        points: 1
+        bands:
+          - {min: 1.0, points: 1}
+"""
+
+
+def with_maps(predictions: np.ndarray, labels: np.ndarray) -> Measurements:
+    """Measured: an evaluation with these predictions, and seven informative saliency maps."""
+    from grader.explain.results import AttributionMaps
+    from grader.questions.output import QuestionOutput
+
+    maps = np.random.default_rng(0).random((7, 48, 48)).astype(np.float32)
+    faces = np.zeros((7, 48, 48), np.uint8)
+    output = QuestionOutput("q1", "saliency", AttributionMaps("saliency", faces, np.arange(7), maps))
+    return Measurements(evaluation=evaluate(np.eye(7)[predictions], labels), outputs={"q1": output})
+
+
+def test_a_model_below_the_gate_earns_no_explanation_points_but_keeps_its_accuracy_points(tmp_path):
+    labels = np.arange(140) % 7
+    one_class = np.full(140, 3)  # "Happy" for every face: balanced accuracy 1/7
+    criteria = score(load_rubric(write(tmp_path, GATED)), with_maps(one_class, labels))[0].criteria
+    accuracy, complete = criteria
+    assert accuracy.score == 1
+    assert complete.score == 0 and complete.value == pytest.approx(1.0)
+    assert "balanced_accuracy is 0.143, below the 0.3" in complete.message
+
+
+def test_a_model_above_the_gate_earns_its_explanation_points(tmp_path):
+    labels = np.arange(140) % 7
+    criteria = score(load_rubric(write(tmp_path, GATED)), with_maps(labels.copy(), labels))[0].criteria
+    assert [c.score for c in criteria] == [1, 1]
+
+
+def test_the_gate_must_measure_the_model_not_an_explanation(tmp_path):
+    found = problems(tmp_path, GATED.replace("metric: balanced_accuracy", "metric: saliency_completeness", 1))
+    assert any("explanation_gate.metric" in p and "needs a metric of the model" in p for p in found)

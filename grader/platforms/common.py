@@ -80,7 +80,12 @@ def criterion_lines(row: Row) -> list[tuple[str, bool]]:
                  "answer.", False)]
     lines: list[tuple[str, bool]] = []
     if criterion.value is not None and math.isfinite(criterion.value):
-        lines.append((f"Measured {criterion.value:.3g}.", False))
+        interval = (f" (95% interval {criterion.interval[0]:.3g} to {criterion.interval[1]:.3g})"
+                    if criterion.interval and all(math.isfinite(end) for end in criterion.interval) else "")
+        lines.append((f"Measured {criterion.value:.3g}{interval}.", False))
+    if criterion.borderline:
+        lines.append(("Borderline: the interval reaches into a better band; points need the whole interval "
+                      "inside a band.", False))
     if criterion.threshold:
         lines.append((f"Points for {criterion.threshold}.", False))
     if criterion.message:

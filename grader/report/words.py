@@ -25,6 +25,9 @@ WORDS: dict[str, dict[str, str]] = {
         "override": "Points set by the TA; the automatic score was",
         "warnings": "Worth knowing",
         "warnings_note": "These cost no points by themselves, but they may explain a score.",
+        "interval": "95% interval", "borderline": "borderline",
+        "borderline_note": "The measurement's 95% interval reaches into another band: the points are those of the "
+                           "band the whole interval clears (a TA may look again).",
         # the class dashboard (grader/report/dashboard.py)
         "dashboard_title": "Explain your CNN: class dashboard", "dashboard_name": "Name",
         "dashboard_pending": "Manual scores pending", "dashboard_yes": "yes", "dashboard_no": "no",
@@ -68,6 +71,8 @@ WORDS: dict[str, dict[str, str]] = {
         "override": "分數由助教調整；自動評分原為",
         "warnings": "值得注意",
         "warnings_note": "這些本身不扣分，但可能說明分數的由來。",
+        "interval": "95% 區間", "borderline": "臨界",
+        "borderline_note": "量測值的 95% 區間跨進另一個給分等級：分數取整個區間都達到的等級（助教可再檢視）。",
         # the class dashboard (grader/report/dashboard.py)
         "dashboard_title": "解釋你的 CNN：全班總覽", "dashboard_name": "姓名",
         "dashboard_pending": "待助教評分", "dashboard_yes": "是", "dashboard_no": "否",

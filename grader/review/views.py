@@ -75,7 +75,8 @@ def student_view(result: Result, question: Question, store: ReviewStore) -> dict
     scored = result.question(question.id)
     automatic = [] if scored is None else [
         {"id": c.id, "description": c.description, "score": c.score, "max_score": c.max_score, "value": c.value,
-         "threshold": c.threshold, "message": c.message} for c in scored.criteria if not c.manual]
+         "interval": c.interval, "borderline": c.borderline, "threshold": c.threshold, "message": c.message}
+        for c in scored.criteria if not c.manual]
     figures = [{"url": f"/files/{quote(result.student_id)}/{quote(f.path)}", "caption": f.caption}
                for f in result.figures if f.question == question.id]
     requests = store.regrade_requests(student_id=result.student_id)

@@ -47,9 +47,13 @@ whose bootstrap interval decides its band (grader.scoring.uncertainty)."""
 
 @dataclass(frozen=True)
 class Metric:
+    """explains: the metric measures an explanation (False: the model itself, such as its accuracy);
+    a rubric's explanation_gate withholds the points of explanation metrics from a degenerate model."""
+
     name: str
     description: str
     compute: Compute
+    explains: bool = True
 
     def value(self, measured: Measurements, question: ScoredQuestion) -> float:
         """The measured value alone, without its interval."""
@@ -59,11 +63,12 @@ class Metric:
 METRICS: dict[str, Metric] = {}
 
 
-def metric(name: str, description: str) -> Callable[[Compute], Compute]:
-    """Register `compute` under `name`; the description is shown in the report next to the value."""
+def metric(name: str, description: str, explains: bool = True) -> Callable[[Compute], Compute]:
+    """Register `compute` under `name`; the description is shown in the report next to the value.
+    explains=False for a metric of the model rather than of an explanation (see Metric)."""
 
     def register(compute: Compute) -> Compute:
-        METRICS[name] = Metric(name, description, compute)
+        METRICS[name] = Metric(name, description, compute, explains)
         return compute
 
     return register
@@ -82,18 +87,20 @@ def _evaluation(measured: Measurements) -> Evaluation:
     return measured.evaluation
 
 
-@metric("accuracy", "top-1 accuracy on the labeled evaluation set")
+@metric("accuracy", "top-1 accuracy on the labeled evaluation set", explains=False)
 def accuracy(measured: Measurements, question: ScoredQuestion) -> Resampled:
     evaluation = _evaluation(measured)
     return mean_of(evaluation.predictions == evaluation.labels)
 
 
-@metric("min_class_recall", "the lowest per-class recall (the confusion matrix's smallest diagonal entry)")
+@metric("min_class_recall", "the lowest per-class recall (the confusion matrix's smallest diagonal entry)",
+        explains=False)
 def min_class_recall(measured: Measurements, question: ScoredQuestion) -> Resampled:
     return _recalls(_evaluation(measured), np.min)
 
 
-@metric("balanced_accuracy", "mean per-class recall, so that rare classes such as Disgust count as much as Happy")
+@metric("balanced_accuracy", "mean per-class recall, so that rare classes such as Disgust count as much as Happy",
+        explains=False)
 def balanced_accuracy(measured: Measurements, question: ScoredQuestion) -> Resampled:
     return _recalls(_evaluation(measured), np.mean)
 
@@ -117,7 +124,7 @@ def _recalls(evaluation: Evaluation, combine: Callable[..., np.ndarray]) -> Resa
 
 
 @metric("batch_gap", "largest difference between a face's logits in a batch and alone, relative to the largest "
-                     "logit: low is good (fp32 rounding only is about 1e-6; grading fails above 1e-3)")
+                     "logit: low is good (fp32 rounding only is about 1e-6; grading fails above 1e-3)", explains=False)
 def batch_gap(measured: Measurements, question: ScoredQuestion) -> float:
     if measured.checks is None:
         raise MetricUnavailable("the model's output checks did not pass")

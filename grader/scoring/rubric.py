@@ -179,8 +179,31 @@ class Question(_Strict):
         return self
 
 
+class ExplanationGate(_Strict):
+    """The minimal model quality below which no explanation criterion scores (issue 19): a model that
+    names one class for nearly every face, or a randomized copy, has explanations of nothing. `metric`
+    must measure the model, not an explanation (accuracy, balanced_accuracy, min_class_recall); the
+    gate is passed when its value is at least `min`."""
+
+    metric: str
+    min: float = Field(allow_inf_nan=False)
+    description: str = ""
+
+    @field_validator("metric")
+    @classmethod
+    def _model_metric(cls, name: str) -> str:
+        from grader.scoring.metrics import METRICS
+
+        model_metrics = sorted(metric for metric, known in METRICS.items() if not known.explains)
+        if name not in model_metrics:
+            raise ValueError(f"the explanation gate needs a metric of the model, one of {', '.join(model_metrics)}; "
+                             f"got '{name}'")
+        return name
+
+
 class Rubric(_Strict):
     questions: list[Question] = Field(min_length=1)
+    explanation_gate: ExplanationGate | None = None
 
     @field_validator("questions")
     @classmethod

@@ -87,8 +87,9 @@ async function showStudent() {
     return box; }));
   $("automatic").tBodies[0].replaceChildren(...data.automatic.map((c) => {
     const tr = el("tr");
-    tr.append(el("td", c.description || c.id), el("td", c.value === null ? "—" : Number(c.value).toPrecision(3)),
-              el("td", `${c.score} / ${c.max_score}`), el("td", c.threshold));
+    tr.append(el("td", c.description || c.id), el("td", c.value === null ? "—" : Number(c.value).toPrecision(3) +
+              (c.interval ? ` (${Number(c.interval[0]).toPrecision(3)}–${Number(c.interval[1]).toPrecision(3)})` : "")),
+              el("td", `${c.score} / ${c.max_score}` + (c.borderline ? " borderline" : "")), el("td", c.threshold));
     return tr; }));
   $("figures").replaceChildren(...data.figures.map((f) => {
     const figure = el("figure"); const img = el("img"); img.src = f.url; img.alt = f.caption;
