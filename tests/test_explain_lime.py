@@ -228,7 +228,7 @@ def test_lime_npz_arrays_have_the_documented_shapes_and_nan_padding(model, faces
     result = Lime(model, num_samples=60).explain(pixels, labels)
     explanations, arrays = result.explanations, result.arrays()
 
-    assert set(arrays) == {"images", "labels", "segments", "weights", "score"}
+    assert set(arrays) == {"images", "labels", "segments", "weights", "score", "score_by_seed", "seeds"}
     assert arrays["images"].shape == (7, 48, 48) and arrays["images"].dtype == np.uint8
     np.testing.assert_array_equal(arrays["images"], faces.images[:7])
     np.testing.assert_array_equal(arrays["labels"], labels)
@@ -242,6 +242,23 @@ def test_lime_npz_arrays_have_the_documented_shapes_and_nan_padding(model, faces
         np.testing.assert_array_equal(segments, explanation.segments)
         assert segments.max() == size - 1
     assert arrays["score"].shape == (7,) and np.all(arrays["score"] <= 1)
+    np.testing.assert_array_equal(arrays["score_by_seed"], arrays["score"][:, None])
+
+
+def test_repeats_with_other_seeds_give_a_score_column_per_seed(model, faces):
+    pixels, labels = faces.images[:3].astype(np.float32), faces.labels[:3]
+    runs = [Lime(model, num_samples=40, seed=seed).explain(pixels, labels) for seed in (0, 1)]
+    arrays = runs[0].with_repeats(runs[1:]).arrays()
+    assert arrays["score_by_seed"].shape == (3, 2)
+    np.testing.assert_array_equal(arrays["score_by_seed"][:, 1], [e.score for e in runs[1].explanations])
+    assert (arrays["seeds"][:, 0] != arrays["seeds"][:, 1]).all()
+
+
+def test_a_repeat_must_explain_the_same_faces(model, faces):
+    first = Lime(model, num_samples=40).explain(faces.images[:2].astype(np.float32), faces.labels[:2])
+    other = Lime(model, num_samples=40).explain(faces.images[2:4].astype(np.float32), faces.labels[2:4])
+    with pytest.raises(ValueError, match="same faces"):
+        first.with_repeats([other])
 
 
 def test_attribute_paints_each_pixel_with_its_segment_weight(model, faces):

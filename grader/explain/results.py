@@ -125,6 +125,22 @@ class LimeExplanations:
     images: np.ndarray
     explanations: tuple[LimeExplanation, ...]
     method: str = "lime"
+    repeats: tuple[tuple[LimeExplanation, ...], ...] = ()
+    """The same faces and labels explained again with other seeds (TaskSettings.lime_seeds): not drawn,
+    measured (LIME's metrics are bootstrapped over the seeds too)."""
+
+    def with_repeats(self, runs: Sequence[LimeExplanations]) -> LimeExplanations:
+        """These explanations with `runs` (the same faces and labels, other seeds) as repeats."""
+        for run in runs:
+            if not np.array_equal(run.images, self.images) or not np.array_equal(run.labels, self.labels):
+                raise ValueError("a repeat of LIME must explain the same faces for the same labels")
+        return LimeExplanations(images=self.images, explanations=self.explanations, method=self.method,
+                                repeats=tuple(run.explanations for run in runs))
+
+    def scores_by_seed(self) -> np.ndarray:
+        """(N, 1 + repeats) float64: each image's surrogate R² (lime's `score`) under each seed."""
+        runs = (self.explanations, *self.repeats)
+        return np.array([[e.score for e in run] for run in runs], np.float64).reshape(len(runs), -1).T
 
     @classmethod
     def of(cls, pixels: np.ndarray, explanations: Sequence[LimeExplanation]) -> LimeExplanations:
@@ -155,6 +171,9 @@ class LimeExplanations:
             if self.explanations else np.zeros((0, IMAGE_SIDE, IMAGE_SIDE), np.int64),
             "weights": self.padded_weights(),
             "score": np.array([e.score for e in self.explanations], np.float64),
+            "score_by_seed": self.scores_by_seed(),
+            "seeds": np.array([[e.seed for e in run] for run in (self.explanations, *self.repeats)],
+                              np.int64).reshape(1 + len(self.repeats), -1).T,
         }
 
     def panels(self) -> list[np.ndarray]:

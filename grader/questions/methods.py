@@ -40,9 +40,12 @@ def gradcam(context: QuestionContext) -> ExplanationResult:
 
 
 def lime(context: QuestionContext) -> ExplanationResult:
-    """LIME on one image per class, for the image's own label."""
-    method = Lime(context.model, num_samples=context.settings.lime_samples, seed=context.settings.seed)
-    return method.explain(context.images.astype(np.float32), context.labels)
+    """LIME on one image per class, for the image's own label; again with the next seeds
+    (settings.lime_seeds in all), so that its metrics can say how much the draw of perturbations moves them."""
+    settings, pixels = context.settings, context.images.astype(np.float32)
+    runs = [Lime(context.model, num_samples=settings.lime_samples, seed=settings.seed + offset).explain(
+        pixels, context.labels) for offset in range(max(settings.lime_seeds, 1))]
+    return runs[0].with_repeats(runs[1:])
 
 
 def filters(context: QuestionContext) -> ExplanationResult:

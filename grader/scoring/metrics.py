@@ -278,8 +278,9 @@ def filter_diversity(measured: Measurements, question: ScoredQuestion) -> Resamp
 
 @metric("lime_fidelity", "mean R² of LIME's ridge surrogates on their perturbations (lime's `score`)")
 def lime_fidelity(measured: Measurements, question: ScoredQuestion) -> float | Resampled:
-    explanations = _output(measured, question, LimeExplanations).result.explanations
-    return mean_of([e.score for e in explanations]) if explanations else 0.0
+    """Resampled over the images and LIME's seeds (TaskSettings.lime_seeds), each axis on its own."""
+    result = _output(measured, question, LimeExplanations).result
+    return mean_of(result.scores_by_seed()) if result.explanations else 0.0
 
 
 @metric("lime_coverage", "share of the 7 expressions that LIME explained (an image with finite weights)")
