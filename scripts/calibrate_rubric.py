@@ -4,7 +4,7 @@
 
 Grades in-process (trusted submissions only: the course's examples) on the bundled evaluation
 set, with a rubric that scores every metric, and prints one row per metric, one column per
-student. The default rubric's thresholds were set from this table (see rubric.yaml's comments).
+student: the value and its 95% bootstrap interval. The default rubric's thresholds were set from this table (see rubric.yaml's comments).
 """
 
 from __future__ import annotations
@@ -50,10 +50,19 @@ def main(argv: list[str]) -> None:
         setup = load_setup(bundled_evaluation(), every_metric_rubric(), Path(out), profile=profile, write_pdf=False,
                            isolation="inprocess", tasks=settings)
         results = grade_class(folder, setup, force=True)
-    table = pd.DataFrame({f"{r.folder}": {c.id: c.value for q in r.questions for c in q.criteria}
-                          for r in results if r.status == "graded"})
-    pd.set_option("display.width", 200)
-    print(table.round(3).to_string())
+    graded = [r for r in results if r.status == "graded"]
+    table = pd.DataFrame({r.folder: {c.id: _cell(c.value, c.interval) for q in r.questions for c in q.criteria}
+                          for r in graded})
+    pd.set_option("display.width", 250)
+    pd.set_option("display.max_colwidth", 40)
+    print(table.to_string())
+
+
+def _cell(value: float | None, interval: tuple[float, float] | None) -> str:
+    """The value, with its 95% bootstrap interval (grader/scoring/uncertainty.py) when it has one."""
+    if value is None:
+        return "-"
+    return f"{value:.3g}" + (f" [{interval[0]:.3g}, {interval[1]:.3g}]" if interval else "")
 
 
 if __name__ == "__main__":
