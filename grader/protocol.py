@@ -59,6 +59,8 @@ class LayerInfo:
     name: str
     kind: str
     output_shape: tuple[int, ...]
+    parametrized: bool = False
+    """Whether the layer has parameters of its own: the layers `ModelProtocol.randomized` counts."""
 
 
 OUTPUT_KINDS = ("logits", "probabilities")
@@ -83,6 +85,13 @@ class ModelDescription:
     @property
     def conv_layers(self) -> tuple[LayerInfo, ...]:
         return tuple(info for info in self.layers if info.kind == "Conv2d")
+
+    @property
+    def parametrized_layers(self) -> tuple[LayerInfo, ...]:
+        """The layers with parameters of their own, in definition order: `randomized(seed, top_layers=k)`
+        re-initializes the last k of them (a model with parameters on its root module has one more,
+        re-initialized last)."""
+        return tuple(info for info in self.layers if info.parametrized)
 
 
 class ModelProtocol(ABC):

@@ -317,9 +317,9 @@ def test_a_model_description_round_trips():
         num_classes=7,
         input={"size": 44, "channels": 3, "scale": 255.0, "mean": 0.5, "std": 0.25, "normalize": "per_image",
                "equalize": True, "tta": "ten_crop"},
-        layers=(LayerInfo("features.0", "Conv2d", (8, 44, 44)),
+        layers=(LayerInfo("features.0", "Conv2d", (8, 44, 44), parametrized=True),
                 LayerInfo("features.1", "ReLU", (8, 44, 44)),
-                LayerInfo("fc", "Linear", (7,)),
+                LayerInfo("fc", "Linear", (7,), parametrized=True),
                 LayerInfo("scripted", "RecursiveScriptModule", ())),
         outputs="probabilities",
     )
@@ -329,6 +329,7 @@ def test_a_model_description_round_trips():
     assert decoded == description
     assert decoded.outputs == "probabilities"
     assert all(type(layer.output_shape) is tuple for layer in decoded.layers)
+    assert [layer.name for layer in decoded.parametrized_layers] == ["features.0", "fc"]
 
 
 @pytest.mark.parametrize("outputs", ["softmax", "", None, 1, ["logits"]])

@@ -17,7 +17,7 @@ from grader.classes import Language
 from grader.evaluate import Evaluation
 from grader.fingerprint import FINGERPRINT_FILE, WeightsFingerprint, write_fingerprint
 from grader.questions.output import QuestionOutput
-from grader.report.figures.by_result import question_figures
+from grader.report.figures.by_result import probe_figures, question_figures
 from grader.report.figures.confusion import confusion_matrix_figure
 from grader.report.figures.drawing import png_bytes
 from grader.result import FigureRecord, StageError
@@ -51,6 +51,9 @@ def write_artifacts(staging: Path, outputs: Mapping[str, QuestionOutput], probes
                                             caption="; ".join(output.notes)))
     if probes is not None:
         atomic_write_npz(staging / "arrays" / "probes.npz", **probes.arrays())
+        for name, (question, caption, draw) in probe_figures(probes, outputs, language).items():
+            if _write_figure(written, staging, f"figures/{name}.png", draw):
+                figures.append(FigureRecord(question=question, path=f"figures/{name}.png", caption=caption))
     if fingerprint is not None:
         write_fingerprint(staging / "arrays" / FINGERPRINT_FILE, fingerprint)
     if evaluation is not None:

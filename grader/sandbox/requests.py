@@ -38,7 +38,8 @@ def objective_from(message: Message) -> Objective:
 
 def description_header(description: ModelDescription) -> dict:
     return {"num_classes": description.num_classes, "input": description.input,
-            "layers": [[layer.name, layer.kind, list(layer.output_shape)] for layer in description.layers],
+            "layers": [[layer.name, layer.kind, list(layer.output_shape), layer.parametrized]
+                       for layer in description.layers],
             "outputs": description.outputs}
 
 
@@ -54,14 +55,20 @@ def description_from(header: dict) -> ModelDescription:
     if not isinstance(raw_layers, list) or len(raw_layers) > MAX_LAYERS:
         raise ValueError(f"more than {MAX_LAYERS} layers, or not a list")
     layers = tuple(LayerInfo(name=clean_text(name, MAX_LAYER_NAME), kind=clean_text(kind, MAX_LAYER_NAME),
-                             output_shape=_shape(shape))
-                   for name, kind, shape in raw_layers)
+                             output_shape=_shape(shape), parametrized=_flag(parametrized))
+                   for name, kind, shape, parametrized in raw_layers)
     spec = InputSpec.model_validate(header["input"])  # only the fields a submission.yaml may declare
     outputs = header["outputs"]
     if not isinstance(outputs, str) or outputs not in OUTPUT_KINDS:
         raise ValueError(f"the model's outputs are {clean_text(outputs, 40)!r}, not one of {', '.join(OUTPUT_KINDS)}")
     return ModelDescription(num_classes=int(header["num_classes"]), input=spec.model_dump(), layers=layers,
                             outputs=outputs)
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"a layer's parametrized flag is not true or false: {clean_text(value, 40)}")
+    return value
 
 
 def _shape(shape: object) -> tuple[int, ...]:

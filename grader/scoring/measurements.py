@@ -16,21 +16,55 @@ from grader.submission.checks import ModelChecks
 
 
 @dataclass(frozen=True)
+class Cascade:
+    """Q1's maps under cascading randomization (Adebayo et al. 2018; grader.scoring.randomization).
+
+    question: the rubric question whose maps these are. randomized_layers: (S,) how many parametrized
+    layers, counted from the output, stage s re-initialized (increasing; the last is every one).
+    lowest_layer: (S,) the model's name of the lowest layer re-initialized at each stage (student text).
+    maps: (S, N, 48, 48) float32, the method's maps at each stage. correlation: (S, N) the Spearman rank
+    correlation of each stage's |map| with the model's own |map|."""
+
+    question: str
+    randomized_layers: np.ndarray
+    lowest_layer: tuple[str, ...]
+    maps: np.ndarray
+    correlation: np.ndarray
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"cascade_randomized_layers": self.randomized_layers,
+                "cascade_lowest_layer": np.asarray(self.lowest_layer, dtype=str),
+                "cascade_saliency": self.maps, "cascade_correlation": self.correlation}
+
+
+@dataclass(frozen=True)
 class Probes:
     """randomized_saliency: (N, 48, 48) Q1's maps, same method and images, on the model with every
     parametrized layer re-initialized.
     curves: "<map>_<deletion|insertion>" -> (N, steps + 1) the target class's probability as
     pixels are deleted (insertion: put back) in the order of that map; <map> is the name of the
     question output that drew it (saliency, lime, the free-choice method's), or random (a fixed
-    random order, the baseline)."""
+    random order, the baseline).
+    cascade: Q1's maps as the layers are re-initialized from the top, one stage at a time.
+    smoothed_saliency, smoothed_randomized_saliency: (N, 48, 48) sMPRT's denoised Q1 maps (the mean
+    over noisy copies of each face, normalized, absolute) on the model and on its fully randomized
+    copy (Hedström et al. 2024; grader.scoring.randomization.smoothed_maps)."""
 
     randomized_saliency: np.ndarray | None = None
     curves: Mapping[str, np.ndarray] = field(default_factory=dict)
+    cascade: Cascade | None = None
+    smoothed_saliency: np.ndarray | None = None
+    smoothed_randomized_saliency: np.ndarray | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"curve_{name}": curve for name, curve in self.curves.items()}
         if self.randomized_saliency is not None:
             arrays["randomized_saliency"] = self.randomized_saliency
+        if self.cascade is not None:
+            arrays |= self.cascade.arrays()
+        for name in ("smoothed_saliency", "smoothed_randomized_saliency"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name).astype(np.float32)
         return arrays
 
 

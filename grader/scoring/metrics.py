@@ -23,6 +23,7 @@ from grader.explain.results import AttributionMaps, ClassImages, FilterPatterns,
 from grader.questions.output import QuestionOutput
 from grader.scoring.answer_claims import checked_claims
 from grader.scoring.measurements import Measurements, Probes
+from grader.scoring.randomization import emprt, smprt
 from grader.scoring.uncertainty import Resampled, estimate, mean_of, median_of
 from grader.scoring.measures import curve_auc, is_informative, mass_share, pairwise_diversity, pointing_game, \
     rank_correlation
@@ -185,13 +186,19 @@ def _probes(measured: Measurements) -> Probes:
 @metric("saliency_randomization",
         "mean Spearman rank correlation between the saliency maps of the model and of a copy with every layer "
         "re-initialized (Adebayo et al. 2018): low is good, a map that explains the model changes with it")
-def saliency_randomization(measured: Measurements, question: ScoredQuestion) -> float:
+def saliency_randomization(measured: Measurements, question: ScoredQuestion) -> Resampled:
+    maps, randomized = _randomized_pair(measured, question)
+    return mean_of(rank_correlation(np.abs(maps), np.abs(randomized)))
+
+
+def _randomized_pair(measured: Measurements, question: ScoredQuestion) -> tuple[np.ndarray, np.ndarray]:
+    """Q1's maps and the same method's maps on the fully randomized model."""
     maps = _output(measured, question, AttributionMaps).result.maps
     _gradients_trusted(measured, "probes")
     randomized = _probes(measured).randomized_saliency
     if randomized is None:
         raise MetricUnavailable("the randomized model's saliency was not computed")
-    return float(np.mean(rank_correlation(np.abs(maps), np.abs(randomized))))
+    return maps, randomized
 
 
 def _region(measured: Measurements) -> np.ndarray:
@@ -216,6 +223,35 @@ def saliency_localization(measured: Measurements, question: ScoredQuestion) -> R
         "pointing game (Zhang et al. 2018): share of the saliency maps whose maximum lies on the face parts")
 def saliency_pointing(measured: Measurements, question: ScoredQuestion) -> Resampled:
     return mean_of(pointing_game(_output(measured, question, AttributionMaps).result.maps, _region(measured)))
+
+
+# --- randomization variants (Hedström et al. 2024) ---
+
+
+@metric("saliency_smprt",
+        "smooth MPRT (Hedström et al. 2024): mean Spearman rank correlation between the saliency maps of the model "
+        "and of its fully re-initialized copy, each averaged over 50 noisy copies of the face first: low is good")
+def saliency_smprt(measured: Measurements, question: ScoredQuestion) -> Resampled:
+    """The full-model test on denoised maps (grader.scoring.randomization.smoothed_maps), so that
+    gradient noise alone no longer makes the two maps look unlike (Binder et al. 2023)."""
+    _output(measured, question, AttributionMaps)
+    _gradients_trusted(measured, "probes")
+    probes = _probes(measured)
+    if probes.smoothed_saliency is None or probes.smoothed_randomized_saliency is None:
+        raise MetricUnavailable("the denoised saliency maps of the randomization test were not computed")
+    return mean_of(smprt(probes.smoothed_saliency, probes.smoothed_randomized_saliency))
+
+
+@metric("saliency_emprt",
+        "efficient MPRT (Hedström et al. 2024): mean relative rise in the saliency map's complexity (the entropy "
+        "of its 100-bin histogram) from the model to its fully re-initialized copy: 0 when the map ignores the "
+        "weights, high is good")
+def saliency_emprt(measured: Measurements, question: ScoredQuestion) -> Resampled:
+    """Per image (H(random) - H(model)) / H(model) (grader.scoring.randomization.emprt), averaged
+    over the explained faces. Unlike the rank correlation it does not reward an uninformative map:
+    an edge detector or a noise map keeps its complexity (about 0)."""
+    maps, randomized = _randomized_pair(measured, question)
+    return mean_of(emprt(maps, randomized))
 
 
 # --- deletion and insertion (Petsiuk et al. 2018) -------------------------------------------

@@ -18,6 +18,7 @@ from grader.questions.output import QuestionOutput
 from grader.questions.settings import TaskSettings
 from grader.scoring.measurements import Probes
 from grader.scoring.measures import perturbation_curves, pixel_order, random_pixel_order
+from grader.scoring.randomization import Explain, cascade, smoothed_maps
 
 PERTURBATION_STEPS = 16
 """Points on each deletion or insertion curve after the start: 144 pixels (1/16 of a face) a step."""
@@ -25,6 +26,9 @@ RANDOMIZE_ALL_LAYERS = 1_000_000
 """`top_layers` for `ModelProtocol.randomized` that reaches the bottom of any student's model: the
 end of Adebayo et al.'s cascade, where every learned parameter is gone."""
 RANDOMIZATION_SEED = 0
+SMOOTHING_SEED = 0
+"""sMPRT's noise: the same draws for the model and its randomized copy, so that a map that does not
+depend on the weights gives a rank correlation of exactly 1 (Quantus draws each anew)."""
 RANDOM_ORDER_SEED = 0
 RANDOMIZED_MAPS = "saliency"
 """The output whose method the randomization test repeats on the re-initialized model (Q1's)."""
@@ -39,10 +43,15 @@ def ranked_maps(outputs: Mapping[str, QuestionOutput]) -> dict[str, AttributionM
 def run_probes(model: ModelProtocol, outputs: Mapping[str, QuestionOutput], settings: TaskSettings) -> Probes:
     """The randomization test (when Q1 drew its maps) and the curves of every map."""
     maps = ranked_maps(outputs)
-    randomized = None
+    randomized = cascaded = None
+    smoothed: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
     if RANDOMIZED_MAPS in maps:
         saliency = maps[RANDOMIZED_MAPS]
         randomized = randomized_saliency(model, saliency.images, saliency.labels, settings)
+        question = next(output.question for output in outputs.values() if output.name == RANDOMIZED_MAPS)
+        cascaded = cascade(model, saliency.images, saliency.labels, saliency.maps, q1_method(settings),
+                           RANDOMIZATION_SEED, question)
+        smoothed = smoothed_saliency(model, saliency.images, saliency.labels, settings)
     curves: dict[str, np.ndarray] = {}
     for name, result in maps.items():
         curves |= _curves(model, name, result.images, result.labels, pixel_order(result.ranking()))
@@ -50,7 +59,8 @@ def run_probes(model: ModelProtocol, outputs: Mapping[str, QuestionOutput], sett
         first = next(iter(maps.values()))  # every question explains the same faces
         curves |= _curves(model, "random", first.images, first.labels,
                           random_pixel_order(len(first.images), RANDOM_ORDER_SEED))
-    return Probes(randomized_saliency=randomized, curves=curves)
+    return Probes(randomized_saliency=randomized, curves=curves, cascade=cascaded, smoothed_saliency=smoothed[0],
+                  smoothed_randomized_saliency=smoothed[1])
 
 
 def _curves(model: ModelProtocol, name: str, images: np.ndarray, labels: np.ndarray,
@@ -63,5 +73,25 @@ def randomized_saliency(model: ModelProtocol, images: np.ndarray, labels: np.nda
                         settings: TaskSettings) -> np.ndarray:
     """Q1's method on a copy of the model whose every parametrized layer is re-initialized."""
     with model.randomized(seed=RANDOMIZATION_SEED, top_layers=RANDOMIZE_ALL_LAYERS) as random_model:
-        method = SmoothGrad(random_model, seed=settings.seed) if settings.smoothgrad else Saliency(random_model)
+        return q1_method(settings)(random_model, images, labels)
+
+
+def q1_method(settings: TaskSettings) -> Explain:
+    """Q1's method as its question runs it (grader.questions.methods.saliency), for any model."""
+
+    def explain(model: ModelProtocol, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        method = SmoothGrad(model, seed=settings.seed) if settings.smoothgrad else Saliency(model)
         return method.attribute(np.asarray(images, dtype=np.float32), labels).astype(np.float32)
+
+    return explain
+
+
+def smoothed_saliency(model: ModelProtocol, images: np.ndarray, labels: np.ndarray,
+                      settings: TaskSettings) -> tuple[np.ndarray, np.ndarray]:
+    """sMPRT's denoised Q1 maps (grader.scoring.randomization.smoothed_maps) on the model and on its
+    fully randomized copy, with the same noise. With SmoothGrad as Q1's method each of the 50 copies
+    is itself a SmoothGrad map: 50 times its cost, an option the course rarely turns on."""
+    explain = q1_method(settings)
+    with model.randomized(seed=RANDOMIZATION_SEED, top_layers=RANDOMIZE_ALL_LAYERS) as random_model:
+        return tuple(smoothed_maps(m, images, labels, explain, np.random.default_rng(SMOOTHING_SEED)).astype(np.float32)
+                     for m in (model, random_model))

@@ -274,7 +274,7 @@ class InProcessModel(ModelProtocol):
                     handle.remove()
         # A TorchScript module's type is RecursiveScriptModule; original_name keeps "Conv2d".
         layers = tuple(LayerInfo(name=name, kind=getattr(layer, "original_name", type(layer).__name__),
-                                 output_shape=shapes.get(name, ()))
+                                 output_shape=shapes.get(name, ()), parametrized=_has_parameters(layer))
                        for name, layer in self.module.net.named_modules() if name)
         return ModelDescription(num_classes=int(logits.shape[-1]), input=self.module.input_spec.model_dump(),
                                 layers=layers,
@@ -302,7 +302,11 @@ def _record_shape(name: str, shapes: dict[str, tuple[int, ...]]):
 
 def _parametrized_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
     """Layers with parameters of their own, in definition order."""
-    return [(name, layer) for name, layer in net.named_modules() if any(True for _ in layer.parameters(recurse=False))]
+    return [(name, layer) for name, layer in net.named_modules() if _has_parameters(layer)]
+
+
+def _has_parameters(layer: nn.Module) -> bool:
+    return any(True for _ in layer.parameters(recurse=False))
 
 
 def _reinitialize(layer: nn.Module) -> None:

@@ -3,7 +3,7 @@ to its figures (figures/<name>.png)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from matplotlib.figure import Figure
 
@@ -14,6 +14,9 @@ from grader.report.figures.attribution import attribution_figure
 from grader.report.figures.class_model import class_model_figure
 from grader.report.figures.filters import filter_outputs_figure, filter_patterns_figure
 from grader.report.figures.lime import lime_figure
+from grader.report.figures.randomization import CAPTION as RANDOMIZATION_CAPTION
+from grader.report.figures.randomization import randomization_figure
+from grader.scoring.measurements import Probes
 
 FigureDrawer = Callable[[], Figure]
 
@@ -32,3 +35,17 @@ def question_figures(output: QuestionOutput, language: Language = "en") -> dict[
     if isinstance(result, ClassImages):
         return {output.name: lambda: class_model_figure(result, language)}
     raise TypeError(f"no figure is known for {type(result).__name__}")
+
+
+def probe_figures(probes: Probes, outputs: Mapping[str, QuestionOutput],
+                  language: Language = "en") -> dict[str, tuple[str, str, FigureDrawer]]:
+    """The figures of the probes, by file name: (the question it goes under, its caption, its drawer).
+    The cascading randomization goes under the question whose maps it re-drew (Q1)."""
+    cascade = probes.cascade
+    output = outputs.get(cascade.question) if cascade is not None else None
+    if cascade is None or output is None or not isinstance(output.result, AttributionMaps) \
+            or not len(cascade.randomized_layers):
+        return {}
+    result = output.result
+    return {"randomization": (cascade.question, RANDOMIZATION_CAPTION[language],
+                              lambda: randomization_figure(cascade, result, language))}

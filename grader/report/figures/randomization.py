@@ -1,0 +1,70 @@
+"""Cascading randomization (Adebayo et al. 2018, "Sanity checks for saliency maps", Fig. 2): two faces'
+saliency maps as the model's layers are re-initialized from the output down, and the mean rank
+correlation with the model's own maps against the number of layers re-initialized."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from grader.classes import Language, class_names
+from grader.escape import figure_text
+from grader.explain.results import AttributionMaps
+from grader.scoring.measurements import Cascade
+
+SHOWN_FACES = 2
+CAPTION = {"en": "Cascading randomization (Adebayo et al. 2018): the saliency maps as the layers are re-initialized "
+                 "from the output down; a map that explains the model should stop looking like its own (low rank "
+                 "correlation).",
+           "zh-TW": "逐層隨機化（Adebayo et al. 2018）：由輸出層往下逐層重新初始化權重時的顯著圖；能解釋模型的顯著圖應隨之改變（秩相關變低）。"}
+
+
+def randomization_figure(cascade: Cascade, saliency: AttributionMaps, language: Language = "en") -> Figure:
+    """Top rows: up to two faces, their map on the model, then at each stage (titled with the number
+    of layers re-initialized and the lowest of them, student text); bottom: the mean Spearman rank
+    correlation with the model's map per stage (1 with no layer re-initialized), each face's in gray."""
+    names = class_names(language)
+    faces = min(SHOWN_FACES, len(saliency.images))
+    stages = len(cascade.randomized_layers)
+    columns = stages + 2
+    figure = Figure(figsize=(max(1.25 * columns, 6.0), 1.35 * faces + 2.6), dpi=100)
+    grid = figure.add_gridspec(faces + 1, columns, height_ratios=[1.0] * faces + [1.9])
+    for row in range(faces):
+        panels = [saliency.maps[row], *cascade.maps[:, row]]
+        axis = _face_axis(figure, grid[row, 0])
+        axis.imshow(saliency.images[row], cmap="gray", vmin=0, vmax=255)
+        axis.set_ylabel(names[int(saliency.labels[row])], fontsize=8)
+        for column, panel in enumerate(panels, start=1):
+            axis = _face_axis(figure, grid[row, column])
+            magnitude = np.abs(panel)
+            axis.imshow(magnitude / (magnitude.max() or 1.0), cmap="inferno", vmin=0, vmax=1)
+            if row == 0:
+                axis.set_title(_stage_title(cascade, column - 1, language), fontsize=6)
+    plot = figure.add_subplot(grid[faces, :])
+    layers = np.concatenate([[0], cascade.randomized_layers])
+    per_face = np.vstack([np.ones((1, cascade.correlation.shape[1])), cascade.correlation])
+    plot.plot(layers, per_face, color="0.75", linewidth=0.8)
+    plot.plot(layers, per_face.mean(axis=1), color="C3", marker="o", linewidth=2.0, label="mean")
+    plot.set_xticks(layers)
+    plot.set_ylim(-0.2, 1.05)
+    plot.axhline(0.0, color="0.5", linewidth=0.6, linestyle=":")
+    plot.set_xlabel("layers re-initialized, from the output" if language == "en" else "由輸出層起重新初始化的層數",
+                    fontsize=8)
+    plot.set_ylabel("rank correlation" if language == "en" else "秩相關", fontsize=8)
+    plot.tick_params(labelsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def _face_axis(figure: Figure, cell):
+    axis = figure.add_subplot(cell)
+    axis.set_xticks([])
+    axis.set_yticks([])
+    return axis
+
+
+def _stage_title(cascade: Cascade, index: int, language: Language) -> str:
+    """"model", or "<layers re-initialized>: <the lowest of them>"."""
+    if index == 0:
+        return "model" if language == "en" else "模型"
+    return f"{int(cascade.randomized_layers[index - 1])}: {figure_text(cascade.lowest_layer[index - 1], 16)}"
