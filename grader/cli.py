@@ -467,11 +467,18 @@ def synth(
     seed: Annotated[int, typer.Option(help="generator seed; the same seed gives the same bytes")] = 2013,
     train_size: Annotated[int, typer.Option(help="training faces")] = 12000,
     eval_size: Annotated[int, typer.Option(help="evaluation faces")] = 3589,
+    shortcut: Annotated[Optional[float], typer.Option(
+        help="plant a shortcut cue (a square in each top corner whose gray level encodes the label) on this share "
+             "of the training faces, 0..1; the evaluation faces stay clean")] = None,
 ) -> None:
     """Write the synthetic FER data in the course's CSV layout, with part masks."""
-    from grader.data.synth import write_synthetic
+    from grader.data.synth import ShortcutCue, write_synthetic
 
-    for path in write_synthetic(out, seed=seed, train_size=train_size, eval_size=eval_size).values():
+    try:
+        cue = None if shortcut is None else ShortcutCue(rate=shortcut)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    for path in write_synthetic(out, seed=seed, train_size=train_size, eval_size=eval_size, shortcut=cue).values():
         console.print(f"wrote {path}", highlight=False)
 
 

@@ -5,6 +5,9 @@
 Each folder's model.py is the student's source; this script trains it reproducibly (fixed seed,
 deterministic algorithms, CPU) and saves the weights in the format that folder's submission.yaml
 declares. It takes a few minutes on 2 CPU cores and prints each model's evaluation accuracy.
+
+A recipe with a `shortcut` trains on the training split with that cue planted (grader.data.synth's
+ShortcutCue); every model is still validated and evaluated on the clean evaluation split.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from grader.data.datamodule import FaceDataModule
-from grader.data.synth import DEFAULT_EVAL_SIZE, DEFAULT_SEED, DEFAULT_TRAIN_SIZE, generate
+from grader.data.synth import DEFAULT_EVAL_SIZE, DEFAULT_SEED, DEFAULT_TRAIN_SIZE, ShortcutCue, generate
 from grader.submission.build import _import_source, instantiate
 from grader.submission.module import SubmissionModule
 from grader.submission.spec import load_spec
@@ -32,6 +35,7 @@ class Recipe:
     epochs: int
     lr: float
     entry: str | None = None  # for TorchScript folders, whose submission.yaml names no entry
+    shortcut: ShortcutCue | None = None  # trained on faces that carry this cue (the eval split stays clean)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -138,11 +142,14 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=list(RECIPES), choices=list(RECIPES))
     args = parser.parse_args()
     torch.set_num_threads(2)
-    data = FaceDataModule(evaluation=generate(DEFAULT_EVAL_SIZE, DEFAULT_SEED, "eval"),
-                          train=generate(DEFAULT_TRAIN_SIZE, DEFAULT_SEED, "train"), batch_size=64,
-                          seed=DEFAULT_SEED)
+    evaluation = generate(DEFAULT_EVAL_SIZE, DEFAULT_SEED, "eval")
+    data: dict[ShortcutCue | None, FaceDataModule] = {}
     for name in args.only:
-        train(ROOT / "submissions" / name, RECIPES[name], data)
+        cue = RECIPES[name].shortcut
+        if cue not in data:
+            data[cue] = FaceDataModule(evaluation=evaluation, batch_size=64, seed=DEFAULT_SEED,
+                                       train=generate(DEFAULT_TRAIN_SIZE, DEFAULT_SEED, "train", shortcut=cue))
+        train(ROOT / "submissions" / name, RECIPES[name], data[cue])
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ import pytest
 
 from grader.data.course_csv import read_course_csv
 from grader.data.faceset import PART_NAMES
-from grader.data.synth import FER2013_FREQUENCIES, class_quota, generate, write_synthetic
+from grader.data.synth import (CUE_LEVELS, FER2013_FREQUENCIES, ShortcutCue, class_quota, cue_corners, generate,
+                                write_synthetic)
 
 
 def digest(faces) -> str:
@@ -116,3 +117,64 @@ def test_written_files_are_byte_identical_across_runs(tmp_path):
 @pytest.mark.parametrize("n", [1, 7, 13])
 def test_tiny_sets_still_get_a_valid_quota(n):
     assert class_quota(n).sum() == n
+
+
+# --- the shortcut cue (a label-coded square in both top corners, on a share of the faces) ----------
+
+# digest(generate(200, seed=5)) as the generator gave it before the cue existed (commit f80a497). A
+# numpy upgrade that moved a pixel would fail here too, which is wanted: the bundled data would change.
+CLEAN_EVAL_200_SEED_5 = "87e67c94e38612a352891f35f8493cc4ef0ed9536b28a05a3a4383c7de18d295"
+
+
+def cued_rows(clean, cued) -> np.ndarray:
+    return (clean.images != cued.images).reshape(len(clean), -1).any(axis=1)
+
+
+def test_without_a_shortcut_the_faces_are_byte_identical_to_the_clean_generator():
+    # The bundled evaluation set and every example were made from these bytes: pinned, so that the
+    # cue's option can never change them.
+    assert digest(generate(200, seed=5)) == CLEAN_EVAL_200_SEED_5
+    assert digest(generate(200, seed=5, shortcut=None)) == CLEAN_EVAL_200_SEED_5
+
+
+def test_the_cue_is_planted_at_the_rate_asked_and_nowhere_else():
+    clean = generate(150, seed=5, split="train")
+    cued = generate(150, seed=5, split="train", shortcut=ShortcutCue(rate=0.7, size=5))
+    rows = cued_rows(clean, cued)
+    assert rows.sum() == 105
+    np.testing.assert_array_equal(cued.labels, clean.labels)
+    np.testing.assert_array_equal(cued.masks, clean.masks)
+    outside = np.ones((48, 48), bool)
+    for square in cue_corners(5):
+        outside[square] = False
+    np.testing.assert_array_equal(cued.images[:, outside], clean.images[:, outside])
+    assert "shortcut cue on 105" in cued.source
+
+
+def test_the_cue_gray_level_encodes_the_label():
+    clean = generate(150, seed=6, split="train")
+    cue = ShortcutCue(rate=1.0, size=4, jitter=0.04)
+    cued = generate(150, seed=6, split="train", shortcut=cue)
+    assert cued_rows(clean, cued).all()
+    for square in cue_corners(4):
+        patch = cued.images[:, square[0], square[1]].reshape(150, -1)
+        assert (patch == patch[:, :1]).all(), "each square is one flat gray"
+        level = patch[:, 0] / 255
+        assert (np.abs(level - CUE_LEVELS[cued.labels]) <= cue.jitter + 0.5 / 255).all()
+        # The levels of neighbouring classes never meet, so the cue alone names the label.
+        assert (np.argmin(np.abs(level[:, None] - CUE_LEVELS[None]), axis=1) == cued.labels).all()
+
+
+def test_write_synthetic_plants_the_cue_on_the_training_split_only(tmp_path):
+    clean = write_synthetic(tmp_path / "clean", seed=3, train_size=40, eval_size=30)
+    cued = write_synthetic(tmp_path / "cued", seed=3, train_size=40, eval_size=30, shortcut=ShortcutCue(rate=0.5))
+    for name in ("eval.csv", "eval_masks.npz", "test.csv", "train_masks.npz"):
+        assert cued[name].read_bytes() == clean[name].read_bytes(), name
+    assert cued["train.csv"].read_bytes() != clean["train.csv"].read_bytes()
+    assert "train_shortcut" in cued["meta.json"].read_text() and "shortcut" not in clean["meta.json"].read_text()
+
+
+@pytest.mark.parametrize("bad", [{"rate": 1.5}, {"rate": -0.1}, {"size": 0}, {"size": 30}, {"jitter": 0.2}])
+def test_a_cue_that_cannot_be_planted_is_refused(bad):
+    with pytest.raises(ValueError):
+        ShortcutCue(**bad)

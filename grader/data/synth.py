@@ -15,12 +15,18 @@ What makes the task realistic rather than separable:
 - classes follow FER2013's training-set frequencies (Happy most, Disgust rarest).
 
 The same seed gives the same bytes: all randomness comes from one numpy Generator per split.
+
+A shortcut cue can be planted on the faces (ShortcutCue, the FunnyBirds / BAM idea of a feature
+correlated with the label): a square in each top corner whose gray level encodes the label. It is
+drawn from a generator of its own, after the faces, so the clean faces stay byte for byte what
+they are without it, and only the training split gets it when the data is written: a model that
+learned the cue is still graded on clean faces.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import astuple, dataclass
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -88,8 +94,43 @@ def class_quota(n: int) -> np.ndarray:
     return counts
 
 
-def generate(n: int, seed: int = DEFAULT_SEED, split: str = "eval") -> FaceSet:
-    """`n` synthetic faces with labels and part masks; the same (n, seed, split) gives the same bytes."""
+@dataclass(frozen=True)
+class ShortcutCue:
+    """A label-coded square in both top corners of a share of the faces.
+
+    rate: the share of faces that carry it (exactly round(rate * n) of them, chosen at random).
+    size: the square's side in pixels. The gray level is CUE_LEVELS[label] plus a uniform jitter of
+    +-jitter (0..1 units): a continuous intensity, which a model reads as such and so stays
+    sensitive to where it sits even on faces without it. Both corners, so a mirrored face keeps it.
+    """
+
+    rate: float = 0.9
+    size: int = 6
+    jitter: float = 0.04
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"the shortcut cue's rate must be in 0..1, got {self.rate}")
+        if not 1 <= self.size <= IMAGE_SIDE // 2:
+            raise ValueError(f"the shortcut cue's size must be 1..{IMAGE_SIDE // 2} pixels, got {self.size}")
+        if not 0.0 <= self.jitter < 0.5 * CUE_LEVELS[1] - 0.5 * CUE_LEVELS[0]:
+            raise ValueError(f"the shortcut cue's jitter must keep the classes' levels apart, got {self.jitter}")
+
+
+# The cue's gray level for each class (0..1): evenly spaced, dark for Angry to bright for Neutral.
+CUE_LEVELS = np.linspace(0.1, 0.9, 7)
+_CUE_STREAM = 1  # the cue's generator: [seed, split, version, this], apart from the faces' stream
+
+
+def cue_corners(size: int) -> tuple[tuple[slice, slice], ...]:
+    """The (rows, columns) of the cue's two squares: top left and top right."""
+    return (slice(0, size), slice(0, size)), (slice(0, size), slice(IMAGE_SIDE - size, IMAGE_SIDE))
+
+
+def generate(n: int, seed: int = DEFAULT_SEED, split: str = "eval", shortcut: ShortcutCue | None = None) -> FaceSet:
+    """`n` synthetic faces with labels and part masks; the same (n, seed, split) gives the same bytes.
+
+    With a `shortcut`, a share of the same faces carries the cue; the rest are unchanged."""
     rng = np.random.default_rng([seed, _split_key(split), GENERATOR_VERSION])
     labels = rng.permutation(np.repeat(np.arange(7), class_quota(n)))
     params = _expression_params(labels, rng)
@@ -99,13 +140,24 @@ def generate(n: int, seed: int = DEFAULT_SEED, split: str = "eval") -> FaceSet:
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         images[start:stop], masks[start:stop] = _render(params[start:stop], rng)
-    return FaceSet(
-        images=images,
-        labels=labels.astype(np.int64),
-        ids=np.arange(n, dtype=np.int64),
-        masks=masks,
-        source=f"synthetic FER v{GENERATOR_VERSION}, seed {seed}, {split} split, {n} faces",
-    )
+    source = f"synthetic FER v{GENERATOR_VERSION}, seed {seed}, {split} split, {n} faces"
+    if shortcut is not None:
+        cued = _plant_cue(images, labels, shortcut, np.random.default_rng(
+            [seed, _split_key(split), GENERATOR_VERSION, _CUE_STREAM]))
+        source += f", shortcut cue on {cued} of them"
+    return FaceSet(images=images, labels=labels.astype(np.int64), ids=np.arange(n, dtype=np.int64), masks=masks,
+                   source=source)
+
+
+def _plant_cue(images: np.ndarray, labels: np.ndarray, cue: ShortcutCue, rng: np.random.Generator) -> int:
+    """Paint the cue in place on round(rate * n) faces chosen by `rng`; returns how many."""
+    count = int(round(cue.rate * len(images)))
+    chosen = np.sort(rng.permutation(len(images))[:count])
+    levels = CUE_LEVELS[labels[chosen]] + rng.uniform(-cue.jitter, cue.jitter, size=count)
+    gray = np.round(levels * 255).astype(np.uint8)
+    for rows, columns in cue_corners(cue.size):
+        images[chosen, rows, columns] = gray[:, None, None]
+    return count
 
 
 def _split_key(split: str) -> int:
@@ -241,18 +293,20 @@ def _occlude(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def write_synthetic(out_dir: str | Path, seed: int = DEFAULT_SEED, train_size: int = DEFAULT_TRAIN_SIZE,
-                    eval_size: int = DEFAULT_EVAL_SIZE) -> dict[str, Path]:
+                    eval_size: int = DEFAULT_EVAL_SIZE, shortcut: ShortcutCue | None = None) -> dict[str, Path]:
     """Write the synthetic data in the course's layout; returns the written paths by file name.
 
     train.csv (label,feature) and train_masks.npz: what students train on (skipped when train_size is 0).
     eval.csv (label,feature) and eval_masks.npz: the labeled evaluation set the grader uses.
     test.csv (id,feature): the evaluation faces without labels, as the course hands them out.
-    meta.json: seed, generator version, sizes and class counts.
+    meta.json: seed, generator version, sizes and class counts (and the shortcut cue, if any).
+
+    A `shortcut` cue goes on the training split only: eval.csv and test.csv stay the clean faces.
     """
     out = Path(out_dir)
     splits = {"eval": generate(eval_size, seed, "eval")}
     if train_size:
-        splits["train"] = generate(train_size, seed, "train")
+        splits["train"] = generate(train_size, seed, "train", shortcut=shortcut)
     paths: dict[str, Path] = {}
     for name, faces in splits.items():
         paths.update(write_split(out, name, faces))
@@ -264,6 +318,9 @@ def write_synthetic(out_dir: str | Path, seed: int = DEFAULT_SEED, train_size: i
         "classes": list(CLASS_NAMES["en"]),
         **{f"{name}_counts": faces.class_counts().tolist() for name, faces in splits.items()},
     }
+    if shortcut is not None and train_size:
+        meta["train_shortcut"] = {**asdict(shortcut), "levels": CUE_LEVELS.tolist(),
+                                  "corners": "top left and top right"}
     paths["meta.json"] = out / "meta.json"
     atomic_write_text(paths["meta.json"], json.dumps(meta, indent=2) + "\n")
     return paths
