@@ -236,7 +236,7 @@ def test_check_without_bwrap_warns_and_still_checks(monkeypatch, tmp_path, small
 # Each figure's size in pixels: its matplotlib figsize at 100 dpi (grader/report/figures/), for
 # seven classes. The free-choice figure is the one each example's submission.yaml asks for.
 FIGURE_SIZES = {"confusion_matrix": (520, 460), "saliency": (1050, 480), "lime": (1050, 200),
-                "filters": (640, 680), "filter_outputs": (640, 680)}
+                "filters": (640, 680), "filter_outputs": (640, 680), "randomization": (1050, 530)}
 FREEFORM_FIGURES = {"gradcam": (1050, 480), "integrated_gradients": (1050, 480), "class_model": (1050, 200)}
 
 

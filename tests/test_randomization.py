@@ -16,7 +16,9 @@ correlation, the histogram entropy and the relative rise are all ours against al
 from __future__ import annotations
 
 import copy
+import itertools
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -168,9 +170,13 @@ def edge_detector(model, images, labels):
     return np.hypot(rows, cols).astype(np.float32)
 
 
-def pure_noise(seeds=iter(range(1000))):
+def pure_noise():
+    """A map of fresh uniform noise on every call: nothing of the image or the weights."""
+    seeds = itertools.count()
+
     def noise(model, images, labels):
         return np.random.default_rng(next(seeds)).random(np.shape(images)).astype(np.float32)
+
     return noise
 
 
@@ -229,6 +235,7 @@ def test_the_metrics_read_the_probes_and_resample_over_the_images(small_cnn):
 def test_the_randomization_figure_goes_under_the_question_it_redrew(small_cnn):
     from grader.report.figures.by_result import probe_figures
     from grader.report.figures.drawing import png_bytes
+    from grader.report.figures.randomization import randomization_figure
     from grader.scoring.measurements import Probes
 
     model, images, labels = small_cnn
@@ -241,6 +248,9 @@ def test_the_randomization_figure_goes_under_the_question_it_redrew(small_cnn):
     assert question == "q1" and "Adebayo" in caption
     assert png_bytes(draw())[:4] == b"\x89PNG"
     assert probe_figures(Probes(), outputs) == {}
+    # A layer's name is student text: matplotlib must not parse it as mathtext (it would raise).
+    hostile = replace(probes.cascade, lowest_layer=(r"$\undefinedcommand$",) * len(probes.cascade.lowest_layer))
+    assert png_bytes(randomization_figure(hostile, result))[:4] == b"\x89PNG"
 
 
 @pytest.mark.slow

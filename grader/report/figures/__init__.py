@@ -7,7 +7,8 @@ report/ imports matplotlib). One file per figure:
 - filters.py: filter patterns and filter outputs
 - class_model.py: class-model visualization
 - confusion.py: the confusion matrix
-- by_result.py: which figures each result type draws (the registry report/ uses)
+- randomization.py: Q1's maps under cascading randomization, drawn from the probes
+- by_result.py: which figures each result type (and the probes) draws (the registry report/ uses)
 
 Student text reaches a figure only as a layer's name (the filter layer, Grad-CAM's layer in the
 saliency row's label). The functions that receive it pass it through `figure_text` once, where it

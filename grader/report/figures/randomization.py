@@ -27,8 +27,8 @@ def randomization_figure(cascade: Cascade, saliency: AttributionMaps, language: 
     faces = min(SHOWN_FACES, len(saliency.images))
     stages = len(cascade.randomized_layers)
     columns = stages + 2
-    figure = Figure(figsize=(max(1.25 * columns, 6.0), 1.35 * faces + 2.6), dpi=100)
-    grid = figure.add_gridspec(faces + 1, columns, height_ratios=[1.0] * faces + [1.9])
+    figure = Figure(figsize=(10.5, 5.3), dpi=100)  # one size for any number of stages (at most 8, 10 columns)
+    grid = figure.add_gridspec(faces + 1, columns, height_ratios=[1.0] * faces + [1.5 * SHOWN_FACES - 0.1])
     for row in range(faces):
         panels = [saliency.maps[row], *cascade.maps[:, row]]
         axis = _face_axis(figure, grid[row, 0])
