@@ -48,16 +48,21 @@ class Probes:
     cascade: Q1's maps as the layers are re-initialized from the top, one stage at a time.
     smoothed_saliency, smoothed_randomized_saliency: (N, 48, 48) sMPRT's denoised Q1 maps (the mean
     over noisy copies of each face, normalized, absolute) on the model and on its fully randomized
-    copy (Hedström et al. 2024; grader.scoring.randomization.smoothed_maps)."""
+    copy (Hedström et al. 2024; grader.scoring.randomization.smoothed_maps).
+    road: "<map>_<morf|lerf>" -> (N, len(ROAD_FRACTIONS)) the target class's probability as the map's
+    most (MoRF) or least (LeRF) relevant pixels are removed by noisy linear imputation (ROAD, Rong et
+    al. 2022; grader.scoring.road), at the removal fractions grader.scoring.road.ROAD_FRACTIONS."""
 
     randomized_saliency: np.ndarray | None = None
     curves: Mapping[str, np.ndarray] = field(default_factory=dict)
     cascade: Cascade | None = None
     smoothed_saliency: np.ndarray | None = None
     smoothed_randomized_saliency: np.ndarray | None = None
+    road: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"curve_{name}": curve for name, curve in self.curves.items()}
+        arrays |= {f"road_{name}": curve for name, curve in self.road.items()}
         if self.randomized_saliency is not None:
             arrays["randomized_saliency"] = self.randomized_saliency
         if self.cascade is not None:

@@ -24,6 +24,7 @@ from grader.questions.output import QuestionOutput
 from grader.scoring.answer_claims import checked_claims
 from grader.scoring.measurements import Measurements, Probes
 from grader.scoring.randomization import emprt, smprt
+from grader.scoring.road import road_difference
 from grader.scoring.uncertainty import Resampled, estimate, mean_of, median_of
 from grader.scoring.measures import curve_auc, is_informative, mass_share, pairwise_diversity, pointing_game, \
     rank_correlation
@@ -281,6 +282,42 @@ for _name in ("saliency", "lime"):
                f"are {'deleted' if _mode == 'deletion' else 'inserted'} in the {_name} map's order than in a "
                "random order (area between the curves)")(
             lambda measured, question, n=_name, m=_mode: perturbation_gain(measured, question, n, m))
+
+
+# --- ROAD (Rong et al. 2022) ---
+
+
+def road_gain(measured: Measurements, name: str) -> Resampled:
+    """Mean over the faces of AUC(LeRF) - AUC(MoRF) of the map called `name` (grader.scoring.road):
+    pixels removed by noisy linear imputation, least relevant first against most relevant first."""
+    road = _probes(measured).road
+    if f"{name}_morf" not in road or f"{name}_lerf" not in road:
+        raise MetricUnavailable(f"the ROAD curves of the {name} map were not measured (see the errors)")
+    return mean_of(road_difference(road[f"{name}_morf"], road[f"{name}_lerf"]))
+
+
+ROAD_WORDS = ("ROAD (Rong et al. 2022, noisy linear imputation): area under the class probability as the {} "
+              "map's least relevant pixels are removed first, minus as its most relevant are removed first "
+              "(Blücher et al. 2024's symmetric relevance gain); 0 is no better than chance, 1 the most")
+
+
+@metric("saliency_road", ROAD_WORDS.format("saliency"))
+def saliency_road(measured: Measurements, question: ScoredQuestion) -> Resampled:
+    return road_gain(measured, _output(measured, question, AttributionMaps).name)
+
+
+@metric("lime_road", ROAD_WORDS.format("LIME"))
+def lime_road(measured: Measurements, question: ScoredQuestion) -> Resampled:
+    return road_gain(measured, _output(measured, question, LimeExplanations).name)
+
+
+@metric("freeform_road", ROAD_WORDS.format("free-choice attribution"))
+def freeform_road(measured: Measurements, question: ScoredQuestion) -> Resampled:
+    output = _output(measured, question, (ClassImages, AttributionMaps))
+    if isinstance(output.result, ClassImages):
+        raise MetricUnavailable("the free choice is the class-model visualization: one synthesized image per class, "
+                                "no map over the faces, so there is no pixel order for ROAD to remove")
+    return road_gain(measured, output.name)
 
 
 # --- Q2 filters -----------------------------------------------------------------------------

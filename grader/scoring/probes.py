@@ -1,7 +1,8 @@
 """Measurements that need the model itself, taken while it is open, right after the questions: the
 model parameter randomization test for Q1's saliency (Adebayo et al. 2018, "Sanity checks for
-saliency maps") and the deletion and insertion curves (Petsiuk et al. 2018, RISE) of every
-attribution map the questions made, beside those of a random pixel order. The metrics
+saliency maps"), the deletion and insertion curves (Petsiuk et al. 2018, RISE) of every
+attribution map the questions made, beside those of a random pixel order, and their ROAD curves
+(Rong et al. 2022: removal by noisy linear imputation, grader.scoring.road). The metrics
 (grader.scoring.metrics) read them; report/ writes them as arrays/probes.npz for the TA.
 """
 
@@ -19,6 +20,7 @@ from grader.questions.settings import TaskSettings
 from grader.scoring.measurements import Probes
 from grader.scoring.measures import perturbation_curves, pixel_order, random_pixel_order
 from grader.scoring.randomization import Explain, cascade, smoothed_maps
+from grader.scoring.road import road_curves
 
 PERTURBATION_STEPS = 16
 """Points on each deletion or insertion curve after the start: 144 pixels (1/16 of a face) a step."""
@@ -55,12 +57,31 @@ def run_probes(model: ModelProtocol, outputs: Mapping[str, QuestionOutput], sett
     curves: dict[str, np.ndarray] = {}
     for name, result in maps.items():
         curves |= _curves(model, name, result.images, result.labels, pixel_order(result.ranking()))
+    road: dict[str, np.ndarray] = {}
     if maps:
         first = next(iter(maps.values()))  # every question explains the same faces
         curves |= _curves(model, "random", first.images, first.labels,
                           random_pixel_order(len(first.images), RANDOM_ORDER_SEED))
+        road = _road(model, maps)
     return Probes(randomized_saliency=randomized, curves=curves, cascade=cascaded, smoothed_saliency=smoothed[0],
-                  smoothed_randomized_saliency=smoothed[1])
+                  smoothed_randomized_saliency=smoothed[1], road=road)
+
+
+def _road(model: ModelProtocol, maps: Mapping[str, AttributionMaps | LimeExplanations]) -> dict[str, np.ndarray]:
+    """ROAD's MoRF and LeRF curves of every map (grader.scoring.road): the maps of the same faces and
+    labels (every question's, as the questions run) go to the model together, in the same requests."""
+    groups: list[tuple[AttributionMaps | LimeExplanations, dict[str, np.ndarray]]] = []
+    for name, result in maps.items():
+        for shown, rankings in groups:
+            if np.array_equal(shown.images, result.images) and np.array_equal(shown.labels, result.labels):
+                rankings[name] = result.ranking()
+                break
+        else:
+            groups.append((result, {name: result.ranking()}))
+    road: dict[str, np.ndarray] = {}
+    for shown, rankings in groups:
+        road |= road_curves(model, np.asarray(shown.images), np.asarray(shown.labels), rankings)
+    return road
 
 
 def _curves(model: ModelProtocol, name: str, images: np.ndarray, labels: np.ndarray,

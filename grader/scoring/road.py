@@ -1,0 +1,207 @@
+"""ROAD: RemOve And Debias (Rong, Leemann, Borisov, Kasneci & Kasneci, ICML 2022, "A Consistent and
+Efficient Evaluation Strategy for Attribution Methods"), beside the gray-fill deletion and insertion
+curves of grader.scoring.measures.
+
+Gray fill leaves the shape of the removed pixels in the image (a gray patch in the form of the map's
+top pixels): the model may react to the shape, and so the curve measures the mask as much as the
+pixels it hides (Rong et al.'s "class information leakage"). ROAD fills each removed pixel from its
+neighbours instead, by noisy linear imputation, and removes pixels in two orders: most relevant
+first (MoRF: the probability should fall fast) and least relevant first (LeRF: it should stay up).
+
+The summary per image is AUC(LeRF) - AUC(MoRF). Rong et al. show the two curves side by side and
+call an attribution good when its MoRF curve falls fast and its LeRF curve stays high; the difference
+of the two areas is the one number that asks for both, Blücher, Vielhaben & Strodthoff's symmetric
+relevance gain (TMLR 2024, "Decoupling pixel flipping and occlusion strategy for consistent XAI
+benchmarks": SRG = AUC(least influential first) - AUC(most influential first)). It lies in -1..1:
+positive when the map's order separates what the model uses from what it does not, near 0 for an
+order that is no better than chance, negative for an order the wrong way round.
+
+Only numpy and scipy: the model is asked through ModelProtocol.logits alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy.linalg import lapack
+from scipy.ndimage import correlate
+from threadpoolctl import threadpool_limits
+
+from grader.numerics import softmax
+from grader.protocol import ModelProtocol
+from grader.scoring.measures import curve_auc, pixel_order
+
+ROAD_FRACTIONS: tuple[float, ...] = tuple(k / 16 for k in range(16))
+"""The removal fractions of every ROAD curve: 0 (the face itself), then 1/16 of the pixels more a
+step (144 of 2304) up to 15/16, the grid of the gray-fill curves (PERTURBATION_STEPS), so that the
+two kinds of curve can be read point by point. All pixels removed is left out: with no pixel kept the
+imputation has nothing to interpolate from (its linear system is singular)."""
+ROAD_NOISE = 0.01 * 255
+"""Standard deviation of the Gaussian noise added to each imputed pixel, in gray levels (0..255):
+2.55. Rong et al. and their reference code (github.com/tleemann/road_evaluation, also Quantus's
+default) add noise of standard deviation 0.01 on pixels scaled to 0..1, that is 1% of the pixel range;
+the same share of our 0..255 range. Its purpose is to hide where the pixels were removed (an exactly
+linear fill is smoother than any photograph, and its smoothness would trace the mask); 2.55 levels is
+about the pixel noise of an 8-bit camera image, far below the contrast of a face's features."""
+ROAD_SEED = 0
+"""The noise's seed: the same images, maps and fractions give the same curves to the last bit."""
+ORDERS = ("morf", "lerf")
+
+WEIGHTS = np.array([[1 / 12, 1 / 6, 1 / 12],
+                    [1 / 6, 0.0, 1 / 6],
+                    [1 / 12, 1 / 6, 1 / 12]])
+"""The 8-neighbourhood of the noisy linear imputation (Rong et al. sec. 4.2), centred on the pixel:
+the four direct neighbours weigh 1/6 and the four diagonal ones 1/12 (together 1)."""
+
+
+def noisy_linear_imputation(images: np.ndarray, removed: np.ndarray, noise: float = ROAD_NOISE,
+                            seed: int = ROAD_SEED, draws: np.ndarray | None = None) -> np.ndarray:
+    """Each image (S, H, W) with its `removed` pixels (S, H, W) bool filled in (Rong et al. 2022,
+    sec. 4.2): float64, the kept pixels unchanged.
+
+    Every removed pixel is the weighted mean of its neighbours inside the image (WEIGHTS, the
+    weights renormalized at the border), kept neighbours at their value and removed ones at their
+    own imputed value: one sparse linear system per image, built for all images at once. Numbered in
+    row-major order, each system is a band matrix (width + 1 wide), and it is symmetric positive
+    definite (a removed region never lacks a kept neighbour while one pixel is kept), so LAPACK's
+    banded Cholesky (dpbsv) solves it exactly, in about a millisecond for 2000 unknowns.
+    Then Gaussian noise of standard deviation `noise` (gray levels) is added to the imputed pixels:
+    `noise` times `draws` (S, H, W) standard normal values, by default one field drawn from `seed`;
+    the result is clipped to 0..255. An image with every pixel removed is refused: there is nothing
+    to impute from.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    removed = np.asarray(removed, dtype=bool)
+    if images.ndim != 3 or removed.shape != images.shape:
+        raise ValueError(f"images must be (S, H, W) and removed the same shape, got {images.shape} and "
+                         f"{removed.shape}")
+    if removed.reshape(len(removed), -1).all(axis=1).any():
+        raise ValueError("an image with every pixel removed has nothing to impute from")
+    n, height, width = images.shape
+    filled = images.copy()
+    if not removed.any():
+        return filled
+    # The unknowns, numbered image by image and in row-major order within an image: two neighbours
+    # are then at most width + 1 unknowns apart, so each image's system is a band matrix.
+    variable = (np.cumsum(removed) - 1).reshape(removed.shape)
+    starts = np.concatenate([[0], np.cumsum(removed.reshape(n, -1).sum(axis=1))])
+    # The diagonal: the weights of a pixel's neighbours inside the image; the right-hand side: the
+    # weighted sum of its kept neighbours' values.
+    diagonal = correlate(np.ones((height, width)), WEIGHTS, mode="constant")
+    rhs = correlate(np.where(removed, 0.0, images), WEIGHTS[None], mode="constant")[removed]
+    # Above the diagonal: each pair of removed neighbours, the later one (row-major) its column.
+    above = []
+    for d_row, d_col in ((0, 1), (1, -1), (1, 0), (1, 1)):
+        first = (slice(None), slice(0, height - d_row), slice(max(0, -d_col), width - max(0, d_col)))
+        later = (slice(None), slice(d_row, height), slice(max(0, d_col), width + min(0, d_col)))
+        pairs = removed[first] & removed[later]
+        system = np.nonzero(pairs)[0]
+        above.append((variable[first][pairs], variable[later][pairs], -WEIGHTS[1 + d_row, 1 + d_col],
+                      np.searchsorted(system, np.arange(n + 1))))
+    solution = np.empty(starts[-1])
+    with threadpool_limits(limits=1, user_api="blas"):  # OpenBLAS's threads make these small solves 30x slower
+        for image in np.flatnonzero(np.diff(starts)):
+            begin, end = starts[image], starts[image + 1]
+            entries = [(rows[at[image]:at[image + 1]] - begin, cols[at[image]:at[image + 1]] - begin, value)
+                       for rows, cols, value, at in above]
+            solution[begin:end] = _solve_band(diagonal[removed[image]], entries, rhs[begin:end])
+    if noise:
+        if draws is None:
+            draws = np.random.default_rng(seed).standard_normal(images.shape)
+        if np.shape(draws) != images.shape:
+            raise ValueError(f"draws must be shaped like the images {images.shape}, got {np.shape(draws)}")
+        solution = solution + noise * np.asarray(draws)[removed]
+    filled[removed] = np.clip(solution, 0.0, 255.0)
+    return filled
+
+
+def _solve_band(diagonal: np.ndarray, above: list[tuple[np.ndarray, np.ndarray, float]],
+                rhs: np.ndarray) -> np.ndarray:
+    """The solution of one symmetric positive definite system, given by its diagonal and its entries
+    above the diagonal (rows < cols, one value for each group), by LAPACK's banded Cholesky (dpbsv)
+    in upper band storage."""
+    band = max((int((cols - rows).max()) for rows, cols, _ in above if len(rows)), default=0)
+    upper = np.zeros((band + 1, len(diagonal)), order="F")
+    upper[band] = diagonal
+    for rows, cols, value in above:
+        upper[band + rows - cols, cols] = value
+    _, solution, info = lapack.dpbsv(upper, rhs, lower=0)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"the imputation's system is not positive definite (LAPACK dpbsv info {info})")
+    return solution
+
+
+def removal_counts(fractions: Sequence[float], pixels: int) -> np.ndarray:
+    """How many pixels each fraction removes: floor(fraction * pixels), as Quantus's ROAD and the
+    reference code count them. Fractions must rise from 0 and stay below 1."""
+    fractions = np.asarray(fractions, dtype=np.float64)
+    if fractions.ndim != 1 or len(fractions) < 2 or fractions[0] < 0 or fractions[-1] >= 1 \
+            or (np.diff(fractions) <= 0).any():
+        raise ValueError("fractions must be two or more rising values from 0 up to below 1, got "
+                         f"{fractions.tolist()}")
+    return np.floor(fractions * pixels + 1e-9).astype(np.int64)
+
+
+def road_curves(model: ModelProtocol, images: np.ndarray, targets: np.ndarray, rankings: Mapping[str, np.ndarray],
+                fractions: Sequence[float] = ROAD_FRACTIONS, noise: float = ROAD_NOISE, seed: int = ROAD_SEED,
+                batch: int = 512) -> dict[str, np.ndarray]:
+    """The ROAD curves of every map: "<name>_morf" and "<name>_lerf" -> (N, len(fractions)) float64,
+    the softmax probability of `targets[i]` with the first floor(fraction * H*W) pixels of the
+    order removed by noisy linear imputation (`noisy_linear_imputation`).
+
+    rankings: name -> (N, H, W), the higher the more relevant (a result's `ranking()`). MoRF removes
+    in `pixel_order` (highest first, ties in row-major order); LeRF in exactly the reverse order, so
+    that LeRF at fraction f keeps what MoRF removes at 1 - f. Every map and both orders share one noise
+    field per image and fraction (common random numbers: two maps differ by their orders alone).
+    A fraction of 0 is the face itself, asked once per face for all maps. All other images of all maps
+    go to the model together, `batch` per request, imputed one request at a time (one sparse solve
+    each), so memory stays at `batch` images.
+    """
+    images = np.asarray(images)
+    n, height, width = images.shape
+    if targets.shape != (n,) or any(np.shape(r) != images.shape for r in rankings.values()):
+        raise ValueError(f"for {n} images of {height}x{width} pixels, targets must be shaped ({n},) and every "
+                         f"ranking {images.shape}")
+    if batch < 1:
+        raise ValueError(f"batch must be 1 or more, got {batch}")
+    counts = removal_counts(fractions, height * width)
+    steps = np.flatnonzero(counts > 0)
+    names = list(rankings)
+    # rank[m, i, p]: when pixel p of image i is removed in map m's MoRF order.
+    rank = np.stack([np.argsort(pixel_order(np.asarray(rankings[name])), axis=1) for name in names]) \
+        if names else np.zeros((0, n, height * width), np.int64)
+    # One row per perturbed image, (map, order, step, image) in that nesting, after the n faces.
+    grid = np.stack(np.meshgrid(np.arange(len(names)), np.arange(len(ORDERS)), steps, np.arange(n),
+                                indexing="ij"), axis=-1).reshape(-1, 4)
+    flat = images.reshape(n, -1).astype(np.float64)
+    probabilities = np.empty(n + len(grid))
+    for start in range(0, n + len(grid), batch):
+        rows = np.arange(start, min(start + batch, n + len(grid)))
+        faces, (m, order, step, image) = rows[rows < n], grid[rows[rows >= n] - n].T
+        removed = np.where(order[:, None] == 0, rank[m, image] < counts[step, None],
+                           rank[m, image] >= height * width - counts[step, None])
+        # The noise of one (fraction, face) is drawn from its own seed: the same for every map and
+        # both orders, whatever the batch.
+        draws = np.stack([np.random.default_rng((seed, s, i)).standard_normal((height, width))
+                          for s, i in zip(step, image)]) if len(image) else None
+        filled = noisy_linear_imputation(flat[image].reshape(-1, height, width),
+                                         removed.reshape(-1, height, width), noise=noise, draws=draws)
+        pixels = np.concatenate([images[faces].astype(np.float32), filled.astype(np.float32)])
+        labels = np.concatenate([targets[faces], targets[image]])
+        probabilities[rows] = softmax(model.logits(pixels))[np.arange(len(rows)), labels]
+    perturbed = probabilities[n:].reshape(len(names), len(ORDERS), len(steps), n)
+    curves = {}
+    for m, name in enumerate(names):
+        for o, order_name in enumerate(ORDERS):
+            curve = np.repeat(probabilities[:n, None], len(counts), axis=1)  # the faces, where nothing is removed
+            curve[:, steps] = perturbed[m, o].T
+            curves[f"{name}_{order_name}"] = curve
+    return curves
+
+
+def road_difference(morf: np.ndarray, lerf: np.ndarray) -> np.ndarray:
+    """(N,) per image AUC(LeRF) - AUC(MoRF) (the symmetric relevance gain of Blücher et al. 2024),
+    each area over the curve's points spread evenly on an x axis from 0 to 1 (`curve_auc`), so the
+    difference lies in -1..1."""
+    return curve_auc(lerf) - curve_auc(morf)
