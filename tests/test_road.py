@@ -15,9 +15,11 @@ from grader.data.faceset import PART_NAMES
 from grader.data.synth import generate
 from grader.explain.results import AttributionMaps, ClassImages
 from grader.questions.output import QuestionOutput
+from grader.questions.settings import TaskSettings
 from grader.scoring.measurements import Measurements, Probes
 from grader.scoring.measures import pixel_order
 from grader.scoring.metrics import METRICS, MetricUnavailable, ScoredQuestion
+from grader.scoring.probes import run_probes
 from grader.scoring.road import ROAD_FRACTIONS, noisy_linear_imputation, road_curves, road_difference
 from grader.scoring.uncertainty import Resampled
 from grader.submission.inprocess import InProcessModel
@@ -196,6 +198,28 @@ def test_a_pure_noise_map_scores_near_zero(mouth_cases):
     within +-0.037, with a mean of 0.00."""
     _, difference = mouth_cases
     assert abs(difference["noise"].mean()) < 0.05  # 0.02
+
+
+# --- the probes -----------------------------------------------------------------------------
+
+
+def test_run_probes_measures_road_for_every_ranked_map_in_one_request(faces):
+    """Two maps (names without Q1's randomization test), 7 faces: the gray-fill curves ask 6 times
+    (2 maps and the random order, deletion and insertion, 119 faces each), ROAD once for both maps:
+    7 faces + 2 maps x 2 orders x 15 fractions x 7 faces = 427. probes.npz gets road_<map>_<order>."""
+    images, mouth = faces
+    model = RecordingModel(InProcessModel(mouth_model(mouth)))
+    rng = np.random.default_rng(2)
+    outputs = {question: QuestionOutput(question, name, AttributionMaps(name, images, np.zeros(7, np.int64),
+                                                                        rng.random((7, 48, 48))))
+               for question, name in (("q1", "gradcam"), ("q4", "integrated_gradients"))}
+
+    probes = run_probes(model, outputs, TaskSettings())
+
+    assert model.sizes("logits") == [119] * 6 + [427]
+    assert set(probes.road) == {"gradcam_morf", "gradcam_lerf", "integrated_gradients_morf",
+                                "integrated_gradients_lerf"}
+    assert probes.arrays()["road_gradcam_lerf"].shape == (7, 16)
 
 
 # --- the metrics ----------------------------------------------------------------------------
