@@ -252,3 +252,33 @@ def test_road_is_unavailable_for_a_class_model_free_choice_and_without_probes(fa
     with pytest.raises(MetricUnavailable, match="ROAD curves of the saliency map were not measured"):
         METRICS["saliency_road"].compute(Measurements(outputs={"q1": lime_less}, probes=Probes()),
                                          ScoredQuestion("q1", "saliency"))
+
+
+def test_lime_road_is_bootstrapped_over_the_images_and_the_seeds():
+    """LIME's repeats with other seeds have their own ROAD curves (`lime_seed<k>`), and lime_road
+    averages over faces and seeds, resampling each axis."""
+    from grader.explain.results import LimeExplanation, LimeExplanations
+    from grader.questions.output import QuestionOutput
+    from grader.scoring.measurements import Measurements, Probes
+    from grader.scoring.metrics import METRICS, ScoredQuestion
+
+    faces = np.zeros((2, 48, 48), np.uint8)
+    segments = np.zeros((48, 48), np.int64)
+    segments[24:] = 1
+
+    def run(seed: int) -> tuple[LimeExplanation, ...]:
+        return tuple(LimeExplanation(label=k, segments=segments, weights=np.array([1.0, -1.0]), score=0.5,
+                                     intercept=0.0, local_prediction=0.5, probability=0.5, seed=seed, fill=0.0)
+                     for k in range(2))
+
+    result = LimeExplanations(images=faces, explanations=run(0), repeats=(run(1), run(2)))
+    ones, zeros = np.ones((2, 16)), np.zeros((2, 16))
+    # Seed 0 and 2 separate fully (LeRF keeps the probability, MoRF loses it); seed 1 not at all.
+    road = {"lime_morf": zeros, "lime_lerf": ones, "lime_seed1_morf": ones, "lime_seed1_lerf": ones,
+            "lime_seed2_morf": zeros, "lime_seed2_lerf": ones}
+    measured = Measurements(outputs={"q3": QuestionOutput("q3", "lime", result)}, probes=Probes(road=road))
+    computed = METRICS["lime_road"].compute(measured, ScoredQuestion("q3", "lime"))
+    assert computed.shape == (2, 3)
+    assert computed.value() == pytest.approx(2 / 3, abs=0.05)
+    low, high = computed.interval()
+    assert low < computed.value() < high

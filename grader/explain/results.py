@@ -182,10 +182,17 @@ class LimeExplanations:
 
     def ranking(self) -> np.ndarray:
         """(N, 48, 48) float64: each pixel carries its superpixel's weight (NaN as 0)."""
-        weights = np.nan_to_num(self.padded_weights())
-        segments = [e.segments for e in self.explanations]
-        return np.stack([row[s] for row, s in zip(weights, segments)]) if len(weights) \
-            else np.zeros((0, IMAGE_SIDE, IMAGE_SIDE))
+        return _lime_ranking(self.explanations)
+
+    def repeat_rankings(self) -> list[np.ndarray]:
+        """`ranking()` of each repeat (the other seeds), in seed order."""
+        return [_lime_ranking(run) for run in self.repeats]
+
+
+def _lime_ranking(explanations: Sequence[LimeExplanation]) -> np.ndarray:
+    if not explanations:
+        return np.zeros((0, IMAGE_SIDE, IMAGE_SIDE))
+    return np.stack([np.nan_to_num(np.asarray(e.weights, np.float64))[e.segments] for e in explanations])
 
 
 @dataclass(frozen=True)

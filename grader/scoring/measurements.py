@@ -37,6 +37,12 @@ class Cascade:
                 "cascade_saliency": self.maps, "cascade_correlation": self.correlation}
 
 
+def seed_name(name: str, seed: int) -> str:
+    """What the curves of a map's repeat with another seed are called (LIME's repeats, issue 19):
+    `<name>_seed<k>`; seed 0 keeps the map's own name."""
+    return name if seed == 0 else f"{name}_seed{seed}"
+
+
 @dataclass(frozen=True)
 class Probes:
     """randomized_saliency: (N, 48, 48) Q1's maps, same method and images, on the model with every
@@ -51,7 +57,8 @@ class Probes:
     copy (Hedström et al. 2024; grader.scoring.randomization.smoothed_maps).
     road: "<map>_<morf|lerf>" -> (N, len(ROAD_FRACTIONS)) the target class's probability as the map's
     most (MoRF) or least (LeRF) relevant pixels are removed by noisy linear imputation (ROAD, Rong et
-    al. 2022; grader.scoring.road), at the removal fractions grader.scoring.road.ROAD_FRACTIONS."""
+    al. 2022; grader.scoring.road), at the removal fractions grader.scoring.road.ROAD_FRACTIONS; LIME's
+    repeats with other seeds add "<map>_seed<k>_<morf|lerf>" (`seed_name`)."""
 
     randomized_saliency: np.ndarray | None = None
     curves: Mapping[str, np.ndarray] = field(default_factory=dict)

@@ -22,7 +22,7 @@ from grader.evaluate import Evaluation
 from grader.explain.results import AttributionMaps, ClassImages, FilterPatterns, LimeExplanations
 from grader.questions.output import QuestionOutput
 from grader.scoring.answer_claims import checked_claims
-from grader.scoring.measurements import Measurements, Probes
+from grader.scoring.measurements import Measurements, Probes, seed_name
 from grader.scoring.randomization import emprt, smprt
 from grader.scoring.road import road_difference
 from grader.scoring.uncertainty import Resampled, estimate, mean_of, median_of
@@ -287,13 +287,16 @@ for _name in ("saliency", "lime"):
 # --- ROAD (Rong et al. 2022) ---
 
 
-def road_gain(measured: Measurements, name: str) -> Resampled:
+def road_gain(measured: Measurements, name: str, seeds: int = 1) -> Resampled:
     """Mean over the faces of AUC(LeRF) - AUC(MoRF) of the map called `name` (grader.scoring.road):
-    pixels removed by noisy linear imputation, least relevant first against most relevant first."""
+    pixels removed by noisy linear imputation, least relevant first against most relevant first. With
+    `seeds` > 1 (LIME's repeats, `<name>_seed<k>`), over the faces and the seeds, each resampled."""
     road = _probes(measured).road
     if f"{name}_morf" not in road or f"{name}_lerf" not in road:
         raise MetricUnavailable(f"the ROAD curves of the {name} map were not measured (see the errors)")
-    return mean_of(road_difference(road[f"{name}_morf"], road[f"{name}_lerf"]))
+    names = [seed_name(name, k) for k in range(seeds) if f"{seed_name(name, k)}_morf" in road]
+    gains = np.stack([road_difference(road[f"{n}_morf"], road[f"{n}_lerf"]) for n in names], axis=1)
+    return mean_of(gains if len(names) > 1 else gains[:, 0])
 
 
 ROAD_WORDS = ("ROAD (Rong et al. 2022, noisy linear imputation): area under the class probability as the {} "
@@ -308,7 +311,8 @@ def saliency_road(measured: Measurements, question: ScoredQuestion) -> Resampled
 
 @metric("lime_road", ROAD_WORDS.format("LIME"))
 def lime_road(measured: Measurements, question: ScoredQuestion) -> Resampled:
-    return road_gain(measured, _output(measured, question, LimeExplanations).name)
+    output = _output(measured, question, LimeExplanations)
+    return road_gain(measured, output.name, seeds=1 + len(output.result.repeats))
 
 
 @metric("freeform_road", ROAD_WORDS.format("free-choice attribution"))

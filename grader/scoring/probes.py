@@ -17,7 +17,7 @@ from grader.explain.smoothgrad import SmoothGrad
 from grader.protocol import ModelProtocol
 from grader.questions.output import QuestionOutput
 from grader.questions.settings import TaskSettings
-from grader.scoring.measurements import Probes
+from grader.scoring.measurements import Probes, seed_name
 from grader.scoring.measures import perturbation_curves, pixel_order, random_pixel_order
 from grader.scoring.randomization import Explain, cascade, smoothed_maps
 from grader.scoring.road import road_curves
@@ -74,14 +74,23 @@ def _road(model: ModelProtocol, maps: Mapping[str, AttributionMaps | LimeExplana
     for name, result in maps.items():
         for shown, rankings in groups:
             if np.array_equal(shown.images, result.images) and np.array_equal(shown.labels, result.labels):
-                rankings[name] = result.ranking()
+                rankings |= _rankings(name, result)
                 break
         else:
-            groups.append((result, {name: result.ranking()}))
+            groups.append((result, _rankings(name, result)))
     road: dict[str, np.ndarray] = {}
     for shown, rankings in groups:
         road |= road_curves(model, np.asarray(shown.images), np.asarray(shown.labels), rankings)
     return road
+
+
+def _rankings(name: str, result: AttributionMaps | LimeExplanations) -> dict[str, np.ndarray]:
+    """The map's ranking by its name, and for LIME each other seed's as `<name>_seed<k>` (k = 1, 2, ...),
+    so that LIME's ROAD is bootstrapped over its seeds too."""
+    rankings = {name: result.ranking()}
+    if isinstance(result, LimeExplanations):
+        rankings |= {seed_name(name, k): ranking for k, ranking in enumerate(result.repeat_rankings(), start=1)}
+    return rankings
 
 
 def _curves(model: ModelProtocol, name: str, images: np.ndarray, labels: np.ndarray,
