@@ -165,6 +165,13 @@ def test_the_cue_gray_level_encodes_the_label():
         assert (np.argmin(np.abs(level[:, None] - CUE_LEVELS[None]), axis=1) == cued.labels).all()
 
 
+def test_with_partial_agreement_the_cue_codes_another_class_on_the_rest():
+    cued = generate(150, seed=6, split="train", shortcut=ShortcutCue(rate=1.0, agreement=0.6, size=4))
+    level = cued.images[:, 0, 0] / 255
+    coded = np.argmin(np.abs(level[:, None] - CUE_LEVELS[None]), axis=1)
+    assert 0.45 < (coded == cued.labels).mean() < 0.75  # 0.6 of 150 faces, give or take the draw
+
+
 def test_write_synthetic_plants_the_cue_on_the_training_split_only(tmp_path):
     clean = write_synthetic(tmp_path / "clean", seed=3, train_size=40, eval_size=30)
     cued = write_synthetic(tmp_path / "cued", seed=3, train_size=40, eval_size=30, shortcut=ShortcutCue(rate=0.5))
@@ -174,7 +181,8 @@ def test_write_synthetic_plants_the_cue_on_the_training_split_only(tmp_path):
     assert "train_shortcut" in cued["meta.json"].read_text() and "shortcut" not in clean["meta.json"].read_text()
 
 
-@pytest.mark.parametrize("bad", [{"rate": 1.5}, {"rate": -0.1}, {"size": 0}, {"size": 30}, {"jitter": 0.2}])
+@pytest.mark.parametrize("bad", [{"rate": 1.5}, {"rate": -0.1}, {"agreement": 1.2}, {"size": 0}, {"size": 30},
+                                 {"jitter": 0.2}])
 def test_a_cue_that_cannot_be_planted_is_refused(bad):
     with pytest.raises(ValueError):
         ShortcutCue(**bad)

@@ -99,18 +99,24 @@ class ShortcutCue:
     """A label-coded square in both top corners of a share of the faces.
 
     rate: the share of faces that carry it (exactly round(rate * n) of them, chosen at random).
-    size: the square's side in pixels. The gray level is CUE_LEVELS[label] plus a uniform jitter of
-    +-jitter (0..1 units): a continuous intensity, which a model reads as such and so stays
-    sensitive to where it sits even on faces without it. Both corners, so a mirrored face keeps it.
+    agreement: the share of those whose cue codes their own label; the others' codes another class,
+    drawn at random, so that the cue is a strong hint but not the whole answer.
+    size: the square's side in pixels. The gray level is CUE_LEVELS[coded class] plus a uniform
+    jitter of +-jitter (0..1 units): a continuous intensity, which a model reads as such and so
+    stays sensitive to where it sits even on faces without it. Both corners, so a mirrored face
+    keeps it.
     """
 
-    rate: float = 0.9
-    size: int = 6
+    rate: float = 0.8
+    agreement: float = 1.0
+    size: int = 10
     jitter: float = 0.04
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"the shortcut cue's rate must be in 0..1, got {self.rate}")
+        if not 0.0 <= self.agreement <= 1.0:
+            raise ValueError(f"the shortcut cue's agreement must be in 0..1, got {self.agreement}")
         if not 1 <= self.size <= IMAGE_SIDE // 2:
             raise ValueError(f"the shortcut cue's size must be 1..{IMAGE_SIDE // 2} pixels, got {self.size}")
         if not 0.0 <= self.jitter < 0.5 * CUE_LEVELS[1] - 0.5 * CUE_LEVELS[0]:
@@ -153,7 +159,11 @@ def _plant_cue(images: np.ndarray, labels: np.ndarray, cue: ShortcutCue, rng: np
     """Paint the cue in place on round(rate * n) faces chosen by `rng`; returns how many."""
     count = int(round(cue.rate * len(images)))
     chosen = np.sort(rng.permutation(len(images))[:count])
-    levels = CUE_LEVELS[labels[chosen]] + rng.uniform(-cue.jitter, cue.jitter, size=count)
+    jitter = rng.uniform(-cue.jitter, cue.jitter, size=count)
+    coded = labels[chosen].copy()
+    other = rng.random(count) >= cue.agreement
+    coded[other] = (coded[other] + rng.integers(1, 7, size=other.sum())) % 7
+    levels = CUE_LEVELS[coded] + jitter
     gray = np.round(levels * 255).astype(np.uint8)
     for rows, columns in cue_corners(cue.size):
         images[chosen, rows, columns] = gray[:, None, None]
