@@ -70,3 +70,29 @@ def test_the_best_example_is_good_but_not_perfect(accuracy):
 @pytest.mark.slow
 def test_the_small_cnn_is_visibly_worse(accuracy):
     assert accuracy("small_cnn") <= accuracy("vgg") - 0.15
+
+
+def corner_saliency_share(folder: str, evaluation, faces: int = 70) -> float:
+    """Mean share of the plain-gradient saliency mass (log-probability of the true class) that lies on
+    the shortcut cue's two corner squares, over clean evaluation faces, where no cue is drawn."""
+    from grader.data.synth import ShortcutCue, cue_corners
+
+    spec = load_spec(EXAMPLES / folder)
+    module = SubmissionModule(build_model(EXAMPLES / folder, spec), spec.input).eval()
+    pixels = torch.from_numpy(evaluation.images[:faces].astype(np.float32)).requires_grad_(True)
+    labels = torch.from_numpy(evaluation.labels[:faces])
+    torch.log_softmax(module(pixels), 1).gather(1, labels[:, None]).sum().backward()
+    saliency = pixels.grad.abs().numpy()
+    corners = np.zeros((48, 48), bool)
+    for rows, columns in cue_corners(ShortcutCue().size):
+        corners[rows, columns] = True
+    return float((saliency[:, corners].sum(axis=1) / saliency.sum(axis=(1, 2))).mean())
+
+
+@pytest.mark.slow
+def test_the_shortcut_example_reads_faces_but_its_saliency_leans_on_the_cue_corners(accuracy, evaluation):
+    # Trained with a label-coded square in both top corners of 80% of its faces (scripts/train_examples.py):
+    # fair on clean faces, and its gradients still look where the cue was.
+    assert 0.55 <= accuracy("shortcut_cue") <= accuracy("vgg") - 0.15
+    shares = {folder: corner_saliency_share(folder, evaluation) for folder in ("shortcut_cue", "small_cnn", "vgg")}
+    assert shares["shortcut_cue"] > 2 * max(shares["small_cnn"], shares["vgg"]), shares

@@ -33,11 +33,21 @@ b09999999,q1_answer,1,nobody submitted under this id
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory, small_eval_csv) -> Path:
+def six_examples(tmp_path_factory) -> Path:
+    """The six examples named above, not whatever submissions/ holds: a later example (shortcut_cue,
+    a demonstration for the explanation metrics) would add its grading time and a gradebook row."""
+    examples = tmp_path_factory.mktemp("examples") / "submissions"
+    for folder in EXAMPLE_IDS:
+        shutil.copytree(EXAMPLES / folder, examples / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return examples
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, small_eval_csv, six_examples) -> Path:
     out = tmp_path_factory.mktemp("out")
     scores = tmp_path_factory.mktemp("ta") / "scores.csv"
     scores.write_text(MANUAL_SCORES, encoding="utf-8")
-    result = invoke("grade", EXAMPLES, "--data", small_eval_csv, "--rubric", ROOT / "rubric.yaml", "--out", out,
+    result = invoke("grade", six_examples, "--data", small_eval_csv, "--rubric", ROOT / "rubric.yaml", "--out", out,
                     "--quick", "--manual", scores, "--canvas", out / "canvas.csv")
     assert "scores 1 student(s) with no submission here: b09999999" in result.output
     assert result.exit_code == 0, result.output
@@ -446,7 +456,7 @@ REUSABLE = "Names the parts and compares the classes; say where the maps mislead
 
 
 def test_a_ta_grades_q1_of_every_example_by_keyboard_and_the_regenerated_pdfs_show_it(graded, browser, tmp_path,
-                                                                                      small_eval_csv):
+                                                                                      small_eval_csv, six_examples):
     """The TA's whole loop on the six real examples: `grader review`, Q1 graded by keyboard alone in
     Chromium (items 1, 2 and 4, a reusable comment by r 1, s to save, j to go on), a regrade request
     recorded and resolved in the page, the export, and `grader grade --review` re-rendering the
@@ -488,7 +498,7 @@ def test_a_ta_grades_q1_of_every_example_by_keyboard_and_the_regenerated_pdfs_sh
         assert rows[student_id, "q1_answer"]["comment"].endswith(REUSABLE)
     assert float(rows["b09902022", "q3_accuracy"]["points"]) == 0.5  # the earlier --manual override is kept
 
-    regraded = invoke("grade", EXAMPLES, "--data", small_eval_csv, "--rubric", ROOT / "rubric.yaml", "--out", out,
+    regraded = invoke("grade", six_examples, "--data", small_eval_csv, "--rubric", ROOT / "rubric.yaml", "--out", out,
                       "--quick", "--canvas", out / "canvas.csv", "--review", out / "review.sqlite")
     assert regraded.exit_code == 0, regraded.output
     assert regraded.output.count("not run again") == 6, regraded.output  # no model ran
