@@ -2,6 +2,7 @@
 expression the way real ones do, part masks, and the course's CSV layout read back by the reader."""
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -186,3 +187,20 @@ def test_write_synthetic_plants_the_cue_on_the_training_split_only(tmp_path):
 def test_a_cue_that_cannot_be_planted_is_refused(bad):
     with pytest.raises(ValueError):
         ShortcutCue(**bad)
+
+
+def test_the_cli_plants_the_cue_on_the_training_split_and_refuses_a_bad_rate(tmp_path):
+    from typer.testing import CliRunner
+
+    from grader.cli import app
+
+    runner = CliRunner()
+    outcome = runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "cued"), "--train-size", "20",
+                                  "--eval-size", "10", "--shortcut", "0.5"])
+    assert outcome.exit_code == 0, outcome.output
+    meta = json.loads((tmp_path / "cued" / "meta.json").read_text())
+    assert meta["train_shortcut"]["rate"] == 0.5 and meta["train_shortcut"]["size"] == ShortcutCue().size
+    clean = write_synthetic(tmp_path / "clean", train_size=20, eval_size=10)
+    assert (tmp_path / "cued" / "eval.csv").read_bytes() == clean["eval.csv"].read_bytes()
+    refused = runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "bad"), "--shortcut", "1.5"])
+    assert refused.exit_code == 2 and "rate must be in 0..1" in refused.output
