@@ -96,3 +96,34 @@ def test_the_shortcut_example_reads_faces_but_its_saliency_leans_on_the_cue_corn
     assert 0.55 <= accuracy("shortcut_cue") <= accuracy("vgg") - 0.15
     shares = {folder: corner_saliency_share(folder, evaluation) for folder in ("shortcut_cue", "small_cnn", "vgg")}
     assert shares["shortcut_cue"] > 2 * max(shares["small_cnn"], shares["vgg"]), shares
+
+
+@pytest.mark.slow
+def test_a_randomized_copy_of_an_example_earns_no_explanation_points(evaluation):
+    """The default rubric's explanation_gate: a copy of small_cnn with every layer re-initialized is at
+    chance, and its (complete, finite) figures score nothing, while a trained model's do."""
+    from grader.pipeline.assessment import assess
+    from grader.pipeline.result_record import measurements
+    from grader.pipeline.stages import StageLog
+    from grader.questions.settings import TaskSettings
+    from grader.scoring.rubric import default_rubric_path, load_rubric
+    from grader.scoring.score import score
+    from grader.submission.inprocess import InProcessModel
+
+    spec = load_spec(EXAMPLES / "small_cnn")
+    model = InProcessModel(SubmissionModule(build_model(EXAMPLES / "small_cnn", spec), spec.input))
+    rubric = load_rubric(default_rubric_path())
+    faces = evaluation
+    settings = TaskSettings(lime_samples=60, filter_steps=4, max_channels=8, class_model_steps=4, lime_seeds=1)
+
+    def explanation_points(of_model) -> tuple[float, list[str]]:
+        assessment = assess(of_model, faces, spec.visualize, rubric, settings, StageLog())
+        scored = [c for q in score(rubric, measurements(assessment, faces, [])) for c in q.criteria
+                  if not c.manual and c.id not in ("q3_accuracy", "q3_recall")]
+        return sum(c.score for c in scored), [c.message for c in scored]
+
+    with model.randomized(seed=0, top_layers=1_000_000) as randomized:
+        points, messages = explanation_points(randomized)
+    assert points == 0
+    assert all("below the 0.25 this rubric requires" in message for message in messages)
+    assert explanation_points(model)[0] > 2

@@ -293,6 +293,11 @@ def test_two_checks_of_one_submission_give_byte_identical_arrays(small_cnn_check
                                       "saliency.npz", "weights_fingerprint.npz"]
     for a, b in zip(first, second):
         assert a.read_bytes() == b.read_bytes(), a.name
+    # The scores too: every criterion's value, bootstrap interval, borderline flag and points (issue 19).
+    criteria = [[c for q in read_result(run, "small_cnn")["questions"] for c in q["criteria"]]
+                for run in (small_cnn_checked[0], tmp_path / "second")]
+    assert criteria[0] == criteria[1]
+    assert any(c["interval"] is not None for c in criteria[0])
 
 
 def test_a_torchscript_model_gets_its_filter_task_through_its_graph(graded):

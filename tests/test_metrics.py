@@ -248,3 +248,33 @@ def test_a_uniform_map_localizes_at_chance(faces):
     output = maps_output("saliency", images, labels, np.ones((7, 48, 48), np.float32))
     assert value("saliency_localization", Measurements(outputs={"q1": output}, region=parts_region(masks))) == \
         pytest.approx(1.0)
+
+
+def mouth_lime_output(masks: np.ndarray, labels: np.ndarray, weight_on_mouth: float) -> QuestionOutput:
+    """LIME with two superpixels per face, the mouth (weight `weight_on_mouth`) and the rest (weight 0.05)."""
+    explanations = [LimeExplanation(label=int(label), segments=(mask == MOUTH).astype(np.int64),
+                                    weights=np.array([0.05, weight_on_mouth]), score=0.5, intercept=0.0,
+                                    local_prediction=0.5, probability=0.5, seed=0, fill=np.nan)
+                    for mask, label in zip(masks, labels)]
+    return QuestionOutput("q3", "lime", LimeExplanations.of(np.zeros((len(labels), 48, 48), np.uint8), explanations))
+
+
+def test_lime_localization_counts_only_the_supporting_weight_on_the_parts(faces):
+    images, labels, masks = faces
+    region = parts_region(masks)
+    supporting = Measurements(outputs={"q3": mouth_lime_output(masks, labels, 5.0)}, region=region)
+    against = Measurements(outputs={"q3": mouth_lime_output(masks, labels, -5.0)}, region=region)
+    # Against the label, the mouth's superpixel is no evidence: what is left lies off the parts.
+    assert value("lime_localization", supporting, "q3") > 3.0
+    assert value("lime_localization", against, "q3") < 1.0
+
+
+def test_the_free_choice_evidence_of_an_attribution_map_is_its_road_value(faces):
+    from grader.scoring.measurements import Probes
+
+    images, labels, _ = faces
+    output = QuestionOutput("q4", "gradcam", AttributionMaps("gradcam", images, labels, np.ones((7, 48, 48))))
+    road = {"gradcam_morf": np.zeros((7, 16)), "gradcam_lerf": np.full((7, 16), 0.5)}
+    measured = Measurements(outputs={"q4": output}, probes=Probes(road=road))
+    assert value("freeform_evidence", measured, "q4") == pytest.approx(value("freeform_road", measured, "q4"))
+    assert value("freeform_evidence", measured, "q4") == pytest.approx(0.5, abs=0.05)

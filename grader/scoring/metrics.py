@@ -214,10 +214,35 @@ def _region(measured: Measurements) -> np.ndarray:
 def saliency_localization(measured: Measurements, question: ScoredQuestion) -> Resampled:
     """Mass share over area share, so the score means the same on part masks (about 11% of a
     synthetic face) and on the larger face ellipse (35%)."""
-    maps = _output(measured, question, AttributionMaps).result.maps
+    return _localization(measured, _output(measured, question, AttributionMaps).result.maps)
+
+
+def _localization(measured: Measurements, maps: np.ndarray) -> Resampled:
+    """Per face the share of |map| on the face region over the region's share of the face, resampled."""
     region = np.broadcast_to(_region(measured), maps.shape)
     share = mass_share(maps, region)
     return mean_of(share / np.maximum(region.mean(axis=(1, 2)), 1e-12))
+
+
+@metric("lime_localization",
+        "how many times more of LIME's supporting weight (superpixels that speak for the label) lies on the face "
+        "parts than a uniform map would put there: 1 is chance")
+def lime_localization(measured: Measurements, question: ScoredQuestion) -> Resampled:
+    """Each pixel carries its superpixel's weight; only weights for the label count (the ones the
+    figure shows as evidence), so a superpixel against the label does not count as looking there."""
+    ranking = _output(measured, question, LimeExplanations).result.ranking()
+    return _localization(measured, np.clip(ranking, 0.0, None))
+
+
+@metric("freeform_localization",
+        "for an attribution-map free choice: how many times more of the map's evidence for the label lies on the "
+        "face parts than a uniform map would put there: 1 is chance")
+def freeform_localization(measured: Measurements, question: ScoredQuestion) -> Resampled:
+    output = _output(measured, question, (ClassImages, AttributionMaps))
+    if isinstance(output.result, ClassImages):
+        raise MetricUnavailable("the free choice is the class-model visualization: one synthesized image per class, "
+                                "not a map over the faces, so it has no place on them to measure")
+    return _localization(measured, np.clip(output.result.ranking(), 0.0, None))
 
 
 @metric("saliency_pointing",
@@ -378,13 +403,14 @@ def class_model_probability(measured: Measurements, question: ScoredQuestion) ->
 
 @metric("freeform_evidence",
         "evidence that the free-choice figure reflects the model: for class-model visualization the mean "
-        "target probability; for an attribution map 1 - AUC(deletion in the map's order) / AUC(random order)")
+        "target probability; for an attribution map its ROAD value (freeform_road: 0 is chance)")
 def freeform_evidence(measured: Measurements, question: ScoredQuestion) -> Resampled:
+    """One criterion for every free choice. Until issue 19 an attribution map's evidence was gray-fill
+    deletion against a random order, whose gray patches leak the map's shape (Rong et al. 2022)."""
     output = _output(measured, question, (ClassImages, AttributionMaps))
     if isinstance(output.result, ClassImages):
         return mean_of(output.result.target_prob)
-    ours, chance = _curve_areas(measured, question, output.name, "deletion")
-    return mean_of(1 - ours / np.maximum(chance, 1e-12))
+    return road_gain(measured, output.name)
 
 
 # --- the written answers (issue 16) ---------------------------------------------------------
