@@ -64,7 +64,11 @@ def _face_axis(figure: Figure, cell):
 
 
 def _stage_title(cascade: Cascade, index: int, language: Language) -> str:
-    """"model", or "<layers re-initialized>: <the lowest of them>"."""
+    """"model", or "top <k> layers" over "down to <the lowest of them>" (a Sequential's layers are
+    named by number, so the count and the name need their words)."""
     if index == 0:
         return "model" if language == "en" else "模型"
-    return f"{int(cascade.randomized_layers[index - 1])}: {figure_text(cascade.lowest_layer[index - 1], 16)}"
+    count, lowest = int(cascade.randomized_layers[index - 1]), figure_text(cascade.lowest_layer[index - 1], 16)
+    if language == "en":
+        return f"top {count} layer{'s' if count > 1 else ''}\ndown to {lowest}"
+    return f"上層 {count} 層\n至 {lowest}"
