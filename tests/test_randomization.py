@@ -232,6 +232,7 @@ def test_the_metrics_read_the_probes_and_resample_over_the_images(small_cnn):
                                     "cascade_correlation", "smoothed_saliency", "smoothed_randomized_saliency"}
 
 
+@pytest.mark.slow
 def test_the_randomization_figure_goes_under_the_question_it_redrew(small_cnn):
     from grader.report.figures.by_result import probe_figures
     from grader.report.figures.drawing import png_bytes

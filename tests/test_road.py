@@ -136,6 +136,7 @@ def test_two_runs_give_the_same_curves_to_the_last_bit(faces):
     assert np.array_equal(first["noise_morf"], road_curves(model, images, np.zeros(7, np.int64), maps)["noise_morf"])
 
 
+@pytest.mark.slow
 def test_the_curves_agree_with_quantus_road_thresholded_at_one_half(faces):
     """Quantus's ROAD reports, per removal percentage, whether the model still predicts the label
     (argmax), MoRF only. Our curves are the label's probability. The model here gives every class but
