@@ -146,6 +146,28 @@ def test_one_face_alone_reproduces_its_explanation_in_a_batch(model, faces):
     assert alone.seed == batch[2].seed and alone.seed != batch[1].seed
 
 
+def test_one_segmentation_serves_every_seed(model, faces):
+    pixels, labels = faces.images[:3].astype(np.float32), faces.labels[:3]
+    calls: list[np.ndarray] = []
+
+    def counted(face: np.ndarray) -> np.ndarray:
+        calls.append(face)
+        return slic_segments(face)
+
+    segments = Lime(model, segmentation=counted).segment(pixels)
+    assert len(calls) == 3 and all(s.dtype == np.int64 and s.shape == (48, 48) for s in segments)
+    for seed in (0, 1):
+        shared = Lime(model, num_samples=100, seed=seed, segmentation=counted).explain(pixels, labels, segments=segments)
+        alone = Lime(model, num_samples=100, seed=seed).explain(pixels, labels)
+        for key, value in alone.arrays().items():
+            np.testing.assert_array_equal(shared.arrays()[key], value)  # bit for bit
+    assert len(calls) == 3  # the two runs segmented nothing again
+    with pytest.raises(ValueError, match="2 segmentations for 3 faces"):
+        Lime(model, num_samples=20).explain(pixels, labels, segments=segments[:2])
+    with pytest.raises(ValueError, match="segmentation returned shape"):
+        Lime(model, num_samples=20).explain(pixels[:1], labels[:1], segments=[segments[0][:40]])
+
+
 def test_requests_are_few_and_large(model, faces):
     pixels, labels = faces.images[:3].astype(np.float32), faces.labels[:3]
 

@@ -43,8 +43,10 @@ def lime(context: QuestionContext) -> ExplanationResult:
     """LIME on one image per class, for the image's own label; again with the next seeds
     (settings.lime_seeds in all), so that its metrics can say how much the draw of perturbations moves them."""
     settings, pixels = context.settings, context.images.astype(np.float32)
-    runs = [Lime(context.model, num_samples=settings.lime_samples, seed=settings.seed + offset).explain(
-        pixels, context.labels) for offset in range(max(settings.lime_seeds, 1))]
+    methods = [Lime(context.model, num_samples=settings.lime_samples, seed=settings.seed + offset)
+               for offset in range(max(settings.lime_seeds, 1))]
+    segments = methods[0].segment(pixels)  # superpixels have no randomness: one segmentation for every seed
+    runs = [method.explain(pixels, context.labels, segments=segments) for method in methods]
     return runs[0].with_repeats(runs[1:])
 
 
