@@ -100,6 +100,23 @@ def test_the_imputation_agrees_with_quantus_without_noise(faces):
         assert np.abs(ours - theirs).max() < 1e-4 * 255
 
 
+def test_each_image_of_a_batch_is_imputed_as_if_alone(faces):
+    """The band matrices of a batch are laid out together: no entry may land in another image's system,
+    and each image keeps its own bandwidth (bit for bit what the image alone gives)."""
+    images, _ = faces
+    rng = np.random.default_rng(5)
+    removed = rng.random(images.shape) < np.array([0.0, 0.002, 0.3, 0.6, 0.95, 0.5, 0.1])[:, None, None]
+    removed[1], removed[1, 7, 9] = False, True  # one pixel alone: no entry above the diagonal
+    removed[5] = False
+    removed[5, 40, :] = True  # one row: each unknown touches only the next
+    draws = rng.standard_normal(images.shape)
+
+    batch = noisy_linear_imputation(images, removed, draws=draws)
+    for i in range(len(images)):
+        alone = noisy_linear_imputation(images[i:i + 1], removed[i:i + 1], draws=draws[i:i + 1])
+        assert np.array_equal(batch[i], alone[0])
+
+
 def test_the_noise_is_seeded_and_one_percent_of_the_range(faces):
     images, _ = faces
     removed = np.zeros(images.shape, bool)

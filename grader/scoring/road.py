@@ -28,11 +28,12 @@ about 6 ms of one core an image, 3.7 s for the same 630.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cache
 
 import numpy as np
 from scipy.linalg import lapack
 from scipy.ndimage import correlate
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from grader.numerics import softmax
 from grader.protocol import ModelProtocol
@@ -59,6 +60,10 @@ WEIGHTS = np.array([[1 / 12, 1 / 6, 1 / 12],
                     [1 / 12, 1 / 6, 1 / 12]])
 """The 8-neighbourhood of the noisy linear imputation (Rong et al. sec. 4.2), centred on the pixel:
 the four direct neighbours weigh 1/6 and the four diagonal ones 1/12 (together 1)."""
+DIRECTIONS = ((0, 1), (1, -1), (1, 0), (1, 1))
+"""The neighbours that come later in row-major order (right, below left, below, below right), as
+(rows, columns) steps: each pair of removed neighbours is one entry above the diagonal, found from
+the earlier pixel. Four, so that _band_entries can split a flat index by bit operations."""
 
 
 def noisy_linear_imputation(images: np.ndarray, removed: np.ndarray, noise: float = ROAD_NOISE,
@@ -90,28 +95,24 @@ def noisy_linear_imputation(images: np.ndarray, removed: np.ndarray, noise: floa
         return filled
     # The unknowns, numbered image by image and in row-major order within an image: two neighbours
     # are then at most width + 1 unknowns apart, so each image's system is a band matrix.
-    variable = (np.cumsum(removed) - 1).reshape(removed.shape)
     starts = np.concatenate([[0], np.cumsum(removed.reshape(n, -1).sum(axis=1))])
     # The diagonal: the weights of a pixel's neighbours inside the image; the right-hand side: the
     # weighted sum of its kept neighbours' values.
-    diagonal = correlate(np.ones((height, width)), WEIGHTS, mode="constant")
+    diagonal = np.broadcast_to(correlate(np.ones((height, width)), WEIGHTS, mode="constant"), removed.shape)[removed]
     rhs = correlate(np.where(removed, 0.0, images), WEIGHTS[None], mode="constant")[removed]
-    # Above the diagonal: each pair of removed neighbours, the later one (row-major) its column.
-    above = []
-    for d_row, d_col in ((0, 1), (1, -1), (1, 0), (1, 1)):
-        first = (slice(None), slice(0, height - d_row), slice(max(0, -d_col), width - max(0, d_col)))
-        later = (slice(None), slice(d_row, height), slice(max(0, d_col), width + min(0, d_col)))
-        pairs = removed[first] & removed[later]
-        system = np.nonzero(pairs)[0]
-        above.append((variable[first][pairs], variable[later][pairs], -WEIGHTS[1 + d_row, 1 + d_col],
-                      np.searchsorted(system, np.arange(n + 1))))
+    # All images' band matrices are laid out at once (vectorized); only the LAPACK calls go image by image.
+    positions, values, at, bands = _band_entries(removed, starts)
     solution = np.empty(starts[-1])
-    with threadpool_limits(limits=1, user_api="blas"):  # OpenBLAS's threads make these small solves 30x slower
+    # One buffer for every image's band matrix: a fresh 0.8 MB array an image costs more in page faults.
+    storage = np.empty(int(((bands + 1) * np.diff(starts)).max()))
+    with _blas_threads().limit(limits=1, user_api="blas"):  # OpenBLAS's threads make these small solves 30x slower
         for image in np.flatnonzero(np.diff(starts)):
-            begin, end = starts[image], starts[image + 1]
-            entries = [(rows[at[image]:at[image + 1]] - begin, cols[at[image]:at[image + 1]] - begin, value)
-                       for rows, cols, value, at in above]
-            solution[begin:end] = _solve_band(diagonal[removed[image]], entries, rhs[begin:end])
+            begin, end, band = starts[image], starts[image + 1], bands[image]
+            upper = storage[:(band + 1) * (end - begin)]  # upper band storage, column after column
+            upper[:] = 0.0
+            upper[band::band + 1] = diagonal[begin:end]
+            upper[positions[at[image]:at[image + 1]]] = values[at[image]:at[image + 1]]
+            solution[begin:end] = _solve_band(upper.reshape((band + 1, end - begin), order="F"), rhs[begin:end])
     if noise:
         if draws is None:
             draws = np.random.default_rng(seed).standard_normal(images.shape)
@@ -122,20 +123,52 @@ def noisy_linear_imputation(images: np.ndarray, removed: np.ndarray, noise: floa
     return filled
 
 
-def _solve_band(diagonal: np.ndarray, above: list[tuple[np.ndarray, np.ndarray, float]],
-                rhs: np.ndarray) -> np.ndarray:
-    """The solution of one symmetric positive definite system, given by its diagonal and its entries
-    above the diagonal (rows < cols, one value for each group), by LAPACK's banded Cholesky (dpbsv)
-    in upper band storage."""
-    band = max((int((cols - rows).max()) for rows, cols, _ in above if len(rows)), default=0)
-    upper = np.zeros((band + 1, len(diagonal)), order="F")
-    upper[band] = diagonal
-    for rows, cols, value in above:
-        upper[band + rows - cols, cols] = value
-    _, solution, info = lapack.dpbsv(upper, rhs, lower=0)
+def _band_entries(removed: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The entries above the diagonal of every image's system, image after image: each pair of removed
+    neighbours (to the right, below left, below, below right), the earlier one (row-major) the row r,
+    the later one the column c, valued -WEIGHTS of the direction.
+
+    Returns positions (each entry's place in its image's upper band storage, an F-ordered
+    (band + 1, unknowns) array flattened: row band + r - c of column c, (c + 1) * band + r), values,
+    at (image i's entries are at[i]:at[i + 1]) and bands (each image's half bandwidth, the largest
+    c - r; 0 when no two removed pixels touch)."""
+    n, height, width = removed.shape
+    # pairs[i, y, x, d]: pixel (y, x) of image i and its neighbour in direction d are both removed.
+    pairs = np.zeros((n, height, width, len(DIRECTIONS)), dtype=bool)
+    for d, (d_row, d_col) in enumerate(DIRECTIONS):
+        first = (slice(None), slice(0, height - d_row), slice(max(0, -d_col), width - max(0, d_col)))
+        later = (slice(None), slice(d_row, height), slice(max(0, d_col), width + min(0, d_col)))
+        pairs[(*first, d)] = removed[first] & removed[later]
+    found = np.flatnonzero(pairs)
+    pixel, direction = found >> 2, found & 3  # divmod by the 4 directions, without a division
+    # An unknown's number within its image: the removed pixels before it, in row-major order.
+    variable = (np.cumsum(removed.reshape(n, -1), axis=1) - 1).ravel()
+    rows = variable[pixel]
+    cols = variable[pixel + np.array([d_row * width + d_col for d_row, d_col in DIRECTIONS])[direction]]
+    at = np.concatenate([[0], np.cumsum(pairs.reshape(n, -1).sum(axis=1))])
+    bands = np.zeros(n, dtype=np.int64)
+    touching = at[1:] > at[:-1]
+    if touching.any():  # reduceat over the images with entries: each run of entries is one image's
+        bands[touching] = np.maximum.reduceat(cols - rows, at[:-1][touching])
+    positions = (cols + 1) * np.repeat(bands, np.diff(at)) + rows
+    values = -np.array([WEIGHTS[1 + d_row, 1 + d_col] for d_row, d_col in DIRECTIONS])
+    return positions, values[direction], at, bands
+
+
+def _solve_band(upper: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """The solution of one symmetric positive definite system in upper band storage (an F-ordered
+    (band + 1, unknowns) array, overwritten by its Cholesky factor), by LAPACK's banded Cholesky (dpbsv)."""
+    _, solution, info = lapack.dpbsv(upper, rhs, lower=0, overwrite_ab=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"the imputation's system is not positive definite (LAPACK dpbsv info {info})")
     return solution
+
+
+@cache
+def _blas_threads() -> ThreadpoolController:
+    """A ThreadpoolController of the BLAS libraries (numpy's and scipy's, both loaded by this module's
+    imports), made once: `threadpool_limits` looks for them again each time, about 10 ms on a busy machine."""
+    return ThreadpoolController()
 
 
 def removal_counts(fractions: Sequence[float], pixels: int) -> np.ndarray:
@@ -190,9 +223,8 @@ def road_curves(model: ModelProtocol, images: np.ndarray, targets: np.ndarray, r
         removed = np.where(order[:, None] == 0, rank[m, image] < counts[step, None],
                            rank[m, image] >= height * width - counts[step, None])
         # The noise of one (fraction, face) is drawn from its own seed: the same for every map and
-        # both orders, whatever the batch.
-        draws = np.stack([np.random.default_rng((seed, s, i)).standard_normal((height, width))
-                          for s, i in zip(step, image)]) if len(image) else None
+        # both orders, whatever the batch; so each is drawn once a batch (not once for each map and order).
+        draws = _noise_fields(seed, step, image, (height, width)) if len(image) else None
         filled = noisy_linear_imputation(flat[image].reshape(-1, height, width),
                                          removed.reshape(-1, height, width), noise=noise, draws=draws)
         pixels = np.concatenate([images[faces].astype(np.float32), filled.astype(np.float32)])
@@ -206,6 +238,14 @@ def road_curves(model: ModelProtocol, images: np.ndarray, targets: np.ndarray, r
             curve[:, steps] = perturbed[m, o].T
             curves[f"{name}_{order_name}"] = curve
     return curves
+
+
+def _noise_fields(seed: int, steps: np.ndarray, images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(len(steps), *shape) standard normal fields, row k drawn from seed (seed, steps[k], images[k]);
+    each distinct (step, image) drawn once and repeated (the same numbers as drawing every row)."""
+    distinct, inverse = np.unique(np.stack([steps, images], axis=1), axis=0, return_inverse=True)
+    fields = np.stack([np.random.default_rng((seed, int(s), int(i))).standard_normal(shape) for s, i in distinct])
+    return fields[inverse.reshape(-1)]
 
 
 def road_difference(morf: np.ndarray, lerf: np.ndarray) -> np.ndarray:
