@@ -13,13 +13,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from grader.pipeline.setup import GradingSetup
+from grader.pipeline.setup import GradingSetup, Identity
 from grader.pipeline.student_folder import grade_submission
 from grader.pipeline.class_plan import PlannedSubmission
 from grader.pipeline.runners import Runner
 from grader.outfolder import OutputFolderError
 from grader.result import Result, StageError
+from grader.sandbox.starter import ServerStarter
 
 WORKER_OVERHEAD_MB = 1024
 """Memory a worker process needs beside its sandbox (torch, the evaluation set, figures)."""
@@ -68,7 +70,7 @@ class DaskRunner(Runner):
                                        "--scheduler to grade on this machine") from None
         try:
             shared_setup = client.scatter(setup, broadcast=True)
-            futures = {client.submit(grade_submission, planned.folder, shared_setup, None, planned.cache_key,
+            futures = {client.submit(grade_on_worker, planned.folder, shared_setup, planned.cache_key,
                                      planned.identity, key=f"grade-{planned.student_id}-{planned.cache_key[:16]}",
                                      pure=False): planned
                        for planned in pending}
@@ -83,9 +85,44 @@ class DaskRunner(Runner):
                     result = _worker_failure(planned, error)
                 on_result(planned, result)
         finally:
+            _close_worker_servers(client)
             client.close()
             if cluster is not None:
                 cluster.close()
+
+
+_worker_servers: dict[tuple[str, str], ServerStarter] = {}
+"""This worker process's sandbox servers started ahead, by profile and isolation."""
+
+
+def grade_on_worker(folder: Path, setup: GradingSetup, cache_key: str, identity: Identity | None) -> Result:
+    """grade_submission on a Dask worker, in a sandbox server the worker started while it graded its
+    previous submission (grader.sandbox.starter). A worker does not know how many it will grade, so
+    it keeps one started until the run ends (`_close_worker_servers`)."""
+    servers = None
+    if setup.isolation != "inprocess":
+        key = (setup.profile.model_dump_json(), setup.isolation)
+        servers = _worker_servers.get(key)
+        if servers is None:
+            for other in _worker_servers.values():  # another run's: no longer wanted
+                other.close()
+            _worker_servers.clear()
+            servers = _worker_servers[key] = ServerStarter(setup.profile, setup.isolation, expected=None)
+    return grade_submission(folder, setup, None, cache_key, identity, servers=servers)
+
+
+def close_servers_started_ahead() -> None:
+    """Stop this worker's servers started ahead (run on every worker at the end of a run)."""
+    for servers in _worker_servers.values():
+        servers.close()
+    _worker_servers.clear()
+
+
+def _close_worker_servers(client) -> None:
+    try:
+        client.run(close_servers_started_ahead)
+    except Exception:  # noqa: BLE001  (a worker that is gone took its server with it)
+        pass
 
 
 def _worker_failure(planned: PlannedSubmission, error: Exception) -> Result:

@@ -3,19 +3,43 @@ interface on Dask workers: grader.pipeline.dask_runner."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from grader.pipeline.class_plan import PlannedSubmission
 from grader.pipeline.setup import GradingSetup
-from grader.pipeline.student_folder import grade_submission
+from grader.pipeline.student_folder import assess_submission, write_submission
 from grader.result import Result
+from grader.sandbox.starter import ServerStarter
 
 
 class Runner:
-    """Grades planned submissions and hands back each result as it is done (any order)."""
+    """Grades planned submissions in order and hands back each result as it is done.
+
+    What is not the model's work is kept off the critical path (issue 20): the next submission's
+    sandbox server is started while this one is graded (grader.sandbox.starter), and a submission's
+    figures, result.json and PDF are written on a second thread while the next one's model works.
+    At most one submission waits to be written, so memory holds two assessments at most."""
 
     def run(self, pending: Sequence[PlannedSubmission], setup: GradingSetup,
             on_result: Callable[[PlannedSubmission, Result], None]) -> None:
-        for planned in pending:
-            on_result(planned, grade_submission(planned.folder, setup, cache_key=planned.cache_key,
-                                                identity=planned.identity))
+        with server_starter(setup, expected=len(pending)) as servers, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="xai-grader-report") as writer:
+            writing: tuple[PlannedSubmission, Future[Result]] | None = None
+            for planned in pending:
+                assessed = assess_submission(planned.folder, setup, identity=planned.identity, servers=servers)
+                if writing is not None:
+                    on_result(writing[0], writing[1].result())  # an OutputFolderError stops the run here
+                writing = planned, writer.submit(write_submission, assessed, setup, None, planned.cache_key)
+            if writing is not None:
+                on_result(writing[0], writing[1].result())
+
+
+def server_starter(setup: GradingSetup, expected: int | None) -> contextlib.AbstractContextManager[
+        ServerStarter | None]:
+    """Sandbox servers started ahead for `expected` submissions (None: however many come); none for
+    in-process grading."""
+    if setup.isolation == "inprocess":
+        return contextlib.nullcontext()
+    return ServerStarter(setup.profile, setup.isolation, expected)

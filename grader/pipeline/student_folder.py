@@ -26,6 +26,7 @@ from grader.report.artifacts import write_artifacts
 from grader.report.pdf import render_html, write_pdf
 from grader.result import Result, StageError
 from grader.sandbox.client import SandboxedModel
+from grader.sandbox.starter import ServerStarter
 from grader.submission.build import build_model
 from grader.submission.errors import SubmissionError, describe_exception
 from grader.submission.folder import SubmissionFolder, tree_bounds
@@ -48,30 +49,71 @@ class _Submission:
     output: str = ""
 
 
+@dataclass
+class AssessedSubmission:
+    """One submission after its model's work (the folder read, the model loaded, assessed and
+    closed), before anything is written: `write_submission` makes its output folder from it.
+    grader_error: the grader's own failure on this submission so far (it fails the result)."""
+
+    submission: _Submission
+    assessment: Assessment
+    log: StageLog
+    audit: GradientAudit
+    grader_error: Exception | None = None
+
+
 def grade_submission(folder: Path, setup: GradingSetup, listener: StageListener | None = None,
-                     cache_key: str = "", identity: Identity | None = None) -> Result:
+                     cache_key: str = "", identity: Identity | None = None,
+                     servers: ServerStarter | None = None) -> Result:
     """Grade one submission folder and write its output folder; never raises for the student's
     faults, nor for a failure of the grader's own on this submission (that fails its result, with
     the reason). Raises OutputFolderError when the output folder cannot be written (a full disk).
 
     identity: the id and name the class plan settled (grader.pipeline.class_plan); None for one
     folder graded alone (`grader check`), which takes its submission.yaml's. cache_key is stored in
-    result.json for grader.pipeline.class_run's resume."""
+    result.json for grader.pipeline.class_run's resume. servers: sandbox servers started ahead
+    (grader.sandbox.starter), for a batch; None starts one now.
+
+    The two halves, `assess_submission` and `write_submission`, can run apart: a batch writes one
+    submission's report while the next one's model works (grader.pipeline.runners)."""
+    return write_submission(assess_submission(folder, setup, listener, identity, servers), setup, listener,
+                            cache_key)
+
+
+def assess_submission(folder: Path, setup: GradingSetup, listener: StageListener | None = None,
+                      identity: Identity | None = None, servers: ServerStarter | None = None) -> AssessedSubmission:
+    """The submission's stages up to and including its model's work; never raises but for
+    OutputFolderError (see `grade_submission`)."""
     setup.profile.apply()
     submission = _Submission(folder=folder, student_id=identity.student_id if identity else folder_student_id(folder))
     log = StageLog(listener=listener)
     audit = GradientAudit(GradientCheckSettings.for_dtype(setup.profile.dtype), seed=hidden_seed(setup.evaluation))
     try:
-        assessment = _read_and_assess(submission, setup, identity, log, audit)
-        return _write_outputs(submission, assessment, log, audit, setup, listener, cache_key)
+        assessment = _read_and_assess(submission, setup, identity, log, audit, servers)
     except OutputFolderError:
         raise
     except Exception as error:  # noqa: BLE001  (the grader's own failure on this submission: fail it, go on)
-        return _grader_failure(submission, log, setup, error)
+        return AssessedSubmission(submission, Assessment(), log, audit, grader_error=error)
+    return AssessedSubmission(submission, assessment, log, audit)
+
+
+def write_submission(assessed: AssessedSubmission, setup: GradingSetup, listener: StageListener | None = None,
+                     cache_key: str = "") -> Result:
+    """The submission's output folder (figures, result.json, the PDF) from its assessment, and its
+    Result; never raises but for OutputFolderError (see `grade_submission`)."""
+    if assessed.grader_error is not None:
+        return _grader_failure(assessed.submission, assessed.log, setup, assessed.grader_error)
+    try:
+        return _write_outputs(assessed.submission, assessed.assessment, assessed.log, assessed.audit, setup, listener,
+                              cache_key)
+    except OutputFolderError:
+        raise
+    except Exception as error:  # noqa: BLE001  (the grader's own failure on this submission: fail it, go on)
+        return _grader_failure(assessed.submission, assessed.log, setup, error)
 
 
 def _read_and_assess(submission: _Submission, setup: GradingSetup, identity: Identity | None, log: StageLog,
-                     audit: GradientAudit) -> Assessment:
+                     audit: GradientAudit, servers: ServerStarter | None = None) -> Assessment:
     """The folder's stages (snapshot, spec, load), then the assessment of its model."""
     files = None
     with log.stage(SNAPSHOT):
@@ -83,7 +125,7 @@ def _read_and_assess(submission: _Submission, setup: GradingSetup, identity: Ide
     model: ModelProtocol | None = None
     if not log.failed:
         with log.stage(LOAD):
-            model = AuditedModel(open_model(submission.folder, submission.spec, setup), audit)
+            model = AuditedModel(open_model(submission.folder, submission.spec, setup, servers), audit)
     try:
         visualize = submission.spec.visualize if submission.spec is not None else VisualizeSpec()
         return assess(model, setup.evaluation, visualize, setup.rubric, setup.tasks, log, audit, setup.language) \
@@ -96,13 +138,21 @@ def _read_and_assess(submission: _Submission, setup: GradingSetup, identity: Ide
                 submission.output = getattr(model, "output", "")
 
 
-def open_model(folder: Path, spec: SubmissionSpec, setup: GradingSetup) -> ModelProtocol:
-    """The submission behind the model protocol, isolated as the setup says. The sandbox's snapshot
-    leaves out the output folder (which `grader check .` writes inside the student's folder)."""
+def open_model(folder: Path, spec: SubmissionSpec, setup: GradingSetup,
+               servers: ServerStarter | None = None) -> ModelProtocol:
+    """The submission behind the model protocol, isolated as the setup says (in a server `servers`
+    started ahead, when given). The sandbox's snapshot leaves out the output folder (which
+    `grader check .` writes inside the student's folder)."""
     if setup.isolation == "inprocess":
         return InProcessModel(SubmissionModule(build_model(folder, spec), spec.input), setup.profile.device,
                               setup.profile.dtype)
-    return SandboxedModel.open(folder, setup.profile, setup.isolation, exclude=(setup.out_dir,))
+    if servers is None:
+        return SandboxedModel.open(folder, setup.profile, setup.isolation, exclude=(setup.out_dir,))
+    try:
+        return SandboxedModel.open(folder, setup.profile, setup.isolation, exclude=(setup.out_dir,),
+                                   server=servers.take())
+    finally:
+        servers.start_next()  # after this load, not beside it
 
 
 def hidden_seed(faces: FaceSet) -> int:

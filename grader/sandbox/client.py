@@ -7,6 +7,7 @@ flood of output, garbage on the channel) into a SubmissionError the student can 
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -20,8 +21,8 @@ import numpy as np
 from grader.fingerprint import FingerprintError, WeightsFingerprint
 from grader.profile import HardwareProfile
 from grader.protocol import ModelDescription, ModelProtocol, Objective
-from grader.sandbox.isolation import Isolation, launch, remove_snapshot
-from grader.sandbox.requests import FINGERPRINT, description_from, fingerprint_from, objective_message
+from grader.sandbox.isolation import Isolation, empty_snapshot, fill_snapshot, launch, remove_snapshot
+from grader.sandbox.requests import FINGERPRINT, LOAD, description_from, fingerprint_from, objective_message
 from grader.sandbox.wire import Message, WireError, read_message, write_message
 from grader.escape import clean_text
 from grader.result import MESSAGE_LIMIT
@@ -69,39 +70,73 @@ class CapturedOutput:
 
 
 class SandboxServer:
-    """One server process: started, spoken to one request at a time, and killed with its group."""
+    """One server process: started on an empty snapshot (possibly ahead of need:
+    grader.sandbox.starter), handed its submission by `load`, spoken to one request at a time, and
+    killed with its group."""
 
-    def __init__(self, folder: Path, profile: HardwareProfile, isolation: Isolation,
-                 exclude: Iterable[Path] = (), server_args: Iterable[str] = ()) -> None:
+    def __init__(self, profile: HardwareProfile, isolation: Isolation, server_args: Iterable[str] = ()) -> None:
         self.profile = profile
-        limits = profile.limits
-        self._deadline = time.monotonic() + limits.wall_seconds_per_submission
-        self._launch = launch(folder, isolation, limits.model_dump(), profile.model_dump(exclude={"limits"}),
-                              tree_bounds(limits), exclude, server_args)
-        self.process = subprocess.Popen(self._launch.argv, env=self._launch.env, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                        umask=0o022)  # folders bwrap creates must be readable after the uid drop
+        self._deadline = math.inf  # `load` sets it: the submission's time starts when it is handed over
+        self._snapshot = empty_snapshot()
+        try:
+            self._launch = launch(self._snapshot, isolation, profile.limits.model_dump(),
+                                  profile.model_dump(exclude={"limits"}), server_args)
+            self.process = subprocess.Popen(self._launch.argv, env=self._launch.env, stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                            umask=0o022)  # folders bwrap creates must be readable after the uid drop
+        except BaseException:
+            remove_snapshot(self._snapshot)
+            raise
         self.output = CapturedOutput(self.process.stderr)
         self._closed = False
-        ready = self._receive(limits.wall_seconds_per_load, "loading the submission", "for loading")
-        if not ready.header.get("ok"):
+
+    @property
+    def snapshot(self) -> Path:
+        """The folder the server sees as its submission (empty until `load`)."""
+        return self._snapshot
+
+    def load(self, folder: Path, exclude: Iterable[Path] = ()) -> None:
+        """Copy the submission in `folder` into the server's snapshot (leaving out `exclude`) and
+        have the server load it. On any failure the server is closed and a SubmissionError says
+        why: the tree refused (grader.sandbox.isolation.fill_snapshot), the server not started, the
+        student's code failing to load, or the time limit for loading passing (it counts from
+        here: the time a server waited for its submission is not the submission's)."""
+        limits = self.profile.limits
+        try:
+            fill_snapshot(self._snapshot, Path(folder), tree_bounds(limits), exclude)
+            loading = time.monotonic() + limits.wall_seconds_per_load
+            self._deadline = time.monotonic() + limits.wall_seconds_per_submission
+            self._expect_ok(self._receive(limits.wall_seconds_per_load, "loading the submission", "for loading",
+                                          until=loading))
+            self._send(Message({"op": LOAD}), "loading the submission")
+            self._expect_ok(self._receive(limits.wall_seconds_per_load, "loading the submission", "for loading",
+                                          until=loading))
+        except BaseException:
             self.close()
-            raise _error_of(ready)
+            raise
 
     def request(self, message: Message, what: str) -> Message:
         if self._closed:
             raise SubmissionError("request", "the model's server has already stopped")
+        self._send(message, what)
+        return self._expect_ok(self._receive(self.profile.limits.wall_seconds_per_request, what))
+
+    def _send(self, message: Message, what: str) -> None:
         try:
             write_message(self.process.stdin.fileno(), message)
         except (BrokenPipeError, OSError):
             raise self._died(what) from None
-        response = self._receive(self.profile.limits.wall_seconds_per_request, what)
+
+    @staticmethod
+    def _expect_ok(response: Message) -> Message:
         if not response.header.get("ok"):
             raise _error_of(response)
         return response
 
-    def _receive(self, seconds: float, what: str, per: str = "per request") -> Message:
-        request_deadline = time.monotonic() + seconds
+    def _receive(self, seconds: float, what: str, per: str = "per request", until: float | None = None) -> Message:
+        """The next answer, within `seconds` from now (or by `until`, a time.monotonic() that the
+        limit of `seconds` began earlier) and within the whole submission's time."""
+        request_deadline = time.monotonic() + seconds if until is None else until
         try:
             return read_message(self.process.stdout.fileno(), min(request_deadline, self._deadline))
         except TimeoutError:
@@ -146,7 +181,7 @@ class SandboxServer:
         for pipe in (self.process.stdin, self.process.stdout):
             pipe.close()
         self.output.text(wait=2.0)
-        remove_snapshot(self._launch.snapshot)
+        remove_snapshot(self._snapshot)
 
 
 SERVER_STAGES = frozenset({"spec", "load", "checks", "request", "memory"})
@@ -186,9 +221,12 @@ class SandboxedModel(ModelProtocol):
 
     @classmethod
     def open(cls, folder: Path, profile: HardwareProfile, isolation: Isolation = "bwrap",
-             exclude: Iterable[Path] = ()) -> SandboxedModel:
-        """The submission in `folder` loaded in a new server; `exclude` leaves paths out of its snapshot."""
-        return cls(SandboxServer(Path(folder), profile, isolation, exclude))
+             exclude: Iterable[Path] = (), server: SandboxServer | None = None) -> SandboxedModel:
+        """The submission in `folder` loaded in `server` (one started ahead: grader.sandbox.starter) or
+        in a new one; `exclude` leaves paths out of its snapshot."""
+        server = server if server is not None else SandboxServer(profile, isolation)
+        server.load(Path(folder), exclude)
+        return cls(server)
 
     @property
     def output(self) -> str:

@@ -36,7 +36,8 @@ def plan_init(folder: Path, profile: HardwareProfile, isolation: Isolation) -> I
     """What `grader init` would write for `folder`; SubmissionError when the folder's tree is refused
     or the sandbox fails (not when the student's code fails: that is a finding)."""
     candidates, has_spec = find_candidates(folder, tree_bounds(profile.limits))
-    server = SandboxServer(Path(folder), profile, isolation, server_args=("--inspect",))
+    server = SandboxServer(profile, isolation, server_args=("--inspect",))
+    server.load(Path(folder))
     try:
         response = server.request(Message({"op": INSPECT, "weights": list(candidates.weights),
                                            "sources": list(candidates.sources)}),

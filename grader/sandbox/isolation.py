@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 import grader
-from grader.submission.tree import DEFAULT_BOUNDS, TreeBounds, scan_tree
+from grader.submission.tree import DEFAULT_BOUNDS, Manifest, TreeBounds, scan_tree
 from grader.submission.tree_copy import copy_into
 
 Isolation = Literal["bwrap", "subprocess"]
@@ -56,32 +56,51 @@ class Launch:
 
 def snapshot_submission(folder: Path, bounds: TreeBounds = DEFAULT_BOUNDS, exclude: Iterable[Path] = ()) -> Path:
     """A private, world-readable, read-only copy of the submission: the server reads what was
-    handed in at this moment, and an unprivileged uid can read it.
+    handed in at this moment, and an unprivileged uid can read it (`empty_snapshot`, then
+    `fill_snapshot`; see the latter for `bounds`, `exclude` and what is refused)."""
+    manifest = scan_tree(folder, bounds, exclude)  # refused before anything is written
+    snapshot = empty_snapshot()
+    try:
+        _copy_read_only(manifest, snapshot)
+    except BaseException:
+        remove_snapshot(snapshot)
+        raise
+    return snapshot
+
+
+def empty_snapshot() -> Path:
+    """A new, empty snapshot folder (readable by the grader only) for `fill_snapshot` to fill: a
+    server can be started on it before its submission is known (grader.sandbox.starter)."""
+    root = Path(tempfile.mkdtemp(prefix=SNAPSHOT_PREFIX))
+    copy = root / "submission"
+    copy.mkdir(mode=0o700)
+    return copy
+
+
+def fill_snapshot(snapshot: Path, folder: Path, bounds: TreeBounds = DEFAULT_BOUNDS,
+                  exclude: Iterable[Path] = ()) -> None:
+    """Copy the submission in `folder` into the empty `snapshot`, then make it read-only and
+    readable by everyone.
 
     The folder's tree is hostile input: it is scanned by `grader.submission.tree` and copied by
     `grader.submission.tree_copy`, which never follow a link out of the folder, refuse FIFOs,
     devices and sockets, and hold the copy to `bounds`. `exclude` leaves further paths out (the
-    output folder of `grader check .`). A refusal raises SubmissionError("snapshot", ...) with
-    nothing left behind.
+    output folder of `grader check .`). A refusal raises SubmissionError("snapshot", ...); what was
+    copied until then is left for `remove_snapshot`.
     """
-    manifest = scan_tree(folder, bounds, exclude)  # refused before anything is written
-    root = Path(tempfile.mkdtemp(prefix=SNAPSHOT_PREFIX))
-    copy = root / "submission"
-    try:
-        copy_into(manifest, copy)
-        root.chmod(0o555)
-    except BaseException:
-        remove_snapshot(copy)
-        raise
-    return copy
+    _copy_read_only(scan_tree(folder, bounds, exclude), snapshot)
 
 
-def launch(folder: Path, isolation: Isolation, limits: dict, profile: dict,
-           bounds: TreeBounds = DEFAULT_BOUNDS, exclude: Iterable[Path] = (), server_args: Iterable[str] = ()) -> Launch:
-    """How to start a server on a snapshot of `folder` (see `snapshot_submission` for `bounds` and
-    `exclude`, and for the SubmissionError it raises); `server_args` go to grader.sandbox.server
-    (`--inspect` for grader init)."""
-    snapshot = snapshot_submission(folder, bounds, exclude)
+def _copy_read_only(manifest: Manifest, snapshot: Path) -> None:
+    copy_into(manifest, snapshot)
+    snapshot.parent.chmod(0o555)
+
+
+def launch(snapshot: Path, isolation: Isolation, limits: dict, profile: dict,
+           server_args: Iterable[str] = ()) -> Launch:
+    """How to start a server on `snapshot` (`empty_snapshot`: it may be filled after the start, as
+    the server reads nothing of it before its `load` request); `server_args` go to
+    grader.sandbox.server (`--inspect` for grader init)."""
     submission = SANDBOX_SUBMISSION if isolation == "bwrap" else str(snapshot)
     server = [sys.executable, "-m", "grader.sandbox.server", "--submission", submission,
               "--limits", json_arg(limits), "--profile", json_arg(profile), *server_args]

@@ -77,6 +77,8 @@ def _shape(shape: object) -> tuple[int, ...]:
     return tuple(shape)
 
 
+LOAD = "load"
+"""The request that hands a started server its submission (grader.sandbox.serve.await_load)."""
 FINGERPRINT = "fingerprint"
 """The op of a weights_fingerprint request: a header only, answered with the flat arrays of
 grader.fingerprint.fingerprint_arrays."""

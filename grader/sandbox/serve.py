@@ -7,7 +7,7 @@ from pathlib import Path
 from grader.profile import HardwareProfile
 from grader.quiet import quiet_libraries
 from grader.protocol import ModelProtocol
-from grader.sandbox.requests import FINGERPRINT, INSPECT, description_header, fingerprint_response, objective_from
+from grader.sandbox.requests import FINGERPRINT, INSPECT, LOAD, description_header, fingerprint_response, objective_from
 from grader.sandbox.wire import Message, WireError, read_message, write_message
 from grader.submission.build import build_model
 from grader.submission.errors import SubmissionError, describe_exception, is_out_of_memory, memory_error
@@ -23,6 +23,12 @@ def serve(submission: str, profile: dict, requests: int, responses: int) -> None
     hardware = HardwareProfile.model_validate(profile)
     try:
         hardware.apply()
+    except BaseException as error:  # noqa: BLE001
+        write_message(responses, failure(error, "load"))
+        return
+    if not await_load(requests, responses):
+        return
+    try:
         model = load(Path(submission), hardware.device, hardware.dtype)
     except BaseException as error:  # noqa: BLE001  (whatever the student's import does, report it)
         write_message(responses, failure(error, "load"))
@@ -53,6 +59,8 @@ def serve_inspection(submission: str, profile: dict, requests: int, responses: i
     except BaseException as error:  # noqa: BLE001
         write_message(responses, failure(error, "load"))
         return
+    if not await_load(requests, responses):
+        return
     write_message(responses, Message({"ok": True}))
     while True:
         try:
@@ -67,6 +75,19 @@ def serve_inspection(submission: str, profile: dict, requests: int, responses: i
         except BaseException as error:  # noqa: BLE001
             response = failure(error, "request")
         write_message(responses, response)
+
+
+def await_load(requests: int, responses: int) -> bool:
+    """Say that the server has started (torch and Lightning imported, the profile applied), then
+    wait for the `load` request that says its submission's snapshot is in place: a server can be
+    started ahead of its submission (grader.sandbox.starter). False when the grader stops it or
+    closes the channel first."""
+    write_message(responses, Message({"ok": True, "started": True}))
+    try:
+        request = read_message(requests)
+    except WireError:
+        return False
+    return request.header.get("op") == LOAD
 
 
 def load(folder: Path, device: str = "cpu", dtype: str = "float32") -> InProcessModel:

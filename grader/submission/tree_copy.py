@@ -18,8 +18,8 @@ _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CL
 
 
 def copy_into(manifest: Manifest, destination: Path) -> None:
-    """Write the manifest's tree at `destination` (a new folder, in a place only the grader can
-    write to), then make it world-readable and read-only: the sandbox server reads it as an
+    """Write the manifest's tree at `destination` (a new or empty folder, in a place only the grader
+    can write to), then make it world-readable and read-only: the sandbox server reads it as an
     unprivileged uid and must not change it.
 
     Files are streamed, links recreated relative (`_relative_link`), folders created. A file that
@@ -29,7 +29,7 @@ def copy_into(manifest: Manifest, destination: Path) -> None:
     propagates as it is. After either, what was written is left for the caller to remove.
     """
     destination = Path(destination)
-    destination.mkdir(mode=0o700)
+    destination.mkdir(mode=0o700, exist_ok=True)  # or made empty ahead (grader.sandbox.isolation.empty_snapshot)
     root_fd = open_manifest_root(manifest)
     try:
         for entry in manifest.entries:

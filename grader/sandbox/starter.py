@@ -1,0 +1,65 @@
+"""Sandbox servers started ahead of need (issue 20).
+
+Starting a server (bubblewrap, Python, importing torch and Lightning) takes about 3 s of one core,
+before any student code runs. A worker grading a batch takes its next server from here: one that
+was started while the previous submission was graded, and is waiting with everything imported for
+its snapshot to be filled (grader.sandbox.client.SandboxServer.load). Nothing of a submission is
+in a server before it is taken, and a server serves one submission only, as before.
+"""
+
+from __future__ import annotations
+
+from grader.profile import HardwareProfile
+from grader.sandbox.client import SandboxServer
+from grader.sandbox.isolation import Isolation
+
+
+class ServerStarter:
+    """Hands out sandbox servers (`take`), and starts the next one ahead when told (`start_next`)
+    while fewer than `expected` have been taken (None: always, for a worker that does not know how
+    many it will grade).
+
+    A server that fails to start fails the submission that takes it, with the words any server
+    failure gets (grader.sandbox.client). `close` stops the one still waiting."""
+
+    def __init__(self, profile: HardwareProfile, isolation: Isolation, expected: int | None = None) -> None:
+        self.profile = profile
+        self.isolation = isolation
+        self.expected = expected
+        self._taken = 0
+        self._waiting: SandboxServer | None = None
+
+    @property
+    def waiting(self) -> SandboxServer | None:
+        """The server started ahead and waiting for the next `take`, if any."""
+        return self._waiting
+
+    def take(self) -> SandboxServer:
+        """A started server for the next submission: the one waiting, or a new one."""
+        server, self._waiting = self._waiting, None
+        if server is not None and server.process.poll() is not None:
+            server.close()  # it died waiting: start afresh rather than fail a student for it
+            server = None
+        self._taken += 1
+        return server if server is not None else SandboxServer(self.profile, self.isolation)
+
+    def start_next(self) -> None:
+        """Start the next server, unless one waits or all expected have been taken. Called once the
+        taken server has loaded, so that the two imports do not slow each other's load."""
+        if self._waiting is not None or (self.expected is not None and self._taken >= self.expected):
+            return
+        try:
+            self._waiting = SandboxServer(self.profile, self.isolation)
+        except Exception:  # noqa: BLE001  (the next take starts one itself and meets the error there)
+            self._waiting = None
+
+    def close(self) -> None:
+        if self._waiting is not None:
+            self._waiting.close()
+            self._waiting = None
+
+    def __enter__(self) -> ServerStarter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,85 @@
+"""Sandbox servers started ahead of need (grader.sandbox.starter): a server waits with torch imported
+and nothing of a student in it, takes its submission when handed one, and the time it waited is not
+its submission's. A batch graded with servers started ahead, each report written while the next
+submission's model works (grader.pipeline.runners.Runner), gives what grading each alone gives."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from grader.pipeline.class_run import grade_class
+from grader.pipeline.runners import Runner
+from grader.pipeline.student_folder import grade_submission
+from grader.sandbox.client import SandboxedModel
+from grader.sandbox.starter import ServerStarter
+from tests.test_sandbox import PROFILE, sandboxed_setup, submission
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("require_bwrap")]
+
+FACES = np.zeros((2, 48, 48), np.float32)
+SHORT = PROFILE.model_copy(update={"limits": PROFILE.limits.model_copy(update={"wall_seconds_per_submission": 6})})
+
+
+def test_a_server_started_ahead_waits_for_its_submission_and_the_wait_is_not_the_submissions(tmp_path):
+    folder = submission(tmp_path, "honest")
+    with ServerStarter(SHORT, "bwrap", expected=2) as servers:
+        servers.take().close()
+        servers.start_next()
+        time.sleep(8)  # the next server waits longer than a submission may take
+        model = SandboxedModel.open(folder, SHORT, "bwrap", server=servers.take())
+        try:
+            assert model.logits(FACES).shape == (2, 7)
+        finally:
+            model.close()
+
+
+def test_no_server_is_started_beyond_the_submissions_expected():
+    with ServerStarter(PROFILE, "bwrap", expected=2) as servers:
+        servers.take().close()
+        servers.start_next()
+        assert servers.waiting is not None
+        servers.take().close()
+        servers.start_next()
+        assert servers.waiting is None
+
+
+def test_a_server_that_died_waiting_is_replaced_rather_than_failing_the_next_submission(tmp_path):
+    folder = submission(tmp_path, "honest")
+    with ServerStarter(PROFILE, "bwrap", expected=None) as servers:
+        servers.take().close()
+        servers.start_next()
+        dead = servers.waiting
+        os.killpg(dead.process.pid, signal.SIGKILL)
+        dead.process.wait()
+        model = SandboxedModel.open(folder, PROFILE, "bwrap", server=servers.take())
+        try:
+            assert model.logits(FACES).shape == (2, 7)
+        finally:
+            model.close()
+
+
+def test_closing_the_starter_stops_the_waiting_server_and_removes_its_snapshot():
+    servers = ServerStarter(PROFILE, "bwrap", expected=None)
+    servers.start_next()
+    waiting = servers.waiting
+    servers.close()
+    assert waiting.process.poll() is not None
+    assert not waiting.snapshot.parent.exists()
+
+
+def test_a_batch_with_servers_ahead_and_reports_alongside_grades_as_each_alone(tmp_path):
+    root = tmp_path / "submissions"
+    for name in ("honest_a", "honest_b"):
+        submission(root, name)
+    batch = {r.student_id: r for r in grade_class(root, sandboxed_setup(tmp_path / "out"), runner=Runner())}
+    for name in ("honest_a", "honest_b"):
+        alone = grade_submission(root / name, sandboxed_setup(tmp_path / f"alone_{name}"))
+        assert batch[name].status == alone.status == "graded"
+        assert batch[name].questions == alone.questions
+        assert batch[name].confusion_matrix == alone.confusion_matrix
+        assert (tmp_path / "out" / name / "result.json").is_file()
