@@ -1,12 +1,17 @@
 """What grading one submission costs (issue 8), measured, not optimized: per task, our code paths
 against the naive way a student's script does the same work, and against the FLOP floor of this
-machine, side by side in one run, for two models:
+machine, side by side in one run, for three models:
 
 - vgg: the VGG example (submissions/vgg), built as grader.pipeline.student_folder.open_model builds it in-process;
 - typical: a typical course-size CNN with random weights (conv 64-64-pool-128-128-pool-256-256-pool-
-  512-pool, FC 512-7, BatchNorm after each conv, ReLU, Dropout before the FC layers), eval mode.
+  512-pool, FC 512-7, BatchNorm after each conv, ReLU, Dropout before the FC layers), eval mode;
+- resnet: a ResNet-style network as a student writes one for the course, random weights, eval mode,
+  on 3-channel 44x44 input (InputSpec size 44, channels 3: the 48x48 face center-cropped and its gray
+  replicated): ResNet18's basic blocks (3x3 convolutions, stride-2 downsampling with 1x1 projection
+  shortcuts, BatchNorm, ReLU) with a CIFAR-style 3x3 stem, one depthwise-separable block (depthwise
+  3x3, groups = channels, then 1x1), global average pooling and a linear layer to 7.
 
-    .venv/bin/python bench/grading_cost.py [--quick] [--threads N] [--results bench/RESULTS.md]
+    .venv/bin/python bench/grading_cost.py [--quick] [--models vgg,typical,resnet] [--threads N] [--results bench/RESULTS.md]
 
 Ours: the project's one assessment of a submission (grader.pipeline.assessment.assess: the checks,
 the evaluation, each rubric question, the probes, the fingerprint), each stage timed by its own
@@ -22,8 +27,9 @@ Winograd kernels (grader/submission/nnpack.py), which need fewer, so those tasks
 The PDF is timed separately: grader.pipeline.student_folder.grade_submission on the VGG example, write_pdf=True,
 reading its own "report" timing (render_html + write_pdf); cold (first report of the process) and warm.
 
-A full run writes its output into RESULTS.md (its own section); --quick does a tenth of the work
-and writes nothing unless --results is given.
+A full run of all three models writes its output into RESULTS.md (its own section); --quick, or
+--models naming fewer of them (one model alone: --models resnet), writes nothing unless --results is
+given.
 """
 
 from __future__ import annotations
@@ -110,6 +116,78 @@ class TypicalCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+class BasicBlock(nn.Module):
+    """ResNet's basic block: 3x3 conv (stride 1 or 2), BN, ReLU, 3x3 conv, BN, plus the shortcut
+    (a 1x1 stride-2 projection and BN where the shape changes), then ReLU."""
+
+    def __init__(self, channels_in: int, channels_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels_in, channels_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels_out)
+        self.conv2 = nn.Conv2d(channels_out, channels_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels_out)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or channels_in != channels_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(channels_in, channels_out, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(channels_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class DepthwiseSeparableBlock(nn.Module):
+    """MobileNet's block with a residual: depthwise 3x3 (groups = channels), BN, ReLU, pointwise 1x1, BN."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.pointwise = nn.Conv2d(channels, channels, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.depthwise(x)))
+        return self.relu(x + self.bn2(self.pointwise(out)))
+
+
+class StudentResNet(nn.Module):
+    """ResNet18 as course students adapt it to 44x44x3 faces: a 3x3 stem (64), four stages of two
+    basic blocks (64, 128, 256, 512 channels; stages 2-4 start with a stride-2 block and a 1x1
+    projection shortcut), a depthwise-separable block after stage 3, global average pooling and a
+    linear layer to 7. About 11.3M parameters and 2.2 GFLOP per face."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+        self.layer1 = nn.Sequential(BasicBlock(64, 64), BasicBlock(64, 64))
+        self.layer2 = nn.Sequential(BasicBlock(64, 128, 2), BasicBlock(128, 128))
+        self.layer3 = nn.Sequential(BasicBlock(128, 256, 2), BasicBlock(256, 256), DepthwiseSeparableBlock(256))
+        self.layer4 = nn.Sequential(BasicBlock(256, 512, 2), BasicBlock(512, 512))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def _randomize_batchnorm(net: nn.Module, generator: torch.Generator) -> None:
+    """Running statistics and affine parameters as a trained network has them (not the identity of a
+    fresh BatchNorm), so that eval-mode arithmetic is that of a trained model."""
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                n = module.num_features
+                module.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
+                module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
+                module.weight.copy_(0.8 + 0.4 * torch.rand(n, generator=generator))
+                module.bias.copy_(0.1 * torch.randn(n, generator=generator))
+
+
 # --- the models under test ------------------------------------------------------------------------
 
 
@@ -140,6 +218,21 @@ def typical_subject(seed: int = 0) -> Subject:
     naive = SubmissionModule(copy.deepcopy(net), InputSpec()).eval()
     ours = InProcessModel(SubmissionModule(net, InputSpec()))
     return Subject("typical", ours, naive, VisualizeSpec())
+
+
+RESNET_INPUT = InputSpec(size=44, channels=3)
+
+
+def resnet_subject(seed: int = 0) -> Subject:
+    """The ResNet-style network with random weights (seeded, BatchNorm statistics as trained), eval
+    mode, on 44x44x3 input; default visualize spec (the filter layer is the stem's convolution)."""
+    torch.manual_seed(seed)
+    net = StudentResNet()
+    _randomize_batchnorm(net, torch.Generator().manual_seed(seed))
+    net.eval()
+    naive = SubmissionModule(copy.deepcopy(net), RESNET_INPUT).eval()
+    ours = InProcessModel(SubmissionModule(net, RESNET_INPUT))
+    return Subject("resnet", ours, naive, VisualizeSpec())
 
 
 def warm_up(subject: Subject) -> None:
@@ -615,6 +708,9 @@ def profile_tasks(subject: Subject, run: OursRun, faces: FaceSet, settings: Task
 # --- main -----------------------------------------------------------------------------------------
 
 
+MODELS: dict[str, Callable[[], Subject]] = {"vgg": vgg_subject, "typical": typical_subject, "resnet": resnet_subject}
+
+
 def first_faces(faces: FaceSet, count: int) -> FaceSet:
     """The first `count` faces of a set, with their labels and masks."""
     return FaceSet(images=faces.images[:count], labels=None if faces.labels is None else faces.labels[:count],
@@ -633,7 +729,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a tenth of the work, to check the script")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: the cpu profile's setting)")
-    parser.add_argument("--models", default="vgg,typical", help="comma-separated: vgg, typical")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help=f"comma-separated, of {', '.join(MODELS)} (default all; fewer write nothing unless --results)")
     parser.add_argument("--results", type=Path, default=None,
                         help=f"write the output there (default {RESULTS.relative_to(ROOT)} for a full run)")
     parser.add_argument("--profile-tasks", action="store_true",
@@ -644,6 +741,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    names = [name.strip() for name in args.models.split(",") if name.strip()]
+    unknown = [name for name in names if name not in MODELS]
+    if unknown:
+        raise SystemExit(f"unknown model(s) {', '.join(unknown)}: choose from {', '.join(MODELS)}")
     command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "bench/grading_cost.py", *sys.argv[1:]])
     started = time.perf_counter()
     quiet_libraries()
@@ -666,10 +767,9 @@ def main(argv: list[str] | None = None) -> None:
     # The floor's rate is the best of three measurements (before, between and after the models), so a
     # moment of load from other processes lowers it less; every table divides by the same rate.
     rates = [matmul_gflops()]
-    builders = {"vgg": vgg_subject, "typical": typical_subject}
     runs: list[tuple[Subject, OursRun]] = []
-    for name in args.models.split(","):
-        subject = builders[name.strip()]()
+    for name in names:
+        subject = MODELS[name]()
         warm_up(subject)
         layer = resolve_layer(subject.ours.describe(), subject.visualize.filter_layer)
         flops = per_image_flops(subject, layer)
@@ -699,7 +799,8 @@ def main(argv: list[str] | None = None) -> None:
         profile_tasks(*runs[-1], faces=faces, settings=settings, out=out)
     out(f"\nbenchmark wall time: {time.perf_counter() - started:.0f} s")
 
-    target = args.results if args.results is not None else (None if args.quick else RESULTS)
+    full = not args.quick and set(names) == set(MODELS)
+    target = args.results if args.results is not None else (RESULTS if full else None)
     if target is not None:
         write_section("grading_cost", "Grading cost: ours, the naive way and the FLOP floor (bench/grading_cost.py)",
                       command, machine, out.lines, target)

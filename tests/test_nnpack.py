@@ -4,6 +4,8 @@ it leaves everything else as it was."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,7 @@ from torch.profiler import ProfilerActivity, profile
 from grader.protocol import ClassLogit
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
-from grader.submission.nnpack import NNPACK_MIN_BATCH, NnpackConvolutions, nnpack_available
+from grader.submission.nnpack import NNPACK_MIN_BATCH, NnpackConvolutions, nchw_weight, nnpack_available
 from grader.submission.spec import InputSpec
 
 pytestmark = pytest.mark.skipif(not nnpack_available(), reason="this torch build has no NNPACK")
@@ -152,3 +154,65 @@ def test_input_gradients_do_not_take_the_nnpack_route():
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         model.input_gradient(faces(NNPACK_MIN_BATCH), ClassLogit(classes=np.zeros(NNPACK_MIN_BATCH, int)))
     assert "aten::_nnpack_spatial_convolution" not in {event.key for event in prof.key_averages()}
+
+
+def test_a_routed_weight_is_copied_to_nchw_once_and_again_after_an_in_place_change():
+    weight = torch.rand(64, 32, 3, 3).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        first = nchw_weight(weight)
+        assert first.is_contiguous() and torch.equal(first, weight)
+        assert nchw_weight(weight) is first
+        weight.mul_(2)
+        renewed = nchw_weight(weight)
+    assert renewed is not first and torch.equal(renewed, weight)
+    contiguous = torch.rand(64, 32, 3, 3)
+    with torch.no_grad():
+        assert nchw_weight(contiguous) is contiguous
+
+
+def test_a_kept_nchw_weight_made_in_inference_mode_serves_outside_it():
+    weight = torch.rand(64, 32, 3, 3).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        kept = nchw_weight(weight)
+    assert not kept.is_inference()
+    with torch.no_grad(), NnpackConvolutions() as mode:
+        F.conv2d(torch.rand(NNPACK_MIN_BATCH, 32, 8, 8), weight, padding=1)
+    assert mode.routed == 1
+
+
+def test_a_routed_convolution_gives_the_same_bits_with_the_kept_weight_as_with_a_copy_per_call():
+    x = torch.rand(NNPACK_MIN_BATCH, 32, 8, 8)
+    weight = torch.rand(64, 32, 3, 3).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), NnpackConvolutions() as kept_mode:
+        kept = F.conv2d(x, weight, padding=1)
+        again = F.conv2d(x, weight, padding=1)
+    with NnpackConvolutions() as copied_mode:  # autograd on: the weight is copied in the call
+        copied = F.conv2d(x, weight, padding=1)
+    assert kept_mode.routed == 2 and copied_mode.routed == 1
+    assert torch.equal(kept, again) and torch.equal(kept, copied)
+
+
+def test_a_randomized_copy_keeps_the_layout_and_nnpack_choices_without_probing_again(monkeypatch):
+    model = InProcessModel(SubmissionModule(WideNet(), InputSpec()))
+    assert model.module.nnpack and model.module.memory_format == torch.channels_last
+    probes = []
+    monkeypatch.setattr("grader.submission.module._ramp_faces", lambda n: probes.append(n) or torch.zeros(n, 48, 48))
+    random_model = model.randomized(seed=0, top_layers=2)
+    assert random_model.module.nnpack and random_model.module.memory_format == torch.channels_last
+    assert probes == [4]  # use_probability_outputs' probe only
+    pixels = faces(NNPACK_MIN_BATCH)
+    assert "aten::_nnpack_spatial_convolution" in kernels_run(random_model, pixels)
+
+
+def test_a_randomized_copy_answers_as_a_freshly_probed_module_with_its_weights():
+    model = InProcessModel(SubmissionModule(WideNet(), InputSpec()))
+    random_model = model.randomized(seed=0, top_layers=2)
+    fresh = InProcessModel(SubmissionModule(copy.deepcopy(random_model.module.net), InputSpec()))
+    assert fresh.module.nnpack == random_model.module.nnpack
+    pixels = faces(NNPACK_MIN_BATCH)
+    assert np.array_equal(fresh.logits(pixels), random_model.logits(pixels))
+
+
+def test_the_bf16_copy_of_a_probed_module_still_keeps_onednn():
+    model = InProcessModel(SubmissionModule(WideNet(), InputSpec()), dtype="bfloat16")
+    assert not model.randomized(seed=0, top_layers=1).module.nnpack

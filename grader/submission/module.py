@@ -47,6 +47,10 @@ class SubmissionModule(pl.LightningModule):
         self.nnpack = False  # forward-only batches through NNPACK: see use_nnpack
         self.outputs_probabilities = False  # the net ends in a softmax: see use_probability_outputs
         self.center_only = False  # tta models: run the center crop alone (see single_view)
+        # The layout and NNPACK probes have run on this network, or on the one it was deep-copied
+        # from (ModelProtocol.randomized): see use_channels_last and use_nnpack.
+        self.layout_probed = False
+        self.nnpack_probed = False
 
     @property
     def views(self) -> int:
@@ -131,7 +135,13 @@ class SubmissionModule(pl.LightningModule):
         """Run the network in channels_last (NHWC) memory, where oneDNN's convolutions are faster on
         CPUs (1.4x for the typical course CNN, 1.3x for the VGG example, at batch 16, one thread),
         when it gives the same logits. A student's `x.view(n, -1)` on an NHWC map raises, so a
-        model that fails or differs stays as it is. True when switched."""
+        model that fails or differs stays as it is. True when switched.
+
+        The choice is the architecture's: a deep copy of a probed module (a randomized copy, whose
+        layers have the same code and shapes and new weights) keeps it without probing again."""
+        if self.layout_probed:
+            return self.memory_format == torch.channels_last
+        self.layout_probed = True
         probe = _ramp_faces(2)
         with torch.no_grad():
             try:
@@ -153,11 +163,20 @@ class SubmissionModule(pl.LightningModule):
         convolution and the logits agree with oneDNN's within rounding (1e-4 of their scale). Only
         for a float32 model in channels_last on the CPU: bf16 autocast and CUDA have kernels of
         their own, and a model that refused channels_last might refuse a channels_last pool.
-        True when switched on."""
-        self.nnpack = False
+        True when switched on.
+
+        A deep copy of a probed module (ModelProtocol.randomized: the same layers, new weights)
+        keeps the probe's answer: which convolutions NNPACK takes and whether the model runs in the
+        mode are the architecture's, and Winograd's rounding error is relative to the weights'
+        scale. The probe is two forwards of 16 faces (1.4 of the 1.9 s a randomized copy of a
+        ResNet18 at 44x44 took to open, ten copies a grading)."""
         if (self.device.type != "cpu" or self.autocast_dtype is not None or not nnpack_available()
                 or self.memory_format != torch.channels_last):
+            self.nnpack = False
             return False
+        if self.nnpack_probed:
+            return self.nnpack
+        self.nnpack, self.nnpack_probed = False, True
         probe = _ramp_faces(NNPACK_MIN_BATCH)
         with torch.no_grad():
             try:
