@@ -5,7 +5,9 @@ not of the batch."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import gc
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,10 +81,26 @@ def read_predictions(student_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
 def _write_figure(written: Artifacts, staging: Path, relative: str, draw: Callable[[], Figure]) -> bool:
     """Draw one figure to PNG; a figure that cannot be drawn is left out with an error that says so."""
     try:
-        data = png_bytes(draw())
+        with _collector_paused():
+            data = png_bytes(draw())
     except Exception as error:  # noqa: BLE001  (matplotlib on a student's layer name, say)
         written.errors.append(StageError(stage="report", message=f"the figure {relative} could not be drawn "
                                                                   f"({describe_exception(error)}); it is left out"))
         return False
     atomic_write_bytes(staging / relative, data)
     return True
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while one figure is drawn: matplotlib makes tens of
+    thousands of objects for it, and each collection they trigger also walks the grading process's
+    whole heap (torch's objects). The figure's garbage goes at the next collection after."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -1,7 +1,8 @@
 """The report's figures, drawn by report/ from the typed results after scoring (nothing below
 report/ imports matplotlib). One file per figure:
 
-- drawing.py: the shared matplotlib setup, PNG bytes, face grids
+- drawing.py: the shared matplotlib setup (a figure on its own Agg canvas), PNG bytes drawn once,
+  picture axes (no ticks, their Axis hidden) and grids of them
 - attribution.py: attribution maps (saliency, SmoothGrad, Integrated Gradients, Grad-CAM)
 - lime.py: LIME's superpixels for and against each label
 - filters.py: filter patterns and filter outputs

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from grader.classes import Language, class_names
 from grader.escape import figure_text
 from grader.explain.results import AttributionMaps
-from grader.report.figures.drawing import face_axes
+from grader.report.figures.drawing import face_axes, new_figure, row_label
 
 SIGNED_SHOWN_AS_MAGNITUDE = ("integrated_gradients",)
 """Signed maps drawn as |map|: the figure's colour scale starts at 0."""
@@ -26,7 +26,7 @@ def saliency_figure(images: np.ndarray, labels: np.ndarray, maps: np.ndarray, la
     map's row and may hold student text (Grad-CAM's layer name)."""
     names = class_names(language)
     title = figure_text(title)
-    figure = Figure(figsize=(1.5 * max(len(images), 1), 4.8), dpi=100)
+    figure = new_figure(1.5 * max(len(images), 1), 4.8)
     axes = face_axes(figure, 3, max(len(images), 1))
     for column, (image, label, saliency) in enumerate(zip(images, labels, maps)):
         scaled = saliency / (saliency.max() or 1.0)
@@ -36,6 +36,6 @@ def saliency_figure(images: np.ndarray, labels: np.ndarray, maps: np.ndarray, la
         axes[2, column].imshow(image, cmap="gray", vmin=0, vmax=255)
         axes[2, column].imshow(scaled, cmap="jet", alpha=0.45, vmin=0, vmax=1)
     for row, text in enumerate(("face", title, "overlay")):
-        axes[row, 0].set_ylabel(text, fontsize=9)
+        row_label(axes[row, 0], text, 9)
     figure.tight_layout()
     return figure

@@ -6,13 +6,13 @@ from matplotlib.figure import Figure
 
 from grader.classes import Language, class_names
 from grader.explain.results import ClassImages
-from grader.report.figures.drawing import face_axes
+from grader.report.figures.drawing import face_axes, new_figure
 
 
 def class_model_figure(result: ClassImages, language: Language = "en") -> Figure:
     """Per class: the image gradient ascent built toward it, titled with its probability."""
     names = class_names(language)
-    figure = Figure(figsize=(1.5 * len(result.images), 2.0), dpi=100)
+    figure = new_figure(1.5 * len(result.images), 2.0)
     axes = face_axes(figure, 1, len(result.images))
     for column, (image, probability) in enumerate(zip(result.images, result.target_prob)):
         axes[0, column].imshow(image, cmap="gray", vmin=0, vmax=255)

@@ -6,12 +6,13 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from grader.classes import Language, class_names
+from grader.report.figures.drawing import new_figure
 
 
 def confusion_matrix_figure(confusion: np.ndarray, language: Language = "en") -> Figure:
     """The row-normalized confusion matrix: rows are true classes, columns predictions, values in cells."""
     names = class_names(language)
-    figure = Figure(figsize=(5.2, 4.6), dpi=100)
+    figure = new_figure(5.2, 4.6)
     axes = figure.add_subplot()
     image = axes.imshow(confusion, cmap="Blues", vmin=0.0, vmax=1.0)
     axes.set_xticks(range(len(names)), names, rotation=45, ha="right")

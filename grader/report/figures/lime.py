@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from grader.classes import Language, class_names
 from grader.explain.results import LimeExplanations
-from grader.report.figures.drawing import face_axes
+from grader.report.figures.drawing import face_axes, new_figure
 
 
 def lime_figure(result: LimeExplanations, language: Language = "en", top: int = 5) -> Figure:
@@ -15,7 +15,7 @@ def lime_figure(result: LimeExplanations, language: Language = "en", top: int = 
     it (red), titled with the model's probability of the label."""
     names = class_names(language)
     columns = max(len(result.images), 1)
-    figure = Figure(figsize=(1.5 * columns, 2.0), dpi=100)
+    figure = new_figure(1.5 * columns, 2.0)
     axes = face_axes(figure, 1, columns)
     for column, (image, explanation) in enumerate(zip(result.images, result.explanations)):
         rgb = np.repeat(image[..., None] / 255.0, 3, axis=2)

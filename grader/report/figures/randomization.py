@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from grader.classes import Language, class_names
 from grader.escape import figure_text
 from grader.explain.results import AttributionMaps
+from grader.report.figures.drawing import new_figure, picture_axes, row_label
 from grader.scoring.measurements import Cascade
 
 SHOWN_FACES = 2
@@ -27,15 +28,15 @@ def randomization_figure(cascade: Cascade, saliency: AttributionMaps, language: 
     faces = min(SHOWN_FACES, len(saliency.images))
     stages = len(cascade.randomized_layers)
     columns = stages + 2
-    figure = Figure(figsize=(10.5, 5.3), dpi=100)  # one size for any number of stages (at most 8, 10 columns)
+    figure = new_figure(10.5, 5.3)  # one size for any number of stages (at most 8, 10 columns)
     grid = figure.add_gridspec(faces + 1, columns, height_ratios=[1.0] * faces + [1.5 * SHOWN_FACES - 0.1])
     for row in range(faces):
         panels = [saliency.maps[row], *cascade.maps[:, row]]
-        axis = _face_axis(figure, grid[row, 0])
+        axis = picture_axes(figure, grid[row, 0])
         axis.imshow(saliency.images[row], cmap="gray", vmin=0, vmax=255)
-        axis.set_ylabel(names[int(saliency.labels[row])], fontsize=8)
+        row_label(axis, names[int(saliency.labels[row])], 8)
         for column, panel in enumerate(panels, start=1):
-            axis = _face_axis(figure, grid[row, column])
+            axis = picture_axes(figure, grid[row, column])
             magnitude = np.abs(panel)
             axis.imshow(magnitude / (magnitude.max() or 1.0), cmap="inferno", vmin=0, vmax=1)
             if row == 0:
@@ -54,13 +55,6 @@ def randomization_figure(cascade: Cascade, saliency: AttributionMaps, language: 
     plot.tick_params(labelsize=7)
     figure.tight_layout()
     return figure
-
-
-def _face_axis(figure: Figure, cell):
-    axis = figure.add_subplot(cell)
-    axis.set_xticks([])
-    axis.set_yticks([])
-    return axis
 
 
 def _stage_title(cascade: Cascade, index: int, language: Language) -> str:
