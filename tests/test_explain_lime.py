@@ -157,7 +157,8 @@ def test_one_segmentation_serves_every_seed(model, faces):
     segments = Lime(model, segmentation=counted).segment(pixels)
     assert len(calls) == 3 and all(s.dtype == np.int64 and s.shape == (48, 48) for s in segments)
     for seed in (0, 1):
-        shared = Lime(model, num_samples=100, seed=seed, segmentation=counted).explain(pixels, labels, segments=segments)
+        shared = Lime(model, num_samples=100, seed=seed, segmentation=counted).explain(pixels, labels,
+                                                                                     segments=segments)
         alone = Lime(model, num_samples=100, seed=seed).explain(pixels, labels)
         for key, value in alone.arrays().items():
             np.testing.assert_array_equal(shared.arrays()[key], value)  # bit for bit

@@ -16,6 +16,7 @@ from grader.data.synth import generate
 from grader.explain.results import AttributionMaps, ClassImages
 from grader.questions.output import QuestionOutput
 from grader.questions.settings import TaskSettings
+from grader.scoring import road
 from grader.scoring.measurements import Measurements, Probes
 from grader.scoring.measures import pixel_order
 from grader.scoring.metrics import METRICS, MetricUnavailable, ScoredQuestion
@@ -100,9 +101,12 @@ def test_the_imputation_agrees_with_quantus_without_noise(faces):
         assert np.abs(ours - theirs).max() < 1e-4 * 255
 
 
-def test_each_image_of_a_batch_is_imputed_as_if_alone(faces):
-    """The band matrices of a batch are laid out together: no entry may land in another image's system,
-    and each image keeps its own bandwidth (bit for bit what the image alone gives)."""
+@pytest.mark.parametrize("at_once", [3, road.SYSTEMS_AT_ONCE])
+def test_each_image_of_a_batch_is_imputed_as_if_alone(faces, monkeypatch, at_once):
+    """The band matrices of a batch are laid out together (SYSTEMS_AT_ONCE images at a time): no entry
+    may land in another image's system, and each image keeps its own bandwidth (bit for bit what the
+    image alone gives)."""
+    monkeypatch.setattr(road, "SYSTEMS_AT_ONCE", at_once)
     images, _ = faces
     rng = np.random.default_rng(5)
     removed = rng.random(images.shape) < np.array([0.0, 0.002, 0.3, 0.6, 0.95, 0.5, 0.1])[:, None, None]
