@@ -12,25 +12,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from example_class import ROOT, copy_examples  # bench/example_class.py, beside this file
 
 
 def make_class(root: Path, copies: int) -> Path:
     """`copies` copies of submissions/vgg, each under its own student id."""
-    folder = root / "class"
-    for index in range(copies):
-        target = folder / f"vgg{index}"
-        shutil.copytree(ROOT / "submissions" / "vgg", target, ignore=shutil.ignore_patterns("__pycache__"))
-        spec = target / "submission.yaml"
-        spec.write_text(spec.read_text().replace("b09902011", f"b0990{index:04d}"))
-    return folder
+    return copy_examples(root / "class", copies, ["vgg"])
 
 
 def grade(folder: Path, out: Path, workers: int, quick: bool) -> float:

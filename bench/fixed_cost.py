@@ -1,0 +1,193 @@
+"""The fixed cost of a submission (issue 20): what grading the small example costs beyond its model's
+own work, first and in steady state, for this tree and a previous commit side by side in one run.
+
+    .venv/bin/python bench/fixed_cost.py [--against REV] [--copies 6] [--quick]
+
+Each tree grades a class of `copies` copies of submissions/small_cnn end to end, as `grader grade`
+with one worker does (grader.pipeline.class_run.grade_class with the in-process Runner: sandboxed
+with bubblewrap where it works, course settings, PDFs), from an empty output folder, and records
+when each result is done:
+
+- first: from the start of grade_class to the first result (a cold start: the first sandbox);
+- steady: the median time between consecutive results after the first (what each further
+  submission of a class adds);
+- model work: the seconds the same submission's requests take on an InProcessModel (the checks,
+  the evaluation, every question, the probes, the fingerprint: grader.pipeline.assessment.assess
+  with every protocol call timed), with no sandbox, no figures and no PDF;
+- fixed cost: steady minus model work, what this issue brings under 2 s.
+
+The previous commit (`--against`, default HEAD~1) is checked out into a temporary git worktree and
+measured by this same file run with that tree first on PYTHONPATH, one tree after the other, so the
+two sets of numbers come from the same machine in the same minutes. Its results must be identical to
+this tree's (result.json without timings and ids, the arrays byte for byte): the script says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from example_class import ROOT, copy_examples  # bench/example_class.py, beside this file
+
+EXAMPLE = "small_cnn"
+VOLATILE = {"timings", "student_id", "cache_key", "folder", "submission_sha256", "graded_at", "run_id", "name"}
+
+
+# --- measuring one tree (runs with that tree's grader package) -------------------------------------
+
+def measure(folder: Path, out: Path, quick: bool) -> dict:
+    """Grade the class with the grader on sys.path; the completion times and the model work."""
+    from grader.data.bundled import bundled_evaluation
+    from grader.pipeline.class_run import grade_class
+    from grader.pipeline.runners import Runner
+    from grader.pipeline.setup import load_setup
+    from grader.questions.settings import TaskSettings
+    from grader.quiet import quiet_libraries
+    from grader.sandbox.isolation import bwrap_works
+
+    quiet_libraries()
+    isolation = "bwrap" if bwrap_works() else "subprocess"
+    tasks = TaskSettings.quick() if quick else TaskSettings()
+    faces = bundled_evaluation()
+    setup = load_setup(faces, Path.cwd() / "rubric.yaml", out, isolation=isolation, tasks=tasks)  # the tree's own
+    done: list[float] = []
+    started = time.perf_counter()
+    grade_class(folder, setup, runner=Runner(), force=True,
+                on_result=lambda *_: done.append(time.perf_counter() - started))
+    return {"isolation": isolation, "done": done, "model_work": model_work(next(iter(sorted(folder.iterdir()))), setup)}
+
+
+def model_work(folder: Path, setup) -> float:
+    """Seconds spent inside the model's protocol calls while one submission is assessed in-process."""
+    from grader.pipeline.assessment import assess
+    from grader.pipeline.stages import StageLog
+    from grader.submission.build import build_model
+    from grader.submission.inprocess import InProcessModel
+    from grader.submission.module import SubmissionModule
+    from grader.submission.spec import load_spec
+
+    spec = load_spec(folder)
+    model = InProcessModel(SubmissionModule(build_model(folder, spec), spec.input), setup.profile.device,
+                           setup.profile.dtype)
+    timed = TimedModel(model)
+    setup.profile.apply()
+    assess(timed, setup.evaluation, spec.visualize, setup.rubric, setup.tasks, StageLog())
+    return timed.seconds
+
+
+class TimedModel:
+    """A model protocol proxy that adds up the time spent in each call (randomized copies included)."""
+
+    def __init__(self, model, clock: list[float] | None = None) -> None:
+        self._model = model
+        self._clock = clock if clock is not None else [0.0]
+
+    @property
+    def seconds(self) -> float:
+        return self._clock[0]
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._model, name)
+        if not callable(attribute):
+            return attribute
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                value = attribute(*args, **kwargs)
+            finally:
+                self._clock[0] += time.perf_counter() - started
+            return TimedModel(value, self._clock) if name == "randomized" else value
+
+        return timed
+
+
+# --- comparing trees ---------------------------------------------------------------------------------
+
+def run_tree(tree: Path, folder: Path, out: Path, quick: bool) -> dict:
+    """This file run with `tree` first on PYTHONPATH; its measurement as a dict."""
+    report = out.parent / f"{out.name}.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    command = [sys.executable, str(Path(__file__).resolve()), "--measure", str(folder), "--out", str(out),
+               "--report", str(report)] + (["--quick"] if quick else [])
+    subprocess.run(command, cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
+    return json.loads(report.read_text())
+
+
+def comparable(out: Path) -> dict[str, str]:
+    """Each student's result.json (without timings, ids and paths) and arrays, as digests."""
+    digests = {}
+    for result_file in sorted(out.glob("*/result.json")):
+        result = json.loads(result_file.read_text())
+        kept = {key: value for key, value in result.items() if key not in VOLATILE}
+        digests[f"{result['student_id']}/result.json"] = hashlib.sha256(
+            json.dumps(kept, sort_keys=True).encode()).hexdigest()
+        for array in sorted((result_file.parent / "arrays").glob("*")):
+            digests[f"{result['student_id']}/arrays/{array.name}"] = hashlib.sha256(array.read_bytes()).hexdigest()
+    return digests
+
+
+def summary(name: str, measured: dict) -> list[str]:
+    done = measured["done"]
+    intervals = [b - a for a, b in zip(done, done[1:])]
+    steady = statistics.median(intervals) if intervals else float("nan")
+    work = measured["model_work"]
+    return [f"{name:<22} {done[0]:8.2f} {steady:8.2f} {work:11.2f} {steady - work:11.2f}   "
+            f"intervals {' '.join(f'{i:.2f}' for i in intervals)}"]
+
+
+def compare(against: str, copies: int, quick: bool) -> None:
+    revision = subprocess.run(["git", "rev-parse", "--short", against], cwd=ROOT, check=True, capture_output=True,
+                              text=True).stdout.strip()
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True, capture_output=True,
+                          text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                capture_output=True, text=True).stdout.strip())
+    with tempfile.TemporaryDirectory(prefix="fixed-cost-") as scratch:
+        scratch_path = Path(scratch)
+        folder = copy_examples(scratch_path / "class", copies, [EXAMPLE])
+        old_tree = scratch_path / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(old_tree), revision], cwd=ROOT, check=True)
+        try:
+            old = run_tree(old_tree, folder, scratch_path / "out_old", quick)
+            new = run_tree(ROOT, folder, scratch_path / "out_new", quick)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(old_tree)], cwd=ROOT, check=False)
+        same = comparable(scratch_path / "out_old") == comparable(scratch_path / "out_new")
+    print(f"{copies} copies of submissions/{EXAMPLE}, {'quick' if quick else 'course'} settings, one worker, "
+          f"isolation {new['isolation']}, PDFs written")
+    print(f"{'tree':<22} {'first':>8} {'steady':>8} {'model work':>11} {'fixed cost':>11}   (seconds)")
+    for line in summary(f"{revision} (previous)", old) + summary(f"{head}{'+changes' if dirty else ''} (this)", new):
+        print(line)
+    old_steady = statistics.median([b - a for a, b in zip(old["done"], old["done"][1:])])
+    new_steady = statistics.median([b - a for a, b in zip(new["done"], new["done"][1:])])
+    print(f"steady state: {old_steady / new_steady:.2f}x faster; fixed cost "
+          f"{old_steady - old['model_work']:.2f} s -> {new_steady - new['model_work']:.2f} s")
+    print(f"results identical (result.json without timings and ids, arrays byte for byte): {same}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--against", default="HEAD~1", help="the commit to compare with (default HEAD~1)")
+    parser.add_argument("--copies", type=int, default=6)
+    parser.add_argument("--quick", action="store_true", help="quick task settings (a tenth of the explanation work)")
+    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # one tree's run, inside compare
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--report", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure is not None:
+        args.report.write_text(json.dumps(measure(args.measure, args.out, args.quick)))
+        return
+    compare(args.against, args.copies, args.quick)
+
+
+if __name__ == "__main__":
+    main()
