@@ -70,8 +70,10 @@ class DaskRunner(Runner):
                                        "--scheduler to grade on this machine") from None
         try:
             shared_setup = client.scatter(setup, broadcast=True)
+            workers = max(1, len(client.scheduler_info().get("workers", {})))
+            per_worker = -(-len(pending) // workers)  # about as many as each worker will grade
             futures = {client.submit(grade_on_worker, planned.folder, shared_setup, planned.cache_key,
-                                     planned.identity, key=f"grade-{planned.student_id}-{planned.cache_key[:16]}",
+                                     planned.identity, per_worker, key=f"grade-{planned.student_id}-{planned.cache_key[:16]}",
                                      pure=False): planned
                        for planned in pending}
             for future in as_completed(futures):
@@ -91,23 +93,22 @@ class DaskRunner(Runner):
                 cluster.close()
 
 
-_worker_servers: dict[tuple[str, str], ServerStarter] = {}
-"""This worker process's sandbox servers started ahead, by profile and isolation."""
+_worker_servers: dict[str, ServerStarter] = {}
+"""This worker process's sandbox servers started ahead, by run (GradingSetup.run_id)."""
 
 
-def grade_on_worker(folder: Path, setup: GradingSetup, cache_key: str, identity: Identity | None) -> Result:
+def grade_on_worker(folder: Path, setup: GradingSetup, cache_key: str, identity: Identity | None,
+                    expected: int | None = None) -> Result:
     """grade_submission on a Dask worker, in a sandbox server the worker started while it graded its
-    previous submission (grader.sandbox.starter). A worker does not know how many it will grade, so
-    it keeps one started until the run ends (`_close_worker_servers`)."""
+    previous submission (grader.sandbox.starter). `expected`: about how many this worker will grade
+    (the run's share per worker); it starts no server ahead beyond that, and the run ends by stopping
+    any still waiting (`close_servers_started_ahead`)."""
     servers = None
     if setup.isolation != "inprocess":
-        key = (setup.profile.model_dump_json(), setup.isolation)
-        servers = _worker_servers.get(key)
+        servers = _worker_servers.get(setup.run_id)
         if servers is None:
-            for other in _worker_servers.values():  # another run's: no longer wanted
-                other.close()
-            _worker_servers.clear()
-            servers = _worker_servers[key] = ServerStarter(setup.profile, setup.isolation, expected=None)
+            close_servers_started_ahead()  # an earlier run's, on a long-lived worker
+            servers = _worker_servers[setup.run_id] = ServerStarter(setup.profile, setup.isolation, expected)
     return grade_submission(folder, setup, None, cache_key, identity, servers=servers)
 
 
