@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import sklearn.metrics
 import torch
 from lime.lime_image import LimeImageExplainer
 from lime.wrappers.scikit_image import SegmentationAlgorithm
@@ -12,7 +13,7 @@ from skimage.color import gray2rgb
 from torch import nn
 
 from grader.data.synth import generate
-from grader.explain.lime import Lime, image_seed, slic_segments
+from grader.explain.lime import KERNEL_WIDTH, Lime, image_seed, slic_segments
 from grader.explain.results import LimeExplanation
 from grader.numerics import softmax
 from grader.protocol import ModelProtocol
@@ -115,6 +116,24 @@ def assert_matches_lime(model, face: np.ndarray, label: int, fill) -> None:
     # logits by a few ulps of their scale and p by about that much relative to it.
     assert mine.probability == pytest.approx(classifier_fn(model)(gray2rgb(face)[None])[0, label], rel=1e-4)
     assert 0 < mine.score <= 1
+
+
+def test_the_surrogate_on_one_blas_thread_is_lime_s_own_to_the_last_bit(model, faces):
+    """Our fits run on one BLAS thread (grader.explain.lime's docstring); lime's own fit of the same
+    perturbations, on as many threads as BLAS likes, gives the same numbers bit for bit. (Against
+    explain_instance the weights agree to ~1e-16 only: its feature selection reorders the columns.)"""
+    lime, face = Lime(model, seed=3), faces.images[0].astype(np.float32)
+    perturbations = lime._perturb(face, lime.segment(face)[0], seed=11)
+    probabilities = lime._probabilities(perturbations.images)
+    mine = lime._fit(perturbations, probabilities, 3)
+
+    data = perturbations.data
+    distances = sklearn.metrics.pairwise_distances(data, data[:1], metric="cosine").ravel()
+    surrogate = LimeImageExplainer(kernel_width=KERNEL_WIDTH).base
+    intercept, local_exp, score, local_pred = surrogate.explain_instance_with_data(
+        data, probabilities, distances, 3, data.shape[1], feature_selection="none")
+    assert np.array_equal(mine.weights, dense(local_exp, data.shape[1]))
+    assert (mine.score, mine.intercept, mine.local_prediction) == (score, intercept, float(local_pred[0]))
 
 
 def test_fill_is_the_image_mean_by_default(model, faces):

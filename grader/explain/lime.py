@@ -27,9 +27,9 @@ What this module adds to `lime.lime_image.LimeImageExplainer`, and why:
   fewer samples, several images share a request). Superpixels have no randomness, so one
   segmentation (`Lime.segment`) can serve several seeds (`explain(..., segments=...)`, as the LIME
   question does). lime's surrogate (scikit-learn's Ridge on a (num_samples, S) design) runs on one
-  BLAS thread: at that size OpenBLAS's threads only wait for each other (6x slower on the busy
-  2-core grading machine), and BLAS's threads split the output, never a sum, so the numbers are the
-  same to the last bit.
+  BLAS thread: at that size OpenBLAS's threads mostly wait for each other (5x the time on the busy
+  2-core grading machine), and they split a product's output, not its sums, so the numbers are the
+  same to the last bit (tests/test_explain_lime.py checks it against lime's fit on every thread).
 - Reproducibility: image i of a call is explained with the seed
   `image_seed(seed, index)`, and the draws are exactly lime's: a `numpy.random.RandomState(seed)`
   draws the (unused) quickshift seed, then the on/off matrix `randint(0, 2, (num_samples, S))`
