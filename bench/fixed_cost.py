@@ -1,7 +1,7 @@
 """The fixed cost of a submission (issue 20): what grading the small example costs beyond its model's
 own work, first and in steady state, for this tree and a previous commit side by side in one run.
 
-    .venv/bin/python bench/fixed_cost.py [--against REV] [--copies 6] [--quick]
+    .venv/bin/python bench/fixed_cost.py [--against REV] [--copies 8] [--quick]
 
 Each tree grades a class of `copies` copies of submissions/small_cnn end to end, as `grader grade`
 with one worker does (grader.pipeline.class_run.grade_class with the in-process Runner: sandboxed
@@ -9,8 +9,8 @@ with bubblewrap where it works, course settings, PDFs), from an empty output fol
 when each result is done:
 
 - first: from the start of grade_class to the first result (a cold start: the first sandbox);
-- steady: the median time between consecutive results after the first (what each further
-  submission of a class adds);
+- steady: the median time between consecutive results, the first and the last left out (what
+  each further submission of a class adds; the last result has only its report left to do);
 - model work: the seconds the same submission's requests take on an InProcessModel (the checks,
   the evaluation, every question, the probes, the fingerprint: grader.pipeline.assessment.assess
   with every protocol call timed), with no sandbox, no figures and no PDF;
@@ -135,10 +135,17 @@ def comparable(out: Path) -> dict[str, str]:
     return digests
 
 
+def steady_state(done: list[float]) -> float:
+    """The median time between consecutive results, leaving out the first (a cold start) and the
+    last (only its report was left to do)."""
+    intervals = [b - a for a, b in zip(done, done[1:])][:-1]
+    return statistics.median(intervals) if intervals else float("nan")
+
+
 def summary(name: str, measured: dict) -> list[str]:
     done = measured["done"]
     intervals = [b - a for a, b in zip(done, done[1:])]
-    steady = statistics.median(intervals) if intervals else float("nan")
+    steady = steady_state(done)
     work = measured["model_work"]
     return [f"{name:<22} {done[0]:8.2f} {steady:8.2f} {work:11.2f} {steady - work:11.2f}   "
             f"intervals {' '.join(f'{i:.2f}' for i in intervals)}"]
@@ -167,8 +174,7 @@ def compare(against: str, copies: int, quick: bool) -> None:
     print(f"{'tree':<22} {'first':>8} {'steady':>8} {'model work':>11} {'fixed cost':>11}   (seconds)")
     for line in summary(f"{revision} (previous)", old) + summary(f"{head}{'+changes' if dirty else ''} (this)", new):
         print(line)
-    old_steady = statistics.median([b - a for a, b in zip(old["done"], old["done"][1:])])
-    new_steady = statistics.median([b - a for a, b in zip(new["done"], new["done"][1:])])
+    old_steady, new_steady = steady_state(old["done"]), steady_state(new["done"])
     print(f"steady state: {old_steady / new_steady:.2f}x faster; fixed cost "
           f"{old_steady - old['model_work']:.2f} s -> {new_steady - new['model_work']:.2f} s")
     print(f"results identical (result.json without timings and ids, arrays byte for byte): {same}")
@@ -177,7 +183,7 @@ def compare(against: str, copies: int, quick: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--against", default="HEAD~1", help="the commit to compare with (default HEAD~1)")
-    parser.add_argument("--copies", type=int, default=6)
+    parser.add_argument("--copies", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="quick task settings (a tenth of the explanation work)")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # one tree's run, inside compare
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)

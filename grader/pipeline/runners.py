@@ -9,7 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from grader.pipeline.class_plan import PlannedSubmission
 from grader.pipeline.setup import GradingSetup
-from grader.pipeline.student_folder import assess_submission, write_submission
+from grader.pipeline.student_folder import AssessedSubmission, assess_submission, write_submission
 from grader.result import Result
 from grader.sandbox.starter import ServerStarter
 
@@ -19,21 +19,25 @@ class Runner:
 
     What is not the model's work is kept off the critical path (issue 20): the next submission's
     sandbox server is started while this one is graded (grader.sandbox.starter), and a submission's
-    figures, result.json and PDF are written on a second thread while the next one's model works.
-    At most one submission waits to be written, so memory holds two assessments at most."""
+    figures, result.json and PDF are written on a second thread while the next one's model works,
+    and `on_result` is called from that thread as each is written. At most one submission waits to
+    be written, so memory holds two assessments at most."""
 
     def run(self, pending: Sequence[PlannedSubmission], setup: GradingSetup,
             on_result: Callable[[PlannedSubmission, Result], None]) -> None:
+        def write(planned: PlannedSubmission, assessed: AssessedSubmission) -> None:
+            on_result(planned, write_submission(assessed, setup, None, planned.cache_key))  # as soon as it is done
+
         with server_starter(setup, expected=len(pending)) as servers, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="xai-grader-report") as writer:
-            writing: tuple[PlannedSubmission, Future[Result]] | None = None
+            writing: Future[None] | None = None
             for planned in pending:
                 assessed = assess_submission(planned.folder, setup, identity=planned.identity, servers=servers)
                 if writing is not None:
-                    on_result(writing[0], writing[1].result())  # an OutputFolderError stops the run here
-                writing = planned, writer.submit(write_submission, assessed, setup, None, planned.cache_key)
+                    writing.result()  # an OutputFolderError stops the run here
+                writing = writer.submit(write, planned, assessed)
             if writing is not None:
-                on_result(writing[0], writing[1].result())
+                writing.result()
 
 
 def server_starter(setup: GradingSetup, expected: int | None) -> contextlib.AbstractContextManager[
