@@ -79,7 +79,10 @@ def model_work(folder: Path, setup) -> float:
                            setup.profile.dtype)
     timed = TimedModel(model)
     setup.profile.apply()
-    assess(timed, setup.evaluation, spec.visualize, setup.rubric, setup.tasks, StageLog())
+    log = StageLog()
+    assess(timed, setup.evaluation, spec.visualize, setup.rubric, setup.tasks, log)
+    if log.errors:  # a stage that failed would leave its model work out
+        raise RuntimeError(f"the in-process assessment failed: {log.errors}")
     return timed.seconds
 
 
@@ -93,6 +96,12 @@ class TimedModel:
     @property
     def seconds(self) -> float:
         return self._clock[0]
+
+    def __enter__(self) -> TimedModel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def __getattr__(self, name: str):
         attribute = getattr(self._model, name)
