@@ -39,7 +39,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # Benchmarks print numbers and ratios; they are not timed tests. Each keeps its output, the exact
-# command and the machine in its own section of bench/RESULTS.md. About 40 minutes on 2 cores.
+# command and the machine in its own section of bench/RESULTS.md. About an hour on 2 cores.
 bench: setup
 	$(BIN)/python bench/grading_cost.py
 	$(BIN)/python bench/record.py sandbox_overhead "Sandbox overhead (bench/sandbox_overhead.py)" -- $(BIN)/python bench/sandbox_overhead.py
@@ -47,6 +47,8 @@ bench: setup
 	$(BIN)/python bench/record.py fast_profile "The fast profile against cpu (bench/fast_profile.py)" -- $(BIN)/python bench/fast_profile.py
 	$(BIN)/python bench/record.py review_latency "The review page with a class of 200 (bench/review_latency.py)" -- $(BIN)/python bench/review_latency.py
 	$(BIN)/python bench/record.py gradient_checks "Gradients checked against the model's own outputs (bench/gradient_checks.py)" -- $(BIN)/python bench/gradient_checks.py
+	$(BIN)/python bench/record.py fixed_cost "The fixed cost of a submission, this tree against the commit before issue 20 (bench/fixed_cost.py)" -- $(BIN)/python bench/fixed_cost.py --against 6f126ef
+	$(BIN)/python bench/record.py class_throughput "20 copies of the examples, 2 workers (bench/class_throughput.py)" -- $(BIN)/python bench/class_throughput.py --copies 20 --workers 2
 	$(BIN)/python bench/record.py layout_agreement "The canonical face layout against synthetic part masks (bench/layout_agreement.py)" -- $(BIN)/python bench/layout_agreement.py
 
 # Grading cost per task alone: ours, the naive way and the FLOP floor (about 8 minutes on 2 cores).
