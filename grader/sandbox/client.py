@@ -89,6 +89,7 @@ class SandboxServer:
             raise
         self.output = CapturedOutput(self.process.stderr)
         self._closed = False
+        self._loaded = False
 
     @property
     def snapshot(self) -> Path:
@@ -108,6 +109,7 @@ class SandboxServer:
             self._deadline = time.monotonic() + limits.wall_seconds_per_submission
             self._expect_ok(self._receive(limits.wall_seconds_per_load, "loading the submission", "for loading",
                                           until=loading))
+            self._loaded = True  # from here on the student's code runs: `close` lets it finish its output
             self._send(Message({"op": LOAD}), "loading the submission")
             self._expect_ok(self._receive(limits.wall_seconds_per_load, "loading the submission", "for loading",
                                           until=loading))
@@ -171,7 +173,10 @@ class SandboxServer:
         self._closed = True
 
     def close(self) -> None:
-        if not self._closed and self.process.poll() is None:
+        """Ask a loaded server to stop (it may flush what the student's code printed), then kill its
+        group. A server that never loaded is killed at once: it may still be importing, and it has
+        nothing of a student's to finish."""
+        if self._loaded and not self._closed and self.process.poll() is None:
             try:
                 write_message(self.process.stdin.fileno(), Message({"op": "shutdown"}))
                 self.process.wait(timeout=5)
