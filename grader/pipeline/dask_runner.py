@@ -71,7 +71,7 @@ class DaskRunner(Runner):
         try:
             shared_setup = client.scatter(setup, broadcast=True)
             workers = max(1, len(client.scheduler_info().get("workers", {})))
-            per_worker = -(-len(pending) // workers)  # about as many as each worker will grade
+            per_worker = max(1, len(pending) // workers)  # the least each worker grades: no import wasted
             futures = {client.submit(grade_on_worker, planned.folder, shared_setup, planned.cache_key,
                                      planned.identity, per_worker, key=f"grade-{planned.student_id}-{planned.cache_key[:16]}",
                                      pure=False): planned
