@@ -47,11 +47,10 @@ def bwrap_works() -> bool:
 
 @dataclass(frozen=True)
 class Launch:
-    """A server's command line and environment, and the snapshot folder to remove afterwards."""
+    """A server's command line and environment (the snapshot it sees is its caller's to remove)."""
 
     argv: list[str]
     env: dict[str, str]
-    snapshot: Path
 
 
 def snapshot_submission(folder: Path, bounds: TreeBounds = DEFAULT_BOUNDS, exclude: Iterable[Path] = ()) -> Path:
@@ -113,9 +112,9 @@ def launch(snapshot: Path, isolation: Isolation, limits: dict, profile: dict,
     if isolation == "bwrap":
         # bwrap clears the environment it was given (--clearenv) and sets only these inside.
         settings = [arg for name, value in sorted(env.items()) for arg in ("--setenv", name, value)]
-        return Launch(argv=_bwrap_prefix(snapshot) + settings + server, env={"PATH": env["PATH"]}, snapshot=snapshot)
+        return Launch(argv=_bwrap_prefix(snapshot) + settings + server, env={"PATH": env["PATH"]})
     env["PYTHONPATH"] = os.pathsep.join([str(Path(grader.__file__).resolve().parents[1]), *outside_package_folders()])
-    return Launch(argv=server, env=env, snapshot=snapshot)
+    return Launch(argv=server, env=env)
 
 
 def json_arg(value: dict) -> str:

@@ -19,14 +19,8 @@ from grader.yamlfile import ConfigError
 
 
 def serve(submission: str, profile: dict, requests: int, responses: int) -> None:
-    quiet_libraries()  # keep the captured output the student's own
-    hardware = HardwareProfile.model_validate(profile)
-    try:
-        hardware.apply()
-    except BaseException as error:  # noqa: BLE001
-        write_message(responses, failure(error, "load"))
-        return
-    if not await_load(requests, responses):
+    hardware = start(profile, requests, responses)
+    if hardware is None:
         return
     try:
         model = load(Path(submission), hardware.device, hardware.dtype)
@@ -52,14 +46,7 @@ def serve(submission: str, profile: dict, requests: int, responses: int) -> None
 def serve_inspection(submission: str, profile: dict, requests: int, responses: int) -> None:
     """A server for `grader init`: it loads no model at start (there is no submission.yaml yet) and
     answers `inspect` requests until told to stop."""
-    quiet_libraries()
-    hardware = HardwareProfile.model_validate(profile)
-    try:
-        hardware.apply()
-    except BaseException as error:  # noqa: BLE001
-        write_message(responses, failure(error, "load"))
-        return
-    if not await_load(requests, responses):
+    if start(profile, requests, responses) is None:
         return
     write_message(responses, Message({"ok": True}))
     while True:
@@ -75,6 +62,20 @@ def serve_inspection(submission: str, profile: dict, requests: int, responses: i
         except BaseException as error:  # noqa: BLE001
             response = failure(error, "request")
         write_message(responses, response)
+
+
+def start(profile: dict, requests: int, responses: int) -> HardwareProfile | None:
+    """What every server does before its submission: quiet the libraries (the captured output is
+    the student's own), apply the profile, then `await_load`. The profile, or None when the server
+    is to stop (the profile failed, said as a load error, or the grader stopped it first)."""
+    quiet_libraries()
+    hardware = HardwareProfile.model_validate(profile)
+    try:
+        hardware.apply()
+    except BaseException as error:  # noqa: BLE001
+        write_message(responses, failure(error, "load"))
+        return None
+    return hardware if await_load(requests, responses) else None
 
 
 def await_load(requests: int, responses: int) -> bool:
