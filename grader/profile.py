@@ -23,8 +23,10 @@ class Limits(BaseModel):
     cpu_seconds: int = 1800
     wall_seconds_per_submission: int = 1800
     wall_seconds_per_request: int = 300
-    # Loading is starting the sandbox, importing torch and the student's code, building the model:
-    # seconds normally, so an endless loop at import costs a minute, not a request's 300 s.
+    # Loading is importing the student's code, building the model and reading its weights: seconds
+    # at most, so an endless loop at import costs a minute, not a request's 300 s. The sandbox's own
+    # start-up (torch and Lightning imported) is not the student's and is not counted
+    # (grader.sandbox.client.STARTUP_SECONDS bounds it).
     wall_seconds_per_load: int = 60
     # The submission folder as the grader reads it (grader.submission.tree): a few MB is normal.
     submission_mb: int = 1024

@@ -15,14 +15,17 @@ import pytest
 from grader.pipeline.class_run import grade_class
 from grader.pipeline.runners import Runner
 from grader.pipeline.student_folder import grade_submission
+from grader.sandbox import client
 from grader.sandbox.client import SandboxedModel, SandboxServer
 from grader.sandbox.starter import ServerStarter
+from grader.submission.errors import SubmissionError
 from tests.test_sandbox import PROFILE, sandboxed_setup, submission
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("require_bwrap")]
 
 FACES = np.zeros((2, 48, 48), np.float32)
 SHORT = PROFILE.model_copy(update={"limits": PROFILE.limits.model_copy(update={"wall_seconds_per_submission": 4})})
+ONE_SECOND_LOAD = PROFILE.model_copy(update={"limits": PROFILE.limits.model_copy(update={"wall_seconds_per_load": 1})})
 
 
 def test_a_server_started_ahead_waits_for_its_submission_and_the_wait_is_not_the_submissions(tmp_path):
@@ -34,6 +37,35 @@ def test_a_server_started_ahead_waits_for_its_submission_and_the_wait_is_not_the
         assert model.logits(FACES).shape == (2, 7)
     finally:
         model.close()
+
+
+def test_a_server_s_start_up_is_not_counted_in_its_submission_s_load_limit(tmp_path):
+    # Started and handed its submission at once: the imports (seconds) run past the 1 s load limit,
+    # which counts only the student's own import and constructor.
+    model = SandboxedModel.open(submission(tmp_path, "honest"), ONE_SECOND_LOAD, "bwrap")
+    try:
+        assert model.logits(FACES).shape == (2, 7)
+    finally:
+        model.close()
+
+
+def test_a_server_that_does_not_start_in_time_is_the_graders_failure_not_the_students(tmp_path, monkeypatch):
+    monkeypatch.setattr(client, "STARTUP_SECONDS", 0.2)  # no server imports torch and Lightning this fast
+    server = SandboxServer(PROFILE, "bwrap")
+    with pytest.raises(SubmissionError) as raised:
+        server.load(submission(tmp_path, "honest"))
+    assert raised.value.stage == "grader"
+    assert "did not start within 0.2 s" in raised.value.message and "not the submission's fault" in raised.value.message
+    assert server.process.poll() is not None and not server.snapshot.parent.exists()
+
+
+def test_a_submission_whose_server_did_not_start_is_graded_again_on_the_next_run(tmp_path, monkeypatch):
+    submission(tmp_path / "submissions", "honest")
+    monkeypatch.setattr(client, "STARTUP_SECONDS", 0.2)
+    [result] = grade_class(tmp_path / "submissions", sandboxed_setup(tmp_path / "out"), runner=Runner())
+    assert result.status == "failed" and [error.stage for error in result.errors] == ["grader"]
+    assert not result.cache_key  # a re-run does not reuse it
+    assert (tmp_path / "out" / "honest" / "result.json").is_file()
 
 
 def test_no_server_is_started_beyond_the_submissions_expected():

@@ -69,7 +69,9 @@ def scored_result(assessment: Assessment, log: StageLog, checks: list[GradientCh
         profile=profile_record(setup.profile), timings=log.timings, tool_version=__version__,
         submission_sha256=sha256, data_source=setup.evaluation.source, data_path=setup.evaluation.path,
         data_sha256=setup.evaluation.sha256, data_synthetic=setup.evaluation.synthetic, input_spec=input_spec or {},
-        isolation=setup.isolation, output=output, answers=answers, cache_key=cache_key,
+        isolation=setup.isolation, output=output, answers=answers,
+        # a failure of the grader's own is not kept for the next run to reuse: it grades again
+        cache_key="" if any(error.stage == "grader" for error in log.errors) else cache_key,
         figures=figures or [], claims=_claims(answers, measured, setup.language) if not log.failed else [],
     )
 

@@ -30,6 +30,9 @@ from grader.submission.errors import SubmissionError
 from grader.submission.folder import tree_bounds
 
 OUTPUT_BOUND = 64 * 1024  # bytes of the student's stdout/stderr kept for the report
+STARTUP_SECONDS = 300
+"""The most a server's start-up may take (usually 3-5 s of one core): a bound for a wedged machine,
+not a limit of the student's (SandboxServer._await_start)."""
 
 
 class CapturedOutput:
@@ -100,22 +103,38 @@ class SandboxServer:
         """Copy the submission in `folder` into the server's snapshot (leaving out `exclude`) and
         have the server load it. On any failure the server is closed and a SubmissionError says
         why: the tree refused (grader.sandbox.isolation.fill_snapshot), the server not started, the
-        student's code failing to load, or the time limit for loading passing (it counts from
-        here: the time a server waited for its submission is not the submission's)."""
+        student's code failing to load, or the time limit for loading passing. The submission's
+        limits count from the end of the server's start-up (`_await_start`): neither the time a
+        server waited for its submission nor its imports are the submission's."""
         limits = self.profile.limits
         try:
             fill_snapshot(self._snapshot, Path(folder), tree_bounds(limits), exclude)
-            loading = time.monotonic() + limits.wall_seconds_per_load
+            self._await_start()
             self._deadline = time.monotonic() + limits.wall_seconds_per_submission
-            self._expect_ok(self._receive(limits.wall_seconds_per_load, "loading the submission", "for loading",
-                                          until=loading))
             self._loaded = True  # from here on the student's code runs: `close` lets it finish its output
             self._send(Message({"op": LOAD}), "loading the submission")
-            self._expect_ok(self._receive(limits.wall_seconds_per_load, "loading the submission", "for loading",
-                                          until=loading))
+            self._expect_ok(self._receive(limits.wall_seconds_per_load, "loading the submission", "for loading"))
         except BaseException:
             self.close()
             raise
+
+    def _await_start(self) -> None:
+        """Wait for the server's start-up (bubblewrap, Python, torch and Lightning; the profile
+        applied), done ahead or still going. No student code runs in it, so none of the submission's
+        limits count it: on a loaded machine it can take many times its usual 3-5 s. A server that
+        has not started within STARTUP_SECONDS is the grader's failure (stage `grader`, graded again
+        on the next run), not a timeout of the student's."""
+        try:
+            started = read_message(self.process.stdout.fileno(), time.monotonic() + STARTUP_SECONDS)
+        except TimeoutError:
+            self.kill()
+            raise SubmissionError("grader", f"the sandbox did not start within {STARTUP_SECONDS} s (importing torch and "
+                                            "Lightning, before any of the submission's code ran): the grading machine "
+                                            "is overloaded or its Python environment is broken. This is not the "
+                                            "submission's fault; grade it again") from None
+        except WireError:
+            raise self._died("starting the sandbox, before any of the submission's code ran") from None
+        self._expect_ok(started)
 
     def request(self, message: Message, what: str) -> Message:
         if self._closed:
@@ -135,10 +154,9 @@ class SandboxServer:
             raise _error_of(response)
         return response
 
-    def _receive(self, seconds: float, what: str, per: str = "per request", until: float | None = None) -> Message:
-        """The next answer, within `seconds` from now (or by `until`, a time.monotonic() that the
-        limit of `seconds` began earlier) and within the whole submission's time."""
-        request_deadline = time.monotonic() + seconds if until is None else until
+    def _receive(self, seconds: float, what: str, per: str = "per request") -> Message:
+        """The next answer, within `seconds` from now and within the whole submission's time."""
+        request_deadline = time.monotonic() + seconds
         try:
             return read_message(self.process.stdout.fileno(), min(request_deadline, self._deadline))
         except TimeoutError:
