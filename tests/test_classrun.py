@@ -22,6 +22,7 @@ from grader.pipeline.runners import Runner
 from grader.pipeline.setup import GradingSetup, load_setup
 from grader.profile import get_profile
 from grader.questions.settings import TaskSettings
+from grader.result import Result
 from tests.conftest import EXAMPLES, ROOT
 
 pytestmark = pytest.mark.slow
@@ -56,21 +57,33 @@ def graded_ids(**kwargs) -> tuple[list, list]:
     return results, log
 
 
-def test_a_rerun_reuses_every_finished_result(class_folder, tmp_path, small_eval_csv):
-    setup = setup_for(tmp_path / "out", small_eval_csv)
-    first, log = graded_ids(root=class_folder, setup=setup)
-    assert not any(reused for _, reused in log)
-    stamp = (tmp_path / "out" / "b00000001" / "result.json").stat().st_mtime_ns
+@pytest.fixture
+def finished_copy(finished_run, tmp_path) -> tuple[Path, Path]:
+    """A copy of the class and of its finished run's output folder, to rerun and change: results are
+    keyed by content and settings, not by where the folders are."""
+    shutil.copytree(finished_run / "class", tmp_path / "class")
+    shutil.copytree(finished_run / "out", tmp_path / "out")
+    return tmp_path / "class", tmp_path / "out"
 
-    again, log = graded_ids(root=class_folder, setup=setup)
+
+def stored_results(out: Path) -> dict[str, dict]:
+    return {path.parent.name: Result.read(path).model_dump() for path in sorted(out.glob("*/result.json"))}
+
+
+def test_a_rerun_reuses_every_finished_result(finished_copy, small_eval_csv):
+    class_folder, out = finished_copy
+    before = stored_results(out)
+    stamp = (out / "b00000001" / "result.json").stat().st_mtime_ns
+
+    again, log = graded_ids(root=class_folder, setup=setup_for(out, small_eval_csv))
     assert all(reused for _, reused in log) and len(log) == 3
-    assert [r.model_dump() for r in again] == [r.model_dump() for r in first]
-    assert (tmp_path / "out" / "b00000001" / "result.json").stat().st_mtime_ns == stamp
+    assert {r.student_id: r.model_dump() for r in again} == before
+    assert (out / "b00000001" / "result.json").stat().st_mtime_ns == stamp
 
 
-def test_a_changed_submission_or_force_regrades_only_what_it_must(class_folder, tmp_path, small_eval_csv):
-    setup = setup_for(tmp_path / "out", small_eval_csv)
-    grade_class(class_folder, setup)
+def test_a_changed_submission_or_force_regrades_only_what_it_must(finished_copy, small_eval_csv):
+    class_folder, out = finished_copy
+    setup = setup_for(out, small_eval_csv)
     (class_folder / "student1" / "report.md").write_text("## 1\nnew answer\n", encoding="utf-8")
 
     _, log = graded_ids(root=class_folder, setup=setup)
@@ -79,34 +92,31 @@ def test_a_changed_submission_or_force_regrades_only_what_it_must(class_folder, 
     assert not any(reused for _, reused in log)
 
 
-def test_new_ta_scores_are_applied_to_reused_results_without_grading_again(class_folder, tmp_path, small_eval_csv):
+def test_new_ta_scores_are_applied_to_reused_results_without_grading_again(finished_copy, small_eval_csv):
     from grader.scoring.manual import ManualScore, ManualScores
 
-    setup = setup_for(tmp_path / "out", small_eval_csv)
-    first, _ = graded_ids(root=class_folder, setup=setup)
+    class_folder, out = finished_copy
+    first = stored_results(out)
     given = ManualScores({"b00000001": {"q1_answer": ManualScore("b00000001", "q1_answer", 0.5, "reads the maps", 2)}})
-    again, log = graded_ids(root=class_folder, setup=replace(setup, manual=given))
+    again, log = graded_ids(root=class_folder, setup=setup_for(out, small_eval_csv, manual=given))
     assert all(reused for _, reused in log)
     scored = {r.student_id: r for r in again}["b00000001"]
     assert scored.question("q1").criteria[-1].score == 0.5
-    assert scored.score == pytest.approx({r.student_id: r for r in first}["b00000001"].score + 0.5)
-    stored = json.loads((tmp_path / "out" / "b00000001" / "result.json").read_text())
+    assert scored.score == pytest.approx(first["b00000001"]["score"] + 0.5)
+    stored = json.loads((out / "b00000001" / "result.json").read_text())
     assert stored["questions"][0]["criteria"][-1]["comment"] == "reads the maps"
 
 
-def test_the_review_workspaces_scores_reach_the_results_without_grading_again(class_folder, tmp_path,
-                                                                             small_eval_csv):
+def test_the_review_workspaces_scores_reach_the_results_without_grading_again(finished_copy, small_eval_csv):
     from typer.testing import CliRunner
 
     from grader.cli import app
     from grader.review.serve import open_workspace
     from grader.scoring.rubric import load_rubric
 
-    out = tmp_path / "out"
-    shutil.rmtree(class_folder / "zz_broken")
+    class_folder, out = finished_copy
     command = ["grade", str(class_folder), "--out", str(out), "--data", str(small_eval_csv), "--quick",
                "--no-sandbox", "--workers", "1"]
-    assert CliRunner().invoke(app, command).exit_code == 0
     workspace = open_workspace(out, load_rubric(ROOT / "rubric.yaml"))
     workspace.store.save_score("b00000000", "q1_answer", grader="Ann", score=0.75, comment="clear",
                                expected_version=0)
@@ -115,7 +125,7 @@ def test_the_review_workspaces_scores_reach_the_results_without_grading_again(cl
     stamp = (out / "b00000001" / "result.json").stat().st_mtime_ns
     outcome = CliRunner().invoke(app, [*command, "--review", str(out / "review.sqlite")])
     assert outcome.exit_code == 0, outcome.output
-    assert outcome.output.count("not run again") == 2  # both reused: no model ran
+    assert outcome.output.count("not run again") == 3  # all reused: no model ran
     scored = json.loads((out / "b00000000" / "result.json").read_text())
     assert scored["questions"][0]["criteria"][-1]["score"] == 0.75
     sanity = next(c for c in scored["questions"][0]["criteria"] if c["id"] == "q1_sanity")
@@ -236,12 +246,17 @@ def grade_cli(class_folder: Path, out: Path, data: Path, *extra: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def one_worker_run(tmp_path_factory, small_eval_csv) -> Path:
-    """The class graded in one process, once for the module: what a killed-and-resumed run and a
-    run on a Dask cluster must both reproduce."""
+def finished_run(tmp_path_factory, small_eval_csv) -> Path:
+    """The class (`class`) graded in one process (`out`), once for the module: what a killed-and-resumed
+    run and a run on a Dask cluster must both reproduce, and what reruns start from (`finished_copy`)."""
     root = tmp_path_factory.mktemp("reference")
     grade_cli(make_class(root / "class"), root / "out", small_eval_csv, "--workers", "1")
-    return root / "out"
+    return root
+
+
+@pytest.fixture(scope="module")
+def one_worker_run(finished_run) -> Path:
+    return finished_run / "out"
 
 
 def test_a_batch_killed_by_sigkill_resumes_to_the_same_gradebook(class_folder, tmp_path, small_eval_csv,
@@ -300,16 +315,13 @@ def test_a_scheduler_with_two_worker_processes_gives_the_same_results(class_fold
     assert len(comparable(one_worker_run)) == 3
 
 
-def test_copies_under_different_ids_are_flagged_in_similarity_csv_and_the_dashboard(class_folder, tmp_path,
-                                                                                    small_eval_csv):
+def test_copies_under_different_ids_are_flagged_in_similarity_csv_and_the_dashboard(one_worker_run):
     import pandas as pd
 
-    out = tmp_path / "out"
-    grade_class(class_folder, setup_for(out, small_eval_csv))
-    pairs = pd.read_csv(out / "similarity.csv", dtype=str)
+    pairs = pd.read_csv(one_worker_run / "similarity.csv", dtype=str)
     assert list(zip(pairs["student_a"], pairs["student_b"])) == [("b00000000", "b00000001")]
     assert all("weights" in signals and "source" in signals for signals in pairs["signals"])
-    page = (out / "index.html").read_text(encoding="utf-8")
+    page = (one_worker_run / "index.html").read_text(encoding="utf-8")
     assert "Similar submissions" in page and "b00000001" in page.split('id="similar"')[1]
 
 
