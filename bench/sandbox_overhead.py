@@ -23,6 +23,7 @@ from grader.profile import HardwareProfile
 from grader.quiet import quiet_libraries
 from grader.sandbox.client import SandboxedModel
 from grader.sandbox.isolation import bwrap_works
+from grader.sandbox.wire import Message, decode, encode
 from grader.submission.build import build_model
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
@@ -83,6 +84,12 @@ def main() -> None:
         overhead = remote_s - local_s
         print(f"{name:28} {local_s * 1e3:10.1f}ms {remote_s * 1e3:10.1f}ms {overhead * 1e3:8.1f}ms "
               f"{100 * overhead / local_s:7.1f}%")
+    frame = Message({"op": "logits"}, {"pixels": batch})
+    encoded = encode(frame)
+    encoding = statistics.median(timed(lambda: encode(frame), 20))
+    decoding = statistics.median(timed(lambda: decode(encoded[8:]), 20))
+    print(f"the LIME batch's frame ({len(encoded) / 2**20:.1f} MiB): encode {encoding * 1e3:.2f} ms, "
+          f"decode {decoding * 1e3:.2f} ms")
     local_s, remote_s = rows["LIME batch (1000 faces)"]
     share = (remote_s - local_s) / local_s
     print(f"overhead on one LIME image's batch: {100 * share:.1f}% (target < 5%): {'met' if share < 0.05 else 'NOT met'}")

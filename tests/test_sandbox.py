@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("require_bwrap")]
 # weights only (a fraction of a second here), not the server's start-up: importing torch and
 # Lightning, which on two loaded cores took over 20 s (grader.sandbox.client.SandboxServer.load).
 LOAD_SECONDS = 8
-PROFILE = HardwareProfile(limits=Limits(memory_mb=3072, processes=64, wall_seconds_per_request=12,
+PROFILE = HardwareProfile(limits=Limits(memory_mb=3072, processes=64, wall_seconds_per_request=8,
                                         wall_seconds_per_load=LOAD_SECONDS, wall_seconds_per_submission=60))
 
 MODEL = """\

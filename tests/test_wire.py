@@ -360,3 +360,25 @@ def test_an_array_header_claiming_more_data_than_sent_is_refused_before_allocati
 def test_an_absurd_array_length_in_the_header_is_a_wire_error():
     with pytest.raises(WireError):
         decode(hand_made_body({"arrays": [["x", 1e400]]}))
+
+
+def test_arrays_of_any_byte_order_and_kind_round_trip_exactly():
+    arrays = {"big_endian": np.arange(5, dtype=">f4") / 3, "flags": np.array([True, False, True]),
+              "strided": np.arange(40, dtype=np.float32).reshape(4, 10)[:, ::3]}
+    assert_same_arrays(decode(body_of(encode(Message({}, arrays)))).arrays, arrays)
+
+
+def test_a_fortran_ordered_npy_blob_from_numpys_own_writer_reads_as_written():
+    array = np.asfortranarray(np.arange(12, dtype=np.float64).reshape(3, 4))
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
+    blob = buffer.getvalue()
+    assert_same_arrays(decode(hand_made_body({"arrays": [["x", len(blob)]]}, blob)).arrays, {"x": array})
+
+
+def test_an_array_blob_with_bytes_beyond_its_data_is_refused():
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.zeros(3), allow_pickle=False)
+    blob = buffer.getvalue() + b"\0" * 8
+    with pytest.raises(WireError, match="claims shape"):
+        decode(hand_made_body({"arrays": [["x", len(blob)]]}, blob))
