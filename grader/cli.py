@@ -158,7 +158,8 @@ def grade(
     parallel = scheduler is not None or local_workers > 1
     runner = DaskRunner(local_workers, scheduler) if parallel else Runner()
     where = f"Dask scheduler {scheduler}" if scheduler else (
-        f"{local_workers} local Dask worker(s)" if parallel else "this process")
+        f"up to {local_workers} local Dask worker(s), one per submission left to grade" if parallel
+        else "this process")
     console.print(_plain(f"Grading {count} submission(s) from {submissions} on {setup.evaluation.source}, "
                          f"profile {setup.profile.describe()}, isolation {setup.isolation}, in {where}"),
                   highlight=False)

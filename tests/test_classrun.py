@@ -18,6 +18,7 @@ import pytest
 from grader.data.readers import read_faces
 from grader.pipeline.class_plan import plan_class
 from grader.pipeline.class_run import grade_class
+from grader.pipeline.dask_runner import DaskRunner
 from grader.pipeline.runners import Runner
 from grader.pipeline.setup import GradingSetup, load_setup
 from grader.profile import get_profile
@@ -90,6 +91,21 @@ def test_a_changed_submission_or_force_regrades_only_what_it_must(finished_copy,
     assert dict(log) == {"student0": True, "student1": False, "zz_broken": True}
     _, log = graded_ids(root=class_folder, setup=setup, force=True)
     assert not any(reused for _, reused in log)
+
+
+def test_a_rerun_with_one_submission_left_grades_it_without_starting_a_cluster(finished_copy, small_eval_csv,
+                                                                              monkeypatch):
+    import dask.distributed
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a local Dask cluster was started for one submission")
+
+    monkeypatch.setattr(dask.distributed, "LocalCluster", no_cluster)
+    class_folder, out = finished_copy
+    (class_folder / "student1" / "report.md").write_text("## 1\nnew answer\n", encoding="utf-8")
+    results, log = graded_ids(root=class_folder, setup=setup_for(out, small_eval_csv), runner=DaskRunner(workers=2))
+    assert dict(log) == {"student0": True, "student1": False, "zz_broken": True}
+    assert {r.student_id: r.status for r in results}["b00000001"] == "graded"
 
 
 def test_new_ta_scores_are_applied_to_reused_results_without_grading_again(finished_copy, small_eval_csv):

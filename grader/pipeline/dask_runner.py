@@ -44,7 +44,9 @@ def local_worker_count(setup: GradingSetup) -> int:
 
 
 class DaskRunner(Runner):
-    """Submits one task per submission to Dask and reports each result as it completes."""
+    """Submits one task per submission to Dask and reports each result as it completes. A local
+    cluster has at most one worker per submission left to grade; a lone one is graded in this
+    process, as Runner does."""
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None) -> None:
         if workers is not None and workers < 1:
@@ -56,11 +58,17 @@ class DaskRunner(Runner):
             on_result: Callable[[PlannedSubmission, Result], None]) -> None:
         if not pending:
             return
+        # No more local workers than submissions left to grade (a rerun may have one of 500 left): each
+        # worker imports torch before it does anything, and one submission is graded in this process.
+        local_workers = min(self.workers or local_worker_count(setup), len(pending))
+        if self.scheduler is None and local_workers == 1:
+            super().run(pending, setup, on_result)
+            return
         from dask.distributed import Client, LocalCluster, as_completed
 
         cluster = None
         if self.scheduler is None:
-            cluster = LocalCluster(n_workers=self.workers or local_worker_count(setup), threads_per_worker=1,
+            cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1,
                                    processes=True, dashboard_address=None, silence_logs=logging.ERROR)
         try:
             client = Client(self.scheduler or cluster, timeout=CONNECT_TIMEOUT)

@@ -128,10 +128,10 @@ class SandboxServer:
             started = read_message(self.process.stdout.fileno(), time.monotonic() + STARTUP_SECONDS)
         except TimeoutError:
             self.kill()
-            raise SubmissionError("grader", f"the sandbox did not start within {STARTUP_SECONDS} s (importing torch and "
-                                            "Lightning, before any of the submission's code ran): the grading machine "
-                                            "is overloaded or its Python environment is broken. This is not the "
-                                            "submission's fault; grade it again") from None
+            raise SubmissionError("grader", f"the sandbox did not start within {STARTUP_SECONDS} s (importing torch "
+                                            "and Lightning, before any of the submission's code ran): the grading "
+                                            "machine is overloaded or its Python environment is broken. This is not "
+                                            "the submission's fault; grade it again") from None
         except WireError:
             raise self._died("starting the sandbox, before any of the submission's code ran") from None
         self._expect_ok(started)
