@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -382,3 +385,20 @@ def test_an_array_blob_with_bytes_beyond_its_data_is_refused():
     blob = buffer.getvalue() + b"\0" * 8
     with pytest.raises(WireError, match="claims shape"):
         decode(hand_made_body({"arrays": [["x", len(blob)]]}, blob))
+
+
+def test_a_frame_that_only_declares_its_length_takes_no_memory_while_its_bytes_do_not_come():
+    # In a fresh process, so that its peak memory is its own: 900 MiB declared, 8 bytes sent.
+    script = textwrap.dedent("""
+        import os, resource, struct, time
+        from grader.sandbox.wire import read_message
+        read_end, write_end = os.pipe()
+        os.write(write_end, struct.pack(">Q", 900 << 20) + b"12345678")
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            read_message(read_end, time.monotonic() + 0.5)
+        except TimeoutError:
+            print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+        """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert int(run.stdout) < 50, run.stdout  # MiB the process grew by while it waited

@@ -110,11 +110,11 @@ def write_message(fd: int, message: Message) -> None:
             parts[0] = parts[0][written:]
 
 
-def read_exactly(fd: int, count: int, deadline: float | None = None) -> bytearray:
+def read_exactly(fd: int, count: int, deadline: float | None = None) -> memoryview:
     """Read `count` bytes into one buffer; with a deadline (time.monotonic()), raise TimeoutError
-    once it passes."""
-    buffer = bytearray(count)
-    view = memoryview(buffer)
+    once it passes. The buffer's pages are taken as the bytes arrive (np.empty, not a zeroed
+    bytearray), so a frame that only declares its length costs no memory."""
+    view = memoryview(np.empty(count, dtype=np.uint8))
     filled = 0
     while filled < count:
         if deadline is not None:
@@ -125,7 +125,7 @@ def read_exactly(fd: int, count: int, deadline: float | None = None) -> bytearra
         if not got:
             raise WireError("the channel closed")
         filled += got
-    return buffer
+    return view
 
 
 def read_message(fd: int, deadline: float | None = None) -> Message:
