@@ -152,9 +152,8 @@ def grade(
     if workers is not None and workers < 1:
         raise _fail(f"--workers must be at least 1, not {workers}")
     count = len(submission_folders(submissions))
-    # No more local workers than submissions: one late submission is graded in this process,
-    # without starting a Dask cluster (each worker imports torch before it does anything).
-    local_workers = workers or min(local_worker_count(setup), max(count, 1))
+    # The runner starts no more local workers than submissions left to grade (grader.pipeline.dask_runner).
+    local_workers = workers or local_worker_count(setup)
     parallel = scheduler is not None or local_workers > 1
     runner = DaskRunner(local_workers, scheduler) if parallel else Runner()
     where = f"Dask scheduler {scheduler}" if scheduler else (
