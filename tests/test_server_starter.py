@@ -84,8 +84,7 @@ def test_a_server_that_died_waiting_is_replaced_rather_than_failing_the_next_sub
         servers.take().close()
         servers.start_next()
         dead = servers.waiting
-        os.killpg(dead.process.pid, signal.SIGKILL)
-        dead.process.wait()
+        dead.process.kill()
         model = SandboxedModel.open(folder, PROFILE, "bwrap", server=servers.take())
         try:
             assert model.logits(FACES).shape == (2, 7)

@@ -8,20 +8,21 @@ flood of output, garbage on the channel) into a SubmissionError the student can 
 from __future__ import annotations
 
 import math
-import os
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from grader.fingerprint import FingerprintError, WeightsFingerprint
 from grader.profile import HardwareProfile
 from grader.protocol import ModelDescription, ModelProtocol, Objective
+from grader.sandbox.captured_output import CapturedOutput
 from grader.sandbox.isolation import Isolation, empty_snapshot, fill_snapshot, launch, remove_snapshot
+from grader.sandbox.server_process import PopenServerProcess, ServerProcess
 from grader.sandbox.requests import FINGERPRINT, LOAD, description_from, fingerprint_from, objective_message
 from grader.sandbox.wire import Message, WireError, read_message, write_message
 from grader.escape import clean_text
@@ -29,47 +30,12 @@ from grader.result import MESSAGE_LIMIT
 from grader.submission.errors import SubmissionError
 from grader.submission.folder import tree_bounds
 
-OUTPUT_BOUND = 64 * 1024  # bytes of the student's stdout/stderr kept for the report
+if TYPE_CHECKING:
+    from grader.sandbox.zygote import Zygote
+
 STARTUP_SECONDS = 300
 """The most a server's start-up may take (usually 3-5 s of one core): a bound for a wedged machine,
 not a limit of the student's (SandboxServer._await_start)."""
-
-
-class CapturedOutput:
-    """Drains a pipe on a thread, keeping the first and last OUTPUT_BOUND/2 bytes, so that a
-    flood of prints can neither block the server nor fill the grader's memory."""
-
-    def __init__(self, pipe, bound: int = OUTPUT_BOUND) -> None:
-        self._head = bytearray()
-        self._tail = bytearray()
-        self._dropped = 0
-        self._half = bound // 2
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._drain, args=(pipe,), daemon=True)
-        self._thread.start()
-
-    def _drain(self, pipe) -> None:
-        while chunk := pipe.read1(1 << 16) if hasattr(pipe, "read1") else pipe.read(1 << 16):
-            with self._lock:
-                room = self._half - len(self._head)
-                self._head += chunk[:max(room, 0)]
-                rest = chunk[max(room, 0):]
-                self._tail += rest
-                if len(self._tail) > self._half:
-                    self._dropped += len(self._tail) - self._half
-                    del self._tail[:len(self._tail) - self._half]
-
-    def text(self, wait: float = 0.0) -> str:
-        self._thread.join(timeout=wait)
-        with self._lock:
-            head = self._head.decode("utf-8", "replace")
-            tail = self._tail.decode("utf-8", "replace")
-            gap = f"\n[... {self._dropped} bytes of output left out ...]\n" if self._dropped else ""
-        return head + gap + tail
-
-    @property
-    def dropped(self) -> int:
-        return self._dropped
 
 
 class SandboxServer:
@@ -77,16 +43,17 @@ class SandboxServer:
     grader.sandbox.starter), handed its submission by `load`, spoken to one request at a time, and
     killed with its group."""
 
-    def __init__(self, profile: HardwareProfile, isolation: Isolation, server_args: Iterable[str] = ()) -> None:
+    def __init__(self, profile: HardwareProfile, isolation: Isolation, server_args: Iterable[str] = (),
+                 zygote: Zygote | None = None) -> None:
+        """Started by bwrap (or as a plain subprocess) on a snapshot of its own, or forked by `zygote`
+        (grader.sandbox.zygote: ZygoteError when it cannot; `server_args` are then not used)."""
         self.profile = profile
         self._deadline = math.inf  # `load` sets it: the submission's time starts when it is handed over
-        self._snapshot = empty_snapshot()
+        self._snapshot = empty_snapshot(zygote.snapshots if zygote is not None else None)
         try:
-            self._launch = launch(self._snapshot, isolation, profile.limits.model_dump(),
-                                  profile.model_dump(exclude={"limits"}), server_args)
-            self.process = subprocess.Popen(self._launch.argv, env=self._launch.env, stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                            umask=0o022)  # folders bwrap creates must be readable after the uid drop
+            self.process: ServerProcess = (
+                zygote.spawn(self._snapshot, profile) if zygote is not None
+                else PopenServerProcess(*_launched(self._snapshot, isolation, profile, server_args)))
         except BaseException:
             remove_snapshot(self._snapshot)
             raise
@@ -125,7 +92,7 @@ class SandboxServer:
         has not started within STARTUP_SECONDS is the grader's failure (stage `grader`, graded again
         on the next run), not a timeout of the student's."""
         try:
-            started = read_message(self.process.stdout.fileno(), time.monotonic() + STARTUP_SECONDS)
+            started = read_message(self.process.responses, time.monotonic() + STARTUP_SECONDS)
         except TimeoutError:
             self.kill()
             raise SubmissionError("grader", f"the sandbox did not start within {STARTUP_SECONDS} s (importing torch "
@@ -144,7 +111,7 @@ class SandboxServer:
 
     def _send(self, message: Message, what: str) -> None:
         try:
-            write_message(self.process.stdin.fileno(), message)
+            write_message(self.process.requests, message)
         except (BrokenPipeError, OSError):
             raise self._died(what) from None
 
@@ -158,7 +125,7 @@ class SandboxServer:
         """The next answer, within `seconds` from now and within the whole submission's time."""
         request_deadline = time.monotonic() + seconds
         try:
-            return read_message(self.process.stdout.fileno(), min(request_deadline, self._deadline))
+            return read_message(self.process.responses, min(request_deadline, self._deadline))
         except TimeoutError:
             self.kill()
             limits = self.profile.limits
@@ -182,12 +149,7 @@ class SandboxServer:
         return SubmissionError("crash", f"the model's process {_exit_words(code, self.profile)} while {what}.{detail}")
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.process.wait()
+        self.process.kill()
         self._closed = True
 
     def close(self) -> None:
@@ -196,15 +158,21 @@ class SandboxServer:
         nothing of a student's to finish."""
         if self._loaded and not self._closed and self.process.poll() is None:
             try:
-                write_message(self.process.stdin.fileno(), Message({"op": "shutdown"}))
+                write_message(self.process.requests, Message({"op": "shutdown"}))
                 self.process.wait(timeout=5)
             except (OSError, subprocess.TimeoutExpired):
                 pass
         self.kill()
-        for pipe in (self.process.stdin, self.process.stdout):
-            pipe.close()
+        self.process.close_pipes()
         self.output.text(wait=2.0)
         remove_snapshot(self._snapshot)
+
+
+def _launched(snapshot: Path, isolation: Isolation, profile: HardwareProfile,
+              server_args: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    started = launch(snapshot, isolation, profile.limits.model_dump(), profile.model_dump(exclude={"limits"}),
+                     server_args)
+    return started.argv, started.env
 
 
 SERVER_STAGES = frozenset({"spec", "load", "checks", "request", "memory"})

@@ -30,6 +30,7 @@ from grader.submission.tree_copy import copy_into
 Isolation = Literal["bwrap", "subprocess"]
 
 SANDBOX_SUBMISSION = "/submission"
+SANDBOX_SNAPSHOTS = "/snapshots"  # a zygote's: every snapshot of its worker, hidden from each server
 SANDBOX_PACKAGE_ROOT = "/opt/xai-grader"
 ENV_ALLOW_LIST = ("LANG", "LC_ALL", "TZ")
 SNAPSHOT_PREFIX = "xai-grader-submission-"
@@ -67,10 +68,12 @@ def snapshot_submission(folder: Path, bounds: TreeBounds = DEFAULT_BOUNDS, exclu
     return snapshot
 
 
-def empty_snapshot() -> Path:
+def empty_snapshot(parent: Path | None = None) -> Path:
     """A new, empty snapshot folder (readable by the grader only) for `fill_snapshot` to fill: a
-    server can be started on it before its submission is known (grader.sandbox.starter)."""
-    root = Path(tempfile.mkdtemp(prefix=SNAPSHOT_PREFIX))
+    server can be started on it before its submission is known (grader.sandbox.starter). Under
+    `parent` when given (a zygote's snapshots folder: grader.sandbox.zygote), else in the system's
+    temporary folder."""
+    root = Path(tempfile.mkdtemp(prefix=SNAPSHOT_PREFIX, dir=parent))
     copy = root / "submission"
     copy.mkdir(mode=0o700)
     return copy
@@ -106,15 +109,33 @@ def launch(snapshot: Path, isolation: Isolation, limits: dict, profile: dict,
     if isolation == "bwrap":
         # A uid of its own, so its process count is its own. Only inside bwrap: there the Python
         # installation is bound readable; a plain subprocess may live under a private /root.
-        uid = 200_000 + secrets.randbelow(60_000)
+        uid = fresh_uid()
         server += ["--uid", str(uid), "--gid", str(uid)]
     env = _environment(profile)
     if isolation == "bwrap":
         # bwrap clears the environment it was given (--clearenv) and sets only these inside.
         settings = [arg for name, value in sorted(env.items()) for arg in ("--setenv", name, value)]
-        return Launch(argv=_bwrap_prefix(snapshot) + settings + server, env={"PATH": env["PATH"]})
+        return Launch(argv=_bwrap_prefix([(str(snapshot), SANDBOX_SUBMISSION)]) + settings + server,
+                      env={"PATH": env["PATH"]})
     env["PYTHONPATH"] = os.pathsep.join([str(Path(grader.__file__).resolve().parents[1]), *outside_package_folders()])
     return Launch(argv=server, env=env)
+
+
+def fresh_uid() -> int:
+    """An unprivileged uid (and gid) for one server, unused by anything else on the machine as far as
+    chance goes: its process count (RLIMIT_NPROC) and its files are its own."""
+    return 200_000 + secrets.randbelow(60_000)
+
+
+def launch_zygote(snapshots: Path, profile: dict) -> Launch:
+    """How to start a zygote (grader.sandbox.zygote_server): bwrap exactly as for a server, with
+    the folder holding its snapshots at SANDBOX_SNAPSHOTS in place of one submission, and an empty
+    SANDBOX_SUBMISSION for each server to bind its own snapshot on. Only as root: the zygote's
+    children need its capabilities to make their namespaces and mounts."""
+    settings = [arg for name, value in sorted(_environment(profile).items()) for arg in ("--setenv", name, value)]
+    prefix = _bwrap_prefix([(str(snapshots), SANDBOX_SNAPSHOTS)], mount_points=(SANDBOX_SUBMISSION,))
+    return Launch(argv=prefix + settings + [sys.executable, "-m", "grader.sandbox.zygote_server"],
+                  env={"PATH": _environment(profile)["PATH"]})
 
 
 def json_arg(value: dict) -> str:
@@ -138,7 +159,7 @@ def _environment(profile: dict) -> dict[str, str]:
     return env
 
 
-def _bwrap_prefix(snapshot: Path) -> list[str]:
+def _bwrap_prefix(submission_binds: list[tuple[str, str]], mount_points: Iterable[str] = ()) -> list[str]:
     # As root, no user namespace: the server then drops to a fresh real uid itself, which is what
     # makes RLIMIT_NPROC count (root and uids mapped onto root are exempt from it). As another
     # user, bwrap needs a user namespace to build the others.
@@ -159,7 +180,7 @@ def _bwrap_prefix(snapshot: Path) -> list[str]:
             binds.append((str(path), str(path)))
     binds += [(str(path), str(path)) for path in _python_paths()]
     binds.append((str(Path(grader.__file__).resolve().parent), f"{SANDBOX_PACKAGE_ROOT}/grader"))
-    binds.append((str(snapshot), SANDBOX_SUBMISSION))
+    binds += submission_binds
     # The gpu profile: the NVIDIA device files and the driver's /proc entries (the driver's
     # libraries live under /usr, bound above). Absent on a machine without NVIDIA's driver.
     args += [arg for device in sorted(Path("/dev").glob("nvidia*")) for arg in ("--dev-bind", str(device), str(device))]
@@ -172,6 +193,8 @@ def _bwrap_prefix(snapshot: Path) -> list[str]:
         args += ["--perms", "0755", "--dir", parent]
     for source, target in binds:
         args += ["--ro-bind", source, target]
+    for folder in mount_points:
+        args += ["--perms", "0755", "--dir", folder]
     return args + ["--chdir", "/tmp"]
 
 

@@ -17,6 +17,8 @@ import os
 import resource
 import sys
 import traceback
+from collections.abc import Callable
+from typing import NoReturn
 
 MB = 1 << 20
 
@@ -56,17 +58,39 @@ def main() -> None:
     parser.add_argument("--profile", required=True)
     parser.add_argument("--inspect", action="store_true", help="grader init: answer inspect requests, load nothing")
     args = parser.parse_args()
+    run(args.submission, json.loads(args.limits), json.loads(args.profile), args.uid, args.gid, args.inspect)
+
+
+def run(submission: str, limits: dict, profile: dict, uid: int | None, gid: int | None, inspect: bool) -> None:
+    """Serve one submission on stdin/stdout: the protocol moved to private descriptors, then the
+    rlimits, then root dropped for `uid`, and only then the serving code (and, through it, the
+    student's) imported. A server forked by the zygote (grader.sandbox.zygote_server) comes here
+    with torch and Lightning already imported, and the same order for everything else."""
     requests, responses = _take_protocol_fds()
-    _apply_limits(json.loads(args.limits))
-    _drop_privileges(args.uid, args.gid)
+    _apply_limits(limits)
+    _drop_privileges(uid, gid)
 
     # Imported only now: torch's import already runs under the limits, as the student's code will.
     from grader.sandbox.serve import serve, serve_inspection
 
-    (serve_inspection if args.inspect else serve)(args.submission, json.loads(args.profile), requests, responses)
+    (serve_inspection if inspect else serve)(submission, profile, requests, responses)
 
 
-def _exit_now(code: int) -> None:
+def run_and_exit(serve_once: Callable[[], None]) -> NoReturn:
+    """Run `serve_once` and leave at once (`_exit_now`), whatever happens: 0 when it returned, 3 when
+    it raised (the client reports a server that died; the trace goes to the captured stderr). Never
+    returns: a server forked by the zygote must not go back into the zygote's loop."""
+    try:
+        serve_once()
+    except SystemExit as exit_:
+        _exit_now(exit_.code if isinstance(exit_.code, int) else 1)
+    except BaseException:  # noqa: BLE001
+        traceback.print_exc()
+        _exit_now(3)
+    _exit_now(0)
+
+
+def _exit_now(code: int) -> NoReturn:
     """Leave without the interpreter's teardown: with torch and Lightning loaded it takes about a
     second per submission, and nothing after the last answer is needed (nor should the student's
     atexit handlers run)."""
@@ -79,9 +103,4 @@ def _exit_now(code: int) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:  # the client reports a server that died; the trace goes to captured stderr
-        traceback.print_exc()
-        _exit_now(3)
-    _exit_now(0)
+    run_and_exit(main)

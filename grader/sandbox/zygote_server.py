@@ -1,0 +1,224 @@
+"""The zygote: a sandbox that has imported torch and Lightning once, and forks a server per submission.
+
+    python -m grader.sandbox.zygote_server        (fd 0: its control socket, AF_UNIX SOCK_SEQPACKET)
+
+Starting a server costs 3-5 s of a core, nearly all of it importing torch and Lightning (issue 20).
+A grading worker starts one zygote, under bubblewrap exactly as a server is started
+(grader.sandbox.isolation.launch_zygote), but with the whole snapshots folder at /snapshots instead
+of one submission at /submission. It runs as root inside (bwrap as root keeps its capabilities),
+imports the serving code, never runs a tensor op, never initialises CUDA and never reads anything
+of a student's. For each `spawn` request from the grader (a JSON header, and five pipe ends passed
+with SCM_RIGHTS: the server's requests, responses and stderr, a status pipe and a kill pipe) it
+forks, and the child makes the isolation a fresh bwrap gives:
+
+- `_detach`: new mount, PID, network, IPC, UTS (and cgroup) namespaces, then one more fork, so that
+  the server's init (`_init`) is pid 1 of a PID namespace of its own and dies with everything
+  started under it;
+- `_init` (pid 1, still root): a fresh /proc for that namespace, a fresh tmpfs on /tmp (nothing
+  passes between two students of one worker), the submission's snapshot bound read-only at
+  /submission, and the snapshots folder covered by an empty read-only tmpfs, so no other snapshot
+  is visible; then it forks the server (`grader.sandbox.server.run`: the rlimits, a fresh uid, the
+  student's code) and watches it: when the server exits, or the grader writes to (or closes) the kill
+  pipe, it kills everything left in the namespace, reaps it, and writes the server's exit status
+  (Popen's convention: minus the signal) to the status pipe.
+
+The zygote answers each spawn once the init has its namespaces and mounts and has forked the
+server ({"ok": true}), or with what failed; nothing of the zygote (its control socket, other
+students' pipes) stays open in the children. Before every fork it checks that it runs a single
+thread: forking a threaded process is unsafe, and the grader then falls back to a server started
+by bwrap (grader.sandbox.starter).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import socket
+import sys
+import traceback
+from typing import NoReturn
+
+from grader.sandbox import linux
+from grader.sandbox.isolation import SANDBOX_SNAPSHOTS as SNAPSHOTS
+from grader.sandbox.isolation import SANDBOX_SUBMISSION as SUBMISSION
+from grader.sandbox.server import run, run_and_exit
+SNAPSHOT_NAME = re.compile(r"xai-grader-submission-[A-Za-z0-9_]+")
+PIPES = ("requests", "responses", "stderr", "status", "kill")
+NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWNET | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS
+MESSAGE_BYTES = 1 << 16
+ERROR_BYTES = 2000
+
+
+def main() -> None:
+    control = socket.socket(fileno=0)
+    # Everything a server needs before its student's code, imported once here: torch, Lightning,
+    # the loaders. None of it starts a thread (checked before each fork).
+    import grader.sandbox.serve  # noqa: F401
+
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, MESSAGE_BYTES, len(PIPES))
+        except OSError:
+            return
+        if not message:
+            return  # the grader closed the socket: its run is over
+        reply = spawn(json.loads(message), fds)
+        try:
+            control.send(json.dumps(reply).encode())
+        except OSError:
+            return
+
+
+def spawn(request: dict, fds: list[int]) -> dict:
+    """Fork a server for `request` on the pipe ends `fds` (closed here whatever happens); the
+    reply to send the grader."""
+    setup_read = setup_write = -1
+    try:
+        if len(fds) != len(PIPES):
+            return _refused(f"{len(fds)} pipe ends passed, not {len(PIPES)}")
+        if not SNAPSHOT_NAME.fullmatch(str(request.get("snapshot"))):
+            return _refused(f"not a snapshot's name: {request.get('snapshot')!r}")
+        threads = len(os.listdir("/proc/self/task"))
+        if threads != 1:
+            return _refused(f"the zygote runs {threads} threads, and a threaded process is not safe to fork")
+        setup_read, setup_write = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        child = os.fork()
+        if child == 0:
+            os.close(setup_read)
+            _detach(request, dict(zip(PIPES, fds)), setup_write)
+        os.close(setup_write)
+        setup_write = -1
+        said = _read_all(setup_read)
+        os.waitpid(child, 0)  # it exits as soon as the init is forked
+        return {"ok": True} if said == b"ok" else _refused(said.decode("utf-8", "replace") or "the child died")
+    except OSError as error:
+        return _refused(str(error))
+    finally:
+        for fd in (*fds, setup_read, setup_write):
+            if fd >= 0:
+                os.close(fd)
+
+
+def _refused(why: str) -> dict:
+    return {"ok": False, "message": why[:ERROR_BYTES]}
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, ERROR_BYTES):
+        chunks.append(chunk)
+    return b"".join(chunks)[:ERROR_BYTES]
+
+
+def _detach(request: dict, pipes: dict[str, int], setup: int) -> NoReturn:
+    """The zygote's child: new namespaces, then the init forked into them; it leaves at once (the
+    init is reparented to bwrap's, which reaps it)."""
+    try:
+        os.close(0)  # the zygote's control socket: nothing below the zygote may speak to it
+        linux.unshare(NAMESPACES)
+        try:
+            linux.unshare(linux.CLONE_NEWCGROUP)
+        except OSError:
+            pass  # an older kernel: bwrap's --unshare-cgroup-try does without it too
+        if os.fork() == 0:
+            _init(request, pipes, setup)
+    except BaseException as error:  # noqa: BLE001
+        _say(setup, f"{type(error).__name__}: {error}")
+    os._exit(0)
+
+
+def _init(request: dict, pipes: dict[str, int], setup: int) -> NoReturn:
+    """Pid 1 of the server's namespace: mounts, the server forked, then `_watch`."""
+    try:
+        _bring_down(pipes, setup)
+        _mount_view(str(request["snapshot"]))
+        server = os.fork()
+        if server == 0:
+            _serve(request)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):  # the server's pipes are the server's alone: their ends close when it dies
+            os.dup2(null, fd)
+        os.close(null)
+        _say(3, "ok")
+    except BaseException as error:  # noqa: BLE001
+        _say(3, f"{type(error).__name__}: {error}")
+        os._exit(1)
+    code = _watch(server, kill=5)
+    try:
+        os.write(4, f"{code}\n".encode())
+    except OSError:
+        pass
+    os._exit(0)
+
+
+def _bring_down(pipes: dict[str, int], setup: int) -> None:
+    """The init's descriptors, and only those: 0-2 the server's requests, responses and stderr,
+    3 the setup pipe, 4 the status pipe, 5 the kill pipe."""
+    order = [pipes["requests"], pipes["responses"], pipes["stderr"], setup, pipes["status"], pipes["kill"]]
+    fresh = [os.dup(fd) for fd in order]  # above every target, so no dup2 below overwrites a source
+    for target, fd in enumerate(fresh):
+        os.dup2(fd, target)
+    os.closerange(len(order), os.sysconf("SC_OPEN_MAX"))
+
+
+def _mount_view(snapshot: str) -> None:
+    """What a server sees, as bwrap builds it for one, in the namespaces `_detach` made."""
+    os.setsid()
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)  # nothing below propagates back
+    linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    linux.mount("tmpfs", "/tmp", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=1777")
+    linux.mount(f"{SNAPSHOTS}/{snapshot}/submission", SUBMISSION, None, linux.MS_BIND)
+    linux.mount(None, SUBMISSION, None,
+                linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV)
+    linux.mount("tmpfs", SNAPSHOTS, "tmpfs", linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
+                "mode=0755,size=4k")
+    os.chdir("/tmp")
+
+
+def _serve(request: dict) -> NoReturn:
+    """The server: the three pipes only, then as `python -m grader.sandbox.server` would."""
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    run_and_exit(lambda: run(SUBMISSION, request["limits"], request["profile"], int(request["uid"]),
+                             int(request["gid"]), bool(request.get("inspect", False))))
+
+
+def _watch(server: int, kill: int) -> int:
+    """Wait for the server to exit or the kill pipe to speak (or close); then kill all that is left
+    in this namespace (kill(-1) from its pid 1 reaches every other process in it), reap it all, and
+    return the server's exit status as Popen gives it."""
+    watched = os.pidfd_open(server)
+    ready, _, _ = select.select([watched, kill], [], [])
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    code = None
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if pid == server:
+            code = os.waitstatus_to_exitcode(status)
+    return code if code is not None else -signal.SIGKILL
+
+
+def _say(fd: int, text: str) -> None:
+    try:
+        os.write(fd, text.encode("utf-8", "replace")[:ERROR_BYTES])
+        os.close(fd)
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except BaseException:  # noqa: BLE001  (the grader reads the trace from the zygote's stderr)
+        traceback.print_exc()
+        sys.exit(1)
