@@ -15,7 +15,7 @@ import pytest
 from grader.protocol import ClassLogit
 from grader.sandbox.client import SandboxedModel
 from grader.sandbox.starter import ServerStarter
-from grader.sandbox.zygote import ZygoteServerProcess, zygote_available
+from grader.sandbox.zygote import Zygote, ZygoteError, ZygoteServerProcess, zygote_available
 from grader.submission.errors import SubmissionError
 from tests.test_sandbox import PROFILE, submission
 
@@ -30,7 +30,8 @@ def _seen():
     seen = {"uid": os.getuid(), "pid": os.getpid(), "snapshots": os.listdir("/snapshots"),
             "tmp": sorted(os.listdir("/tmp")), "submission": sorted(os.listdir("/submission")),
             "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
-            "capabilities": [l.split()[1] for l in open("/proc/self/status") if l.startswith(("CapEff", "CapPrm"))]}
+            "capabilities": [l.split()[1] for l in open("/proc/self/status") if l.startswith(("CapEff", "CapPrm"))],
+            "mounts": {l.split()[1]: l.split()[3].split(",")[0] for l in open("/proc/self/mounts")}}
     try:
         os.kill(1, 9)
         seen["killed_init"] = True
@@ -73,6 +74,12 @@ def test_a_forked_server_sees_its_own_snapshot_only_and_a_tmp_no_other_server_wr
     assert first["snapshots"] == second["snapshots"] == []
     assert second["submission"] == ["model.pth", "model.py", "submission.yaml"]
     assert first["tmp"] == second["tmp"] == []  # the first left a file in its /tmp; the second does not see it
+    assert "/snapshots" not in second["mounts"]  # unmounted, not merely covered
+
+
+def test_a_forked_server_sees_proc_sys_and_its_submission_read_only_as_under_bwrap(tmp_path, servers):
+    mounts = seen_by(submission(tmp_path, "first", prelude=PROBE), servers)["mounts"]
+    assert mounts["/proc/sys"] == mounts["/submission"] == "ro" and mounts["/tmp"] == "rw"
 
 
 def test_a_forked_server_runs_as_a_fresh_uid_without_capabilities_in_a_pid_namespace_of_its_own(tmp_path, servers):
@@ -134,6 +141,34 @@ def test_a_zygote_that_dies_leaves_its_worker_grading_with_servers_started_by_bw
             assert not isinstance(model.server.process, ZygoteServerProcess) and started.zygote is None
         finally:
             model.close()
+
+
+def test_a_zygote_that_refuses_the_next_server_leaves_the_one_grading_alive(tmp_path, monkeypatch):
+    with ServerStarter(PROFILE, "bwrap") as started:
+        model = opened(submission(tmp_path, "honest"), started)
+        monkeypatch.setattr(Zygote, "spawn", _refuse)
+        started.start_next()  # falls back to bwrap for the next server
+        try:
+            assert model.logits(FACES).shape == (3, 7)
+            assert not started.fork and not isinstance(started.waiting.process, ZygoteServerProcess)
+        finally:
+            model.close()
+
+
+def _refuse(*_: object, **__: object) -> None:
+    raise ZygoteError("the zygote could not fork a server: refused for the test")
+
+
+def test_a_zygote_that_stops_under_a_submission_fails_it_as_the_graders_fault(tmp_path):
+    with ServerStarter(PROFILE, "bwrap") as started:
+        model = opened(submission(tmp_path, "honest"), started)
+        started.zygote.process.kill()  # bwrap's init goes, and every namespace under it
+        try:
+            with pytest.raises(SubmissionError) as raised:
+                model.logits(FACES)
+        finally:
+            model.close()
+    assert raised.value.stage == "grader" and "not the submission's fault" in raised.value.message
 
 
 def test_closing_the_starter_stops_its_zygote_and_removes_the_snapshots_folder(tmp_path):

@@ -132,10 +132,13 @@ def launch_zygote(snapshots: Path, profile: dict) -> Launch:
     the folder holding its snapshots at SANDBOX_SNAPSHOTS in place of one submission, and an empty
     SANDBOX_SUBMISSION for each server to bind its own snapshot on. Only as root: the zygote's
     children need its capabilities to make their namespaces and mounts."""
-    settings = [arg for name, value in sorted(_environment(profile).items()) for arg in ("--setenv", name, value)]
+    # One thread for every library: numpy's OpenBLAS starts its pool at import when told more, and a
+    # threaded zygote cannot fork; each server sets torch's threads from its profile.
+    env = _environment({**profile, "threads": 1})
+    settings = [arg for name, value in sorted(env.items()) for arg in ("--setenv", name, value)]
     prefix = _bwrap_prefix([(str(snapshots), SANDBOX_SNAPSHOTS)], mount_points=(SANDBOX_SUBMISSION,))
     return Launch(argv=prefix + settings + [sys.executable, "-m", "grader.sandbox.zygote_server"],
-                  env={"PATH": _environment(profile)["PATH"]})
+                  env={"PATH": env["PATH"]})
 
 
 def json_arg(value: dict) -> str:

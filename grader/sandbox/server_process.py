@@ -27,6 +27,12 @@ class ServerProcess(ABC):
     def wait(self, timeout: float | None = None) -> int:
         """The exit status, once it has exited; subprocess.TimeoutExpired after `timeout` seconds."""
 
+    @property
+    def lost(self) -> bool:
+        """Whether the process ended without an exit status of its own (its zygote stopped): the
+        grader's failure, not the submission's."""
+        return False
+
     @abstractmethod
     def kill(self) -> None:
         """Kill the server and everything it started, and wait until they are gone."""

@@ -42,6 +42,7 @@ class ServerStarter:
         self._taken = 0
         self._waiting: SandboxServer | None = None
         self._zygote: Zygote | None = None
+        self._retired: Zygote | None = None
 
     @property
     def waiting(self) -> SandboxServer | None:
@@ -78,8 +79,9 @@ class ServerStarter:
             except (ZygoteError, OSError) as error:
                 log.warning("xai-grader: the sandbox zygote failed (%s); starting each server by bwrap instead",
                             error)
-                self._close_zygote()
                 self.fork = False
+                # Kept until `close`: closing it now would kill the server it forked that is grading.
+                self._retired, self._zygote = self._zygote, None
         return SandboxServer(self.profile, self.isolation)
 
     @property
@@ -94,9 +96,10 @@ class ServerStarter:
         self._close_zygote()
 
     def _close_zygote(self) -> None:
-        if self._zygote is not None:
-            self._zygote.close()
-            self._zygote = None
+        for zygote in (self._zygote, self._retired):
+            if zygote is not None:
+                zygote.close()
+        self._zygote = self._retired = None
 
     def __enter__(self) -> ServerStarter:
         return self

@@ -28,6 +28,9 @@ from grader.sandbox.server_process import ServerProcess
 
 SNAPSHOTS_PREFIX = "xai-grader-snapshots-"
 REPLY_BYTES = 1 << 16
+KILL_SECONDS = 30
+"""How long a kill may take (a namespace's processes killed and reaped by its init) before the grader
+gives the server up as lost."""
 
 
 class ZygoteError(Exception):
@@ -149,7 +152,8 @@ class ZygoteServerProcess(ServerProcess):
     """A server forked by a zygote. Its init (pid 1 of the server's PID namespace) writes the server's
     exit status to the status pipe; a byte on the kill pipe (or its closing) makes the init kill
     everything in the namespace. The status pipe closing without a status means the init itself was
-    killed (its zygote stopped): reported as SIGKILL."""
+    killed (its zygote stopped), and a kill not done within KILL_SECONDS (a process stuck in the
+    kernel) is given up: both are `lost`, the grader's failure."""
 
     def __init__(self, requests: int, responses: int, stderr: int, status: int, kill: int) -> None:
         self.requests = requests
@@ -158,6 +162,11 @@ class ZygoteServerProcess(ServerProcess):
         self._status = status
         self._kill = kill
         self._code: int | None = None
+        self._lost = False
+
+    @property
+    def lost(self) -> bool:
+        return self._lost
 
     def poll(self) -> int | None:
         return self._read_status(0)
@@ -169,16 +178,18 @@ class ZygoteServerProcess(ServerProcess):
         return code
 
     def kill(self) -> None:
-        if self._code is None:
-            try:
-                os.write(self._kill, b"k")
-            except OSError:
-                pass  # its init is gone already: the status says how
-        self.wait()
+        if self._code is not None:
+            return
+        try:
+            os.write(self._kill, b"k")
+        except OSError:
+            pass  # its init is gone already: the status pipe says how
+        if self._read_status(KILL_SECONDS) is None:
+            self._give_up()
 
     def close_pipes(self) -> None:
         _close([self.requests, self.responses, self._kill])
-        self._kill = -1
+        self.requests = self.responses = self._kill = -1  # the numbers may be reused by the next server's
 
     def _read_status(self, timeout: float | None) -> int | None:
         if self._code is not None:
@@ -189,9 +200,17 @@ class ZygoteServerProcess(ServerProcess):
         said = b""
         while chunk := os.read(self._status, 64):
             said += chunk
-        os.close(self._status)
+        _close([self._status])
+        self._status = -1
         try:
             self._code = int(said.decode("ascii").strip())
         except ValueError:
-            self._code = -signal.SIGKILL
+            self._give_up()
         return self._code
+
+    def _give_up(self) -> None:
+        if self._status >= 0:
+            _close([self._status])
+            self._status = -1
+        self._lost = True
+        self._code = -signal.SIGKILL

@@ -16,17 +16,18 @@ forks, and the child makes the isolation a fresh bwrap gives:
   started under it;
 - `_init` (pid 1, still root): a fresh /proc for that namespace, a fresh tmpfs on /tmp (nothing
   passes between two students of one worker), the submission's snapshot bound read-only at
-  /submission, and the snapshots folder covered by an empty read-only tmpfs, so no other snapshot
-  is visible; then it forks the server (`grader.sandbox.server.run`: the rlimits, a fresh uid, the
-  student's code) and watches it: when the server exits, or the grader writes to (or closes) the kill
-  pipe, it kills everything left in the namespace, reaps it, and writes the server's exit status
-  (Popen's convention: minus the signal) to the status pipe.
+  /submission, /proc/sys and the like read-only as bwrap's --proc leaves them, and the snapshots
+  folder unmounted, so no other snapshot is in its mount tree; then it forks the server
+  (`grader.sandbox.server.run`: the rlimits, a fresh uid, the student's code) and watches it: when
+  the server exits, or the grader writes to (or closes) the kill pipe, it kills everything left in
+  the namespace, reaps it, and writes the server's exit status (Popen's convention: minus the
+  signal) to the status pipe. It offers the server to the OOM killer first (oom_score_adj 1000).
 
 The zygote answers each spawn once the init has its namespaces and mounts and has forked the
 server ({"ok": true}), or with what failed; nothing of the zygote (its control socket, other
 students' pipes) stays open in the children. Before every fork it checks that it runs a single
-thread: forking a threaded process is unsafe, and the grader then falls back to a server started
-by bwrap (grader.sandbox.starter).
+thread and has not initialised CUDA (neither survives a fork); when it refuses, the grader falls
+back to servers started by bwrap (grader.sandbox.starter).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from grader.sandbox.server import run, run_and_exit
 SNAPSHOT_NAME = re.compile(r"xai-grader-submission-[A-Za-z0-9_]+")
 PIPES = ("requests", "responses", "stderr", "status", "kill")
 NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWNET | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS
+PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/driver/nvidia")
 MESSAGE_BYTES = 1 << 16
 ERROR_BYTES = 2000
 
@@ -81,9 +83,9 @@ def spawn(request: dict, fds: list[int]) -> dict:
             return _refused(f"{len(fds)} pipe ends passed, not {len(PIPES)}")
         if not SNAPSHOT_NAME.fullmatch(str(request.get("snapshot"))):
             return _refused(f"not a snapshot's name: {request.get('snapshot')!r}")
-        threads = len(os.listdir("/proc/self/task"))
-        if threads != 1:
-            return _refused(f"the zygote runs {threads} threads, and a threaded process is not safe to fork")
+        unsafe = _unsafe_to_fork()
+        if unsafe:
+            return _refused(unsafe)
         setup_read, setup_write = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -91,10 +93,12 @@ def spawn(request: dict, fds: list[int]) -> dict:
         if child == 0:
             os.close(setup_read)
             _detach(request, dict(zip(PIPES, fds)), setup_write)
-        os.close(setup_write)
-        setup_write = -1
-        said = _read_all(setup_read)
-        os.waitpid(child, 0)  # it exits as soon as the init is forked
+        try:
+            os.close(setup_write)
+            setup_write = -1
+            said = _read_all(setup_read)
+        finally:
+            os.waitpid(child, 0)  # it exits as soon as the init is forked
         return {"ok": True} if said == b"ok" else _refused(said.decode("utf-8", "replace") or "the child died")
     except OSError as error:
         return _refused(str(error))
@@ -102,6 +106,18 @@ def spawn(request: dict, fds: list[int]) -> dict:
         for fd in (*fds, setup_read, setup_write):
             if fd >= 0:
                 os.close(fd)
+
+
+def _unsafe_to_fork() -> str | None:
+    """Why forking this process now would be unsafe, or None: a second thread (its locks would be
+    copied held), or CUDA initialised (a CUDA context does not survive a fork)."""
+    threads = len(os.listdir("/proc/self/task"))
+    if threads != 1:
+        return f"the zygote runs {threads} threads, and a threaded process is not safe to fork"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        return "CUDA was initialised in the zygote, and a CUDA context does not survive a fork"
+    return None
 
 
 def _refused(why: str) -> dict:
@@ -137,9 +153,11 @@ def _init(request: dict, pipes: dict[str, int], setup: int) -> NoReturn:
     try:
         _bring_down(pipes, setup)
         _mount_view(str(request["snapshot"]))
+        _volunteer_for_the_oom_killer()
         server = os.fork()
         if server == 0:
             _serve(request)
+        watched = os.pidfd_open(server)
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):  # the server's pipes are the server's alone: their ends close when it dies
             os.dup2(null, fd)
@@ -148,7 +166,7 @@ def _init(request: dict, pipes: dict[str, int], setup: int) -> NoReturn:
     except BaseException as error:  # noqa: BLE001
         _say(3, f"{type(error).__name__}: {error}")
         os._exit(1)
-    code = _watch(server, kill=5)
+    code = _watch(server, watched, kill=5)
     try:
         os.write(4, f"{code}\n".encode())
     except OSError:
@@ -171,13 +189,21 @@ def _mount_view(snapshot: str) -> None:
     os.setsid()
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)  # nothing below propagates back
     linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    for entry in PROC_READ_ONLY:  # as bwrap's --proc covers them
+        if os.path.exists(entry):
+            _bind_read_only(entry, entry, linux.MS_NOEXEC)
     linux.mount("tmpfs", "/tmp", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=1777")
-    linux.mount(f"{SNAPSHOTS}/{snapshot}/submission", SUBMISSION, None, linux.MS_BIND)
-    linux.mount(None, SUBMISSION, None,
-                linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV)
-    linux.mount("tmpfs", SNAPSHOTS, "tmpfs", linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
-                "mode=0755,size=4k")
+    _bind_read_only(f"{SNAPSHOTS}/{snapshot}/submission", SUBMISSION)
+    linux.umount2(SNAPSHOTS, linux.MNT_DETACH)  # the other snapshots leave this server's mount tree
     os.chdir("/tmp")
+
+
+def _bind_read_only(source: str, target: str, flags: int = 0) -> None:
+    """Bind `source` at `target`, read-only, no set-uid and no devices (as bwrap's --ro-bind), and
+    `flags`."""
+    linux.mount(source, target, None, linux.MS_BIND)
+    linux.mount(None, target, None,
+                linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | flags)
 
 
 def _serve(request: dict) -> NoReturn:
@@ -187,18 +213,18 @@ def _serve(request: dict) -> NoReturn:
                              int(request["gid"]), bool(request.get("inspect", False))))
 
 
-def _watch(server: int, kill: int) -> int:
-    """Wait for the server to exit or the kill pipe to speak (or close); then kill all that is left
-    in this namespace (kill(-1) from its pid 1 reaches every other process in it), reap it all, and
-    return the server's exit status as Popen gives it."""
-    watched = os.pidfd_open(server)
-    ready, _, _ = select.select([watched, kill], [], [])
-    try:
-        os.kill(-1, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def _watch(server: int, watched: int, kill: int) -> int:
+    """Wait for the server to exit (`watched`: its pidfd) or the kill pipe to speak (or close); then
+    kill all that is left in this namespace (kill(-1) from its pid 1 reaches every other process in
+    it, again before each reap, for anything forked meanwhile), reap it all, and return the server's
+    exit status as Popen gives it."""
+    select.select([watched, kill], [], [])
     code = None
     while True:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         try:
             pid, status = os.waitpid(-1, 0)
         except ChildProcessError:
@@ -206,6 +232,16 @@ def _watch(server: int, kill: int) -> int:
         if pid == server:
             code = os.waitstatus_to_exitcode(status)
     return code if code is not None else -signal.SIGKILL
+
+
+def _volunteer_for_the_oom_killer() -> None:
+    """If memory runs out, the kernel's OOM killer should take a server (inherited by the server from
+    its init), not the zygote and with it every server of the worker."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as score:
+            score.write("1000")
+    except OSError:
+        pass
 
 
 def _say(fd: int, text: str) -> None:
