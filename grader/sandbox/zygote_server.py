@@ -192,10 +192,35 @@ def _mount_view(snapshot: str) -> None:
     for entry in PROC_READ_ONLY:  # as bwrap's --proc covers them
         if os.path.exists(entry):
             _bind_read_only(entry, entry, linux.MS_NOEXEC)
-    linux.mount("tmpfs", "/tmp", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=1777")
+    _fresh_tmp()
     _bind_read_only(f"{SNAPSHOTS}/{snapshot}/submission", SUBMISSION)
     linux.umount2(SNAPSHOTS, linux.MNT_DETACH)  # the other snapshots leave this server's mount tree
     os.chdir("/tmp")
+
+
+def _fresh_tmp() -> None:
+    """A fresh tmpfs on /tmp, with what bwrap bound below /tmp bound there again: the Python
+    environment lives under /tmp on some machines (a CI's clean clone), and modules torch imports
+    lazily must stay importable. Each is held by an O_PATH descriptor while /tmp is replaced, then
+    bound from it read-only, as bwrap bound it."""
+    held = [(path, os.open(path, os.O_PATH | os.O_CLOEXEC)) for path in _mount_points_below("/tmp")]
+    linux.mount("tmpfs", "/tmp", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=1777")
+    for path, fd in held:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        _bind_read_only(f"/proc/self/fd/{fd}", path)
+        os.close(fd)
+
+
+def _mount_points_below(folder: str) -> list[str]:
+    """The mount points strictly below `folder`, outermost first (from /proc/self/mountinfo, whose
+    fifth field is the mount point with space, tab, newline and backslash written in octal)."""
+    points = []
+    with open("/proc/self/mountinfo", "rb") as mountinfo:
+        for line in mountinfo:
+            point = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), line.split()[4])
+            if point.startswith(folder.encode() + b"/"):
+                points.append(os.fsdecode(point))
+    return sorted(dict.fromkeys(points), key=lambda point: point.count("/"))
 
 
 def _bind_read_only(source: str, target: str, flags: int = 0) -> None:
