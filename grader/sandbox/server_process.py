@@ -60,13 +60,19 @@ class PopenServerProcess(ServerProcess):
         return self.popen.wait(timeout)
 
     def kill(self) -> None:
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.popen.wait()
+        kill_session(self.popen)
 
     def close_pipes(self) -> None:
         for pipe in (self.popen.stdin, self.popen.stdout):
             pipe.close()
+
+
+def kill_session(popen: subprocess.Popen) -> None:
+    """SIGKILL the process group of `popen` (started with start_new_session=True: bwrap, whose death
+    takes its PID namespace with it) and reap it."""
+    if popen.poll() is None:
+        try:
+            os.killpg(popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    popen.wait()

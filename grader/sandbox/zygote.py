@@ -24,7 +24,7 @@ from pathlib import Path
 from grader.profile import HardwareProfile
 from grader.sandbox.captured_output import CapturedOutput
 from grader.sandbox.isolation import Isolation, bwrap_works, fresh_uid, launch_zygote, remove_snapshot
-from grader.sandbox.server_process import ServerProcess
+from grader.sandbox.server_process import ServerProcess, kill_session
 
 SNAPSHOTS_PREFIX = "xai-grader-snapshots-"
 REPLY_BYTES = 1 << 16
@@ -113,12 +113,7 @@ class Zygote:
         """Stop the zygote and everything it forked, and remove the snapshots folder (with any
         snapshot a server left: each server removes its own when closed)."""
         self._control.close()
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.process.wait()
+        kill_session(self.process)
         self.output.text(wait=2.0)
         for leftover in self.snapshots.glob("*/submission"):
             remove_snapshot(leftover)
