@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from grader.protocol import ClassLogit
+from grader.sandbox import isolation
 from grader.sandbox.client import SandboxedModel
 from grader.sandbox.starter import ServerStarter
 from grader.sandbox.zygote import Zygote, ZygoteError, ZygoteServerProcess, zygote_available
@@ -37,6 +38,10 @@ def _seen():
         seen["killed_init"] = True
     except PermissionError:
         seen["killed_init"] = False
+    import socket
+    with socket.create_server(("127.0.0.1", 0)) as listener, \
+            socket.create_connection(listener.getsockname(), timeout=5):
+        seen["loopback"] = True
     open("/tmp/left-by-" + os.path.basename(os.path.dirname(os.path.abspath(__file__))), "w").close()
     print("SEEN " + json.dumps(seen), flush=True)
 _seen()
@@ -82,6 +87,66 @@ def test_a_forked_server_sees_its_own_snapshot_only_and_a_tmp_no_other_server_wr
 def test_a_forked_server_sees_proc_sys_and_its_submission_read_only_as_under_bwrap(tmp_path, servers):
     mounts = seen_by(submission(tmp_path, "first", prelude=PROBE), servers)["mounts"]
     assert mounts["/proc/sys"] == mounts["/submission"] == "ro" and mounts["/tmp"] == "rw"
+
+
+def test_a_forked_server_talks_to_itself_over_loopback_as_under_bwrap(tmp_path, servers):
+    assert seen_by(submission(tmp_path, "first", prelude=PROBE), servers)["loopback"] is True
+
+
+ORPHANS = """
+import os, time
+def _orphan():
+    child = os.fork()
+    if child == 0:
+        if os.fork() == 0:
+            os._exit(0)
+        os._exit(0)
+    os.waitpid(child, 0)
+for _ in range(40):
+    _orphan()
+time.sleep(2.5)
+for _ in range(40):
+    _orphan()
+print("ORPHANS REAPED", flush=True)
+"""
+
+
+def test_a_forked_servers_orphans_are_reaped_and_do_not_use_up_its_process_limit(tmp_path, servers):
+    # 80 orphans in two bursts, against a limit of 64 processes: the init reaps them between bursts.
+    model = opened(submission(tmp_path, "orphans", prelude=ORPHANS), servers)
+    model.close()
+    assert "ORPHANS REAPED" in model.output
+
+
+def test_what_bwrap_binds_below_tmp_stays_readable_and_read_only_in_a_forked_server(tmp_path, monkeypatch):
+    # A Python environment under /tmp (CI's clean clone) and one inside it, with a space in its name.
+    outer = tmp_path / "env with space"
+    inner = outer / "inner"
+    inner.mkdir(parents=True)
+    (outer / "a.txt").write_text("outer")
+    (inner / "b.txt").write_text("inner")
+    original = isolation._python_paths
+    monkeypatch.setattr(isolation, "_python_paths", lambda: [*original(), outer, inner])
+    prelude = f"""
+print("READ", open({str(outer / 'a.txt')!r}).read(), open({str(inner / 'b.txt')!r}).read(), flush=True)
+try:
+    open({str(inner / 'c.txt')!r}, "w")
+except OSError as error:
+    print("WRITE REFUSED", error.errno, flush=True)
+"""
+    with ServerStarter(PROFILE, "bwrap") as started:
+        model = opened(submission(tmp_path / "submissions", "reads", prelude=prelude), started)
+        model.close()
+    assert "READ outer inner" in model.output and "WRITE REFUSED 30" in model.output  # EROFS
+
+
+def test_a_zygote_refuses_a_snapshot_that_is_not_one_and_says_why(tmp_path):
+    with Zygote(PROFILE, startup_seconds=300) as zygote:
+        folder = zygote.snapshots / "not a snapshot" / "submission"
+        folder.mkdir(parents=True)
+        with pytest.raises(ZygoteError, match="not a snapshot's name"):
+            zygote.spawn(folder, PROFILE)
+        assert zygote.alive
 
 
 def test_a_forked_server_imports_what_the_zygote_had_not_imported(tmp_path, servers):

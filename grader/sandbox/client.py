@@ -145,8 +145,9 @@ class SandboxServer:
             code = self.process.wait()
         self._closed = True
         if self.process.lost:
-            return SubmissionError("grader", f"the sandbox's zygote stopped while {what}, taking the model's "
-                                             "process with it. This is not the submission's fault; grade it again")
+            return SubmissionError("grader", f"the sandbox lost the model's process while {what} (its zygote "
+                                             "stopped, or the process could not be stopped in time). This is not "
+                                             "the submission's fault; grade it again")
         tail = self.output.text(wait=1.0).strip().splitlines()[-3:]
         detail = f" Last output: {' | '.join(tail)[-400:]}" if tail else ""
         return SubmissionError("crash", f"the model's process {_exit_words(code, self.profile)} while {what}.{detail}")

@@ -8,8 +8,9 @@ in a server before it is taken, and a server serves one submission only, as befo
 
 Where it can (root, bwrap: grader.sandbox.zygote.zygote_available) the starter forks its servers
 from a zygote that imported torch and Lightning once, so each server costs tens of milliseconds
-instead of seconds; a zygote that fails is closed and the starter goes on with servers started by
-bwrap, which isolate the same way.
+instead of seconds; a zygote that fails is retired (kept until `close`, so that the server it forked
+that is grading runs on) and the starter goes on with servers started by bwrap, which isolate the
+same way.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from grader.profile import HardwareProfile
 from grader.sandbox.captured_output import CapturedOutput
-from grader.sandbox.isolation import Isolation, bwrap_works, fresh_uid, launch_zygote, remove_snapshot
+from grader.sandbox.isolation import (SNAPSHOT_PREFIX, Isolation, bwrap_works, fresh_uid, launch_zygote,
+                                      remove_snapshot)
 from grader.sandbox.server_process import ServerProcess, kill_session
 
 SNAPSHOTS_PREFIX = "xai-grader-snapshots-"
@@ -115,7 +116,7 @@ class Zygote:
         self._control.close()
         kill_session(self.process)
         self.output.text(wait=2.0)
-        for leftover in self.snapshots.glob("*/submission"):
+        for leftover in self.snapshots.glob(f"{SNAPSHOT_PREFIX}*/submission"):
             remove_snapshot(leftover)
         shutil.rmtree(self.snapshots, ignore_errors=True)
 
@@ -192,9 +193,7 @@ class ZygoteServerProcess(ServerProcess):
         ready, _, _ = select.select([self._status], [], [], timeout)
         if not ready:
             return None
-        said = b""
-        while chunk := os.read(self._status, 64):
-            said += chunk
+        said = os.read(self._status, 64)  # one write of a few bytes by the init: atomic; empty when it died
         _close([self._status])
         self._status = -1
         try:

@@ -14,14 +14,16 @@ forks, and the child makes the isolation a fresh bwrap gives:
 - `_detach`: new mount, PID, network, IPC, UTS (and cgroup) namespaces, then one more fork, so that
   the server's init (`_init`) is pid 1 of a PID namespace of its own and dies with everything
   started under it;
-- `_init` (pid 1, still root): a fresh /proc for that namespace, a fresh tmpfs on /tmp (nothing
-  passes between two students of one worker), the submission's snapshot bound read-only at
-  /submission, /proc/sys and the like read-only as bwrap's --proc leaves them, and the snapshots
-  folder unmounted, so no other snapshot is in its mount tree; then it forks the server
-  (`grader.sandbox.server.run`: the rlimits, a fresh uid, the student's code) and watches it: when
+- `_init` (pid 1, still root): a fresh /proc for that namespace, its own /dev/pts, the loopback
+  interface up, a fresh tmpfs on /tmp (nothing passes between two students of one worker), the
+  submission's snapshot bound read-only at /submission, /proc/sys and the like read-only as
+  bwrap's --proc leaves them, and the snapshots folder unmounted, so no other snapshot is in its
+  mount tree; then it forks the server (`grader.sandbox.server.run`: the rlimits, a fresh uid, the
+  student's code) and watches it: when
   the server exits, or the grader writes to (or closes) the kill pipe, it kills everything left in
   the namespace, reaps it, and writes the server's exit status (Popen's convention: minus the
-  signal) to the status pipe. It offers the server to the OOM killer first (oom_score_adj 1000).
+  signal) to the status pipe, reaping what the server orphans meanwhile. The server offers itself
+  to the OOM killer first (oom_score_adj 1000).
 
 The zygote answers each spawn once the init has its namespaces and mounts and has forked the
 server ({"ok": true}), or with what failed; nothing of the zygote (its control socket, other
@@ -32,12 +34,15 @@ back to servers started by bwrap (grader.sandbox.starter).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import select
 import signal
 import socket
+import stat
+import struct
 import sys
 import traceback
 from typing import NoReturn
@@ -50,6 +55,8 @@ SNAPSHOT_NAME = re.compile(r"xai-grader-submission-[A-Za-z0-9_]+")
 PIPES = ("requests", "responses", "stderr", "status", "kill")
 NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWNET | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS
 PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/driver/nvidia")
+REAP_SECONDS = 1.0
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 MESSAGE_BYTES = 1 << 16
 ERROR_BYTES = 2000
 
@@ -153,7 +160,6 @@ def _init(request: dict, pipes: dict[str, int], setup: int) -> NoReturn:
     try:
         _bring_down(pipes, setup)
         _mount_view(str(request["snapshot"]))
-        _volunteer_for_the_oom_killer()
         server = os.fork()
         if server == 0:
             _serve(request)
@@ -178,7 +184,7 @@ def _bring_down(pipes: dict[str, int], setup: int) -> None:
     """The init's descriptors, and only those: 0-2 the server's requests, responses and stderr,
     3 the setup pipe, 4 the status pipe, 5 the kill pipe."""
     order = [pipes["requests"], pipes["responses"], pipes["stderr"], setup, pipes["status"], pipes["kill"]]
-    fresh = [os.dup(fd) for fd in order]  # above every target, so no dup2 below overwrites a source
+    fresh = [fcntl.fcntl(fd, fcntl.F_DUPFD, len(order)) for fd in order]  # above every target: no dup2 below
     for target, fd in enumerate(fresh):
         os.dup2(fd, target)
     os.closerange(len(order), os.sysconf("SC_OPEN_MAX"))
@@ -192,10 +198,22 @@ def _mount_view(snapshot: str) -> None:
     for entry in PROC_READ_ONLY:  # as bwrap's --proc covers them
         if os.path.exists(entry):
             _bind_read_only(entry, entry, linux.MS_NOEXEC)
+    linux.mount("devpts", "/dev/pts", "devpts", linux.MS_NOSUID | linux.MS_NOEXEC,
+                "newinstance,ptmxmode=0666,mode=620")  # its own ptys, as bwrap's --dev gives each sandbox
     _fresh_tmp()
+    _loopback_up()
     _bind_read_only(f"{SNAPSHOTS}/{snapshot}/submission", SUBMISSION)
     linux.umount2(SNAPSHOTS, linux.MNT_DETACH)  # the other snapshots leave this server's mount tree
     os.chdir("/tmp")
+
+
+def _loopback_up() -> None:
+    """Bring up `lo` in the new network namespace, as bwrap's --unshare-net does: code that talks to
+    itself over 127.0.0.1 works, and nothing leaves the namespace."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(probe, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(probe, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
 def _fresh_tmp() -> None:
@@ -206,7 +224,11 @@ def _fresh_tmp() -> None:
     held = [(path, os.open(path, os.O_PATH | os.O_CLOEXEC)) for path in _mount_points_below("/tmp")]
     linux.mount("tmpfs", "/tmp", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=1777")
     for path, fd in held:
-        os.makedirs(path, mode=0o755, exist_ok=True)
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            os.makedirs(path, mode=0o755, exist_ok=True)
+        else:  # a file bound on its own: its mount point is a file
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o644))
         _bind_read_only(f"/proc/self/fd/{fd}", path)
         os.close(fd)
 
@@ -234,17 +256,23 @@ def _bind_read_only(source: str, target: str, flags: int = 0) -> None:
 def _serve(request: dict) -> NoReturn:
     """The server: the three pipes only, then as `python -m grader.sandbox.server` would."""
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    _volunteer_for_the_oom_killer()
     run_and_exit(lambda: run(SUBMISSION, request["limits"], request["profile"], int(request["uid"]),
                              int(request["gid"]), bool(request.get("inspect", False))))
 
 
 def _watch(server: int, watched: int, kill: int) -> int:
-    """Wait for the server to exit (`watched`: its pidfd) or the kill pipe to speak (or close); then
-    kill all that is left in this namespace (kill(-1) from its pid 1 reaches every other process in
-    it, again before each reap, for anything forked meanwhile), reap it all, and return the server's
-    exit status as Popen gives it."""
-    select.select([watched, kill], [], [])
+    """Wait for the server to exit (`watched`: its pidfd) or the kill pipe to speak (or close),
+    reaping meanwhile what the server's code orphaned (as bwrap's pid 1 does: zombies would count
+    against its process limit); then kill all that is left in this namespace (kill(-1) from its
+    pid 1 reaches every other process in it, again before each reap, for anything forked
+    meanwhile), reap it all, and return the server's exit status as Popen gives it."""
     code = None
+    while code is None:
+        ready, _, _ = select.select([watched, kill], [], [], REAP_SECONDS)
+        if kill in ready:
+            break
+        code = _reap_orphans(server)
     while True:
         try:
             os.kill(-1, signal.SIGKILL)
@@ -259,9 +287,24 @@ def _watch(server: int, watched: int, kill: int) -> int:
     return code if code is not None else -signal.SIGKILL
 
 
+def _reap_orphans(server: int) -> int | None:
+    """Reap every exited child without waiting; the server's exit status if it was one of them."""
+    code = None
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return code
+        if pid == 0:
+            return code
+        if pid == server:
+            code = os.waitstatus_to_exitcode(status)
+
+
 def _volunteer_for_the_oom_killer() -> None:
-    """If memory runs out, the kernel's OOM killer should take a server (inherited by the server from
-    its init), not the zygote and with it every server of the worker."""
+    """If memory runs out, the kernel's OOM killer should take the server (and what it forks), not
+    its init (whose death would make the server's failure the grader's) nor the zygote (and with it
+    every server of the worker)."""
     try:
         with open("/proc/self/oom_score_adj", "w") as score:
             score.write("1000")
