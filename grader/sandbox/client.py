@@ -53,7 +53,8 @@ class SandboxServer:
         try:
             self.process: ServerProcess = (
                 zygote.spawn(self._snapshot, profile) if zygote is not None
-                else PopenServerProcess(*_launched(self._snapshot, isolation, profile, server_args)))
+                else PopenServerProcess(launch(self._snapshot, isolation, profile.limits.model_dump(),
+                                               profile.model_dump(exclude={"limits"}), server_args)))
         except BaseException:
             remove_snapshot(self._snapshot)
             raise
@@ -170,13 +171,6 @@ class SandboxServer:
         self.process.close_pipes()
         self.output.text(wait=2.0)
         remove_snapshot(self._snapshot)
-
-
-def _launched(snapshot: Path, isolation: Isolation, profile: HardwareProfile,
-              server_args: Iterable[str]) -> tuple[list[str], dict[str, str]]:
-    started = launch(snapshot, isolation, profile.limits.model_dump(), profile.model_dump(exclude={"limits"}),
-                     server_args)
-    return started.argv, started.env
 
 
 SERVER_STAGES = frozenset({"spec", "load", "checks", "request", "memory"})

@@ -113,9 +113,7 @@ def launch(snapshot: Path, isolation: Isolation, limits: dict, profile: dict,
         server += ["--uid", str(uid), "--gid", str(uid)]
     env = _environment(profile)
     if isolation == "bwrap":
-        # bwrap clears the environment it was given (--clearenv) and sets only these inside.
-        settings = [arg for name, value in sorted(env.items()) for arg in ("--setenv", name, value)]
-        return Launch(argv=_bwrap_prefix([(str(snapshot), SANDBOX_SUBMISSION)]) + settings + server,
+        return Launch(argv=_bwrap_prefix([(str(snapshot), SANDBOX_SUBMISSION)]) + _setenv_args(env) + server,
                       env={"PATH": env["PATH"]})
     env["PYTHONPATH"] = os.pathsep.join([str(Path(grader.__file__).resolve().parents[1]), *outside_package_folders()])
     return Launch(argv=server, env=env)
@@ -135,9 +133,8 @@ def launch_zygote(snapshots: Path, profile: dict) -> Launch:
     # One thread for every library: numpy's OpenBLAS starts its pool at import when told more, and a
     # threaded zygote cannot fork; each server sets torch's threads from its profile.
     env = _environment({**profile, "threads": 1})
-    settings = [arg for name, value in sorted(env.items()) for arg in ("--setenv", name, value)]
     prefix = _bwrap_prefix([(str(snapshots), SANDBOX_SNAPSHOTS)], mount_points=(SANDBOX_SUBMISSION,))
-    return Launch(argv=prefix + settings + [sys.executable, "-m", "grader.sandbox.zygote_server"],
+    return Launch(argv=prefix + _setenv_args(env) + [sys.executable, "-m", "grader.sandbox.zygote_server"],
                   env={"PATH": env["PATH"]})
 
 
@@ -145,6 +142,12 @@ def json_arg(value: dict) -> str:
     import json
 
     return json.dumps(value, separators=(",", ":"))
+
+
+def _setenv_args(env: dict[str, str]) -> list[str]:
+    """bwrap's arguments for `env`: it clears the environment it was given (--clearenv) and sets only
+    these inside."""
+    return [arg for name, value in sorted(env.items()) for arg in ("--setenv", name, value)]
 
 
 def _environment(profile: dict) -> dict[str, str]:
@@ -189,15 +192,13 @@ def _bwrap_prefix(submission_binds: list[tuple[str, str]], mount_points: Iterabl
     args += [arg for device in sorted(Path("/dev").glob("nvidia*")) for arg in ("--dev-bind", str(device), str(device))]
     if Path("/proc/driver/nvidia").exists():
         args += ["--ro-bind", "/proc/driver/nvidia", "/proc/driver/nvidia"]
-    # bwrap makes missing parent folders 0700; after the uid drop they must be passable.
-    parents = sorted({str(p) for _, target in binds for p in Path(target).parents if str(p) != "/"},
-                     key=lambda p: p.count("/"))
-    for parent in parents:
-        args += ["--perms", "0755", "--dir", parent]
+    # bwrap makes missing parent folders 0700; after the uid drop they must be passable. The empty
+    # mount points (a zygote's /submission) are made the same way.
+    parents = {str(p) for _, target in binds for p in Path(target).parents if str(p) != "/"}
+    for folder in sorted(parents | set(mount_points), key=lambda p: p.count("/")):
+        args += ["--perms", "0755", "--dir", folder]
     for source, target in binds:
         args += ["--ro-bind", source, target]
-    for folder in mount_points:
-        args += ["--perms", "0755", "--dir", folder]
     return args + ["--chdir", "/tmp"]
 
 

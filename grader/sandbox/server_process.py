@@ -10,6 +10,8 @@ import subprocess
 from abc import ABC, abstractmethod
 from typing import IO
 
+from grader.sandbox.isolation import Launch
+
 
 class ServerProcess(ABC):
     """`requests`: the descriptor to write requests to; `responses`: the one to read answers from;
@@ -45,8 +47,8 @@ class ServerProcess(ABC):
 class PopenServerProcess(ServerProcess):
     """A server started as its own session (bwrap, or a plain subprocess): killed with its group."""
 
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.popen = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    def __init__(self, launched: Launch) -> None:
+        self.popen = subprocess.Popen(launched.argv, env=launched.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, start_new_session=True,
                                       umask=0o022)  # folders bwrap creates must be readable after the uid drop
         self.requests = self.popen.stdin.fileno()

@@ -34,12 +34,11 @@ class ServerStarter:
     A server that fails to start fails the submission that takes it, with the words any server
     failure gets (grader.sandbox.client). `close` stops the one still waiting."""
 
-    def __init__(self, profile: HardwareProfile, isolation: Isolation, expected: int | None = None,
-                 fork: bool | None = None) -> None:
+    def __init__(self, profile: HardwareProfile, isolation: Isolation, expected: int | None = None) -> None:
         self.profile = profile
         self.isolation = isolation
         self.expected = expected
-        self.fork = zygote_available(isolation) if fork is None else fork
+        self.fork = zygote_available(isolation)  # False once a zygote has failed
         self._taken = 0
         self._waiting: SandboxServer | None = None
         self._zygote: Zygote | None = None
@@ -94,9 +93,6 @@ class ServerStarter:
         if self._waiting is not None:
             self._waiting.close()
             self._waiting = None
-        self._close_zygote()
-
-    def _close_zygote(self) -> None:
         for zygote in (self._zygote, self._retired):
             if zygote is not None:
                 zygote.close()

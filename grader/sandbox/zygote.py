@@ -52,7 +52,6 @@ class Zygote:
     runs) and removes the snapshots folder."""
 
     def __init__(self, profile: HardwareProfile, startup_seconds: float) -> None:
-        self.profile = profile
         self.startup_seconds = startup_seconds
         self.snapshots = Path(tempfile.mkdtemp(prefix=SNAPSHOTS_PREFIX))
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -75,14 +74,14 @@ class Zygote:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def spawn(self, snapshot: Path, profile: HardwareProfile, inspect: bool = False) -> ZygoteServerProcess:
+    def spawn(self, snapshot: Path, profile: HardwareProfile) -> ZygoteServerProcess:
         """A server forked on `snapshot` (made by `empty_snapshot(self.snapshots)`), with
         `profile`'s limits and a fresh uid; ZygoteError when the zygote cannot fork one. The first
         call waits for the zygote's own start-up (its imports), up to `startup_seconds`."""
         if Path(snapshot).parent.parent != self.snapshots:
             raise ValueError(f"not a snapshot of this zygote's: {snapshot}")
         uid = fresh_uid()
-        header = {"snapshot": Path(snapshot).parent.name, "uid": uid, "gid": uid, "inspect": inspect,
+        header = {"snapshot": Path(snapshot).parent.name, "uid": uid, "gid": uid,
                   "limits": profile.limits.model_dump(), "profile": profile.model_dump(exclude={"limits"})}
         grader_ends, server_ends = _server_pipes()
         try:

@@ -53,6 +53,7 @@ from grader.sandbox.isolation import SANDBOX_SUBMISSION as SUBMISSION
 from grader.sandbox.server import run, run_and_exit
 SNAPSHOT_NAME = re.compile(r"xai-grader-submission-[A-Za-z0-9_]+")
 PIPES = ("requests", "responses", "stderr", "status", "kill")
+SETUP_FD, STATUS_FD, KILL_FD = 3, 4, 5  # the init's descriptors above the server's 0-2 (`_bring_down`)
 NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWNET | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS
 PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/driver/nvidia")
 REAP_SECONDS = 1.0
@@ -168,21 +169,21 @@ def _init(request: dict, pipes: dict[str, int], setup: int) -> NoReturn:
         for fd in (0, 1, 2):  # the server's pipes are the server's alone: their ends close when it dies
             os.dup2(null, fd)
         os.close(null)
-        _say(3, "ok")
+        _say(SETUP_FD, "ok")
     except BaseException as error:  # noqa: BLE001
-        _say(3, f"{type(error).__name__}: {error}")
+        _say(SETUP_FD, f"{type(error).__name__}: {error}")
         os._exit(1)
-    code = _watch(server, watched, kill=5)
+    code = _watch(server, watched, kill=KILL_FD)
     try:
-        os.write(4, f"{code}\n".encode())
+        os.write(STATUS_FD, f"{code}\n".encode())
     except OSError:
         pass
     os._exit(0)
 
 
 def _bring_down(pipes: dict[str, int], setup: int) -> None:
-    """The init's descriptors, and only those: 0-2 the server's requests, responses and stderr,
-    3 the setup pipe, 4 the status pipe, 5 the kill pipe."""
+    """The init's descriptors, and only those: 0-2 the server's requests, responses and stderr, then
+    SETUP_FD, STATUS_FD and KILL_FD."""
     order = [pipes["requests"], pipes["responses"], pipes["stderr"], setup, pipes["status"], pipes["kill"]]
     fresh = [fcntl.fcntl(fd, fcntl.F_DUPFD, len(order)) for fd in order]  # above every target: no dup2 below
     for target, fd in enumerate(fresh):
@@ -258,7 +259,7 @@ def _serve(request: dict) -> NoReturn:
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))
     _volunteer_for_the_oom_killer()
     run_and_exit(lambda: run(SUBMISSION, request["limits"], request["profile"], int(request["uid"]),
-                             int(request["gid"]), bool(request.get("inspect", False))))
+                             int(request["gid"]), inspect=False))
 
 
 def _watch(server: int, watched: int, kill: int) -> int:
