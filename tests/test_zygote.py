@@ -94,19 +94,13 @@ def test_a_forked_server_talks_to_itself_over_loopback_as_under_bwrap(tmp_path, 
 
 
 ORPHANS = """
-import os, time
-def _orphan():
-    child = os.fork()
-    if child == 0:
-        if os.fork() == 0:
-            os._exit(0)
-        os._exit(0)
-    os.waitpid(child, 0)
-for _ in range(40):
-    _orphan()
+import subprocess, time
+def _orphans():  # each shell leaves its backgrounded `true` to the init (posix_spawn: no fork of this process)
+    for _ in range(40):
+        subprocess.run(["sh", "-c", "true &"], check=True)
+_orphans()
 time.sleep(2.5)
-for _ in range(40):
-    _orphan()
+_orphans()
 print("ORPHANS REAPED", flush=True)
 """
 
