@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from grader.classes import Language, class_names
 from grader.escape import figure_text
 from grader.explain.results import AttributionMaps
-from grader.report.figures.drawing import face_axes, new_figure, row_label
+from grader.report.figures.drawing import PictureGrid, new_figure
 
 SIGNED_SHOWN_AS_MAGNITUDE = ("integrated_gradients",)
 """Signed maps drawn as |map|: the figure's colour scale starts at 0."""
@@ -27,15 +27,14 @@ def saliency_figure(images: np.ndarray, labels: np.ndarray, maps: np.ndarray, la
     names = class_names(language)
     title = figure_text(title)
     figure = new_figure(1.5 * max(len(images), 1), 4.8)
-    axes = face_axes(figure, 3, max(len(images), 1))
+    grid = PictureGrid(figure, 3, len(images), title_lines=1, title_size=9, label_size=9)
     for column, (image, label, saliency) in enumerate(zip(images, labels, maps)):
         scaled = saliency / (saliency.max() or 1.0)
-        axes[0, column].imshow(image, cmap="gray", vmin=0, vmax=255)
-        axes[0, column].set_title(names[int(label)], fontsize=9)
-        axes[1, column].imshow(scaled, cmap="inferno", vmin=0, vmax=1)
-        axes[2, column].imshow(image, cmap="gray", vmin=0, vmax=255)
-        axes[2, column].imshow(scaled, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        grid.show(0, column, image, cmap="gray", vmin=0, vmax=255)
+        grid.title(column, names[int(label)])
+        grid.show(1, column, scaled, cmap="inferno", vmin=0, vmax=1)
+        grid.show(2, column, image, cmap="gray", vmin=0, vmax=255)
+        grid.show(2, column, scaled, cmap="jet", alpha=0.45, vmin=0, vmax=1)
     for row, text in enumerate(("face", title, "overlay")):
-        row_label(axes[row, 0], text, 9)
-    figure.tight_layout()
+        grid.row_label(row, text)
     return figure

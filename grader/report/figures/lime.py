@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from grader.classes import Language, class_names
 from grader.explain.results import LimeExplanations
-from grader.report.figures.drawing import face_axes, new_figure
+from grader.report.figures.drawing import PictureGrid, new_figure
 
 
 def lime_figure(result: LimeExplanations, language: Language = "en", top: int = 5) -> Figure:
@@ -16,14 +16,13 @@ def lime_figure(result: LimeExplanations, language: Language = "en", top: int = 
     names = class_names(language)
     columns = max(len(result.images), 1)
     figure = new_figure(1.5 * columns, 2.0)
-    axes = face_axes(figure, 1, columns)
+    grid = PictureGrid(figure, 1, columns, title_lines=2, title_size=8)
     for column, (image, explanation) in enumerate(zip(result.images, result.explanations)):
         rgb = np.repeat(image[..., None] / 255.0, 3, axis=2)
         for segment_ids, colour in ((explanation.top_segments(top, "positive"), (0.1, 0.8, 0.2)),
                                     (explanation.top_segments(top, "negative"), (0.9, 0.15, 0.1))):
             region = np.isin(explanation.segments, segment_ids)
             rgb[region] = 0.55 * rgb[region] + 0.45 * np.array(colour)
-        axes[0, column].imshow(rgb)
-        axes[0, column].set_title(f"{names[explanation.label]}\np={explanation.probability:.2f}", fontsize=8)
-    figure.tight_layout()
+        grid.show(0, column, rgb)
+        grid.title(column, f"{names[explanation.label]}\np={explanation.probability:.2f}")
     return figure

@@ -10,10 +10,13 @@ from matplotlib.figure import Figure
 from grader.classes import Language, class_names
 from grader.escape import figure_text
 from grader.explain.results import AttributionMaps
-from grader.report.figures.drawing import new_figure, picture_axes, row_label
+from grader.report.figures.drawing import PictureGrid, new_figure
 from grader.scoring.measurements import Cascade
 
 SHOWN_FACES = 2
+FIGURE_WIDTH, FIGURE_HEIGHT = 10.5, 5.3
+PICTURES_HEIGHT = 0.35 + 0.98 * SHOWN_FACES
+"""Inches at the top for the faces' rows and their titles; the plot takes the rest."""
 CAPTION = {"en": "Cascading randomization (Adebayo et al. 2018): the saliency maps as the layers are re-initialized "
                  "from the output down; a map that explains the model should stop looking like its own (low rank "
                  "correlation).",
@@ -28,20 +31,18 @@ def randomization_figure(cascade: Cascade, saliency: AttributionMaps, language: 
     faces = min(SHOWN_FACES, len(saliency.images))
     stages = len(cascade.randomized_layers)
     columns = stages + 2
-    figure = new_figure(10.5, 5.3)  # one size for any number of stages (at most 8, 10 columns)
-    grid = figure.add_gridspec(faces + 1, columns, height_ratios=[1.0] * faces + [1.5 * SHOWN_FACES - 0.1])
+    figure = new_figure(FIGURE_WIDTH, FIGURE_HEIGHT)  # one size for any number of stages (at most 8, 10 columns)
+    grid = PictureGrid(figure, faces, columns, title_lines=2, title_size=6, label_size=8,
+                       height=PICTURES_HEIGHT)
     for row in range(faces):
-        panels = [saliency.maps[row], *cascade.maps[:, row]]
-        axis = picture_axes(figure, grid[row, 0])
-        axis.imshow(saliency.images[row], cmap="gray", vmin=0, vmax=255)
-        row_label(axis, names[int(saliency.labels[row])], 8)
-        for column, panel in enumerate(panels, start=1):
-            axis = picture_axes(figure, grid[row, column])
+        grid.show(row, 0, saliency.images[row], cmap="gray", vmin=0, vmax=255)
+        grid.row_label(row, names[int(saliency.labels[row])])
+        for column, panel in enumerate([saliency.maps[row], *cascade.maps[:, row]], start=1):
             magnitude = np.abs(panel)
-            axis.imshow(magnitude / (magnitude.max() or 1.0), cmap="inferno", vmin=0, vmax=1)
-            if row == 0:
-                axis.set_title(_stage_title(cascade, column - 1, language), fontsize=6)
-    plot = figure.add_subplot(grid[faces, :])
+            grid.show(row, column, magnitude / (magnitude.max() or 1.0), cmap="inferno", vmin=0, vmax=1)
+    for column in range(1, columns):
+        grid.title(column, _stage_title(cascade, column - 1, language))
+    plot = figure.add_axes(_plot_rectangle())
     layers = np.concatenate([[0], cascade.randomized_layers])
     per_face = np.vstack([np.ones((1, cascade.correlation.shape[1])), cascade.correlation])
     plot.plot(layers, per_face, color="0.75", linewidth=0.8)
@@ -53,8 +54,15 @@ def randomization_figure(cascade: Cascade, saliency: AttributionMaps, language: 
                     fontsize=8)
     plot.set_ylabel("rank correlation" if language == "en" else "秩相關", fontsize=8)
     plot.tick_params(labelsize=7)
-    figure.tight_layout()
     return figure
+
+
+def _plot_rectangle() -> tuple[float, float, float, float]:
+    """Where the correlation plot goes below the pictures, in figure fractions: room on the left
+    and below for its tick labels and axis labels."""
+    left, right, bottom, gap = 0.7, 0.15, 0.5, 0.12
+    return (left / FIGURE_WIDTH, bottom / FIGURE_HEIGHT, 1 - (left + right) / FIGURE_WIDTH,
+            (FIGURE_HEIGHT - PICTURES_HEIGHT - gap - bottom) / FIGURE_HEIGHT)
 
 
 def _stage_title(cascade: Cascade, index: int, language: Language) -> str:
