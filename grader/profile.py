@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import platform
 import random
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict
 
 
@@ -47,15 +47,21 @@ class HardwareProfile(BaseModel):
     deterministic: bool = True
     limits: Limits = Limits()
 
-    def apply(self) -> None:
-        """Set torch's threads, seeds and deterministic algorithms for this process; ValueError when
-        the profile wants a device this machine lacks."""
+    def apply(self, models_here: bool = True) -> None:
+        """Set Python's and numpy's seeds for this process, and, where its models run (`models_here`),
+        torch's threads, seed and deterministic algorithms; ValueError when the profile wants a device
+        this machine lacks. A grading process whose models all run in sandbox servers passes False:
+        it never imports torch (2 s of a core); each server applies the whole profile."""
+        random.seed(self.seed)
+        np.random.seed(self.seed)
+        if not models_here:
+            return
         problem = self.unavailable_reason()
         if problem:
             raise ValueError(problem)
+        import torch
+
         torch.set_num_threads(self.threads)
-        random.seed(self.seed)
-        np.random.seed(self.seed)
         torch.manual_seed(self.seed)
         if self.deterministic:
             # cuBLAS needs this to be deterministic on CUDA; harmless on the CPU.
@@ -69,14 +75,30 @@ class HardwareProfile(BaseModel):
 
     def unavailable_reason(self) -> str | None:
         """Why this machine cannot run the profile, in words; None when it can."""
-        if self.device == "cuda" and not torch.cuda.is_available():
-            return (f"the {self.name} profile needs a CUDA GPU, and torch sees none here (torch {torch.__version__}); "
+        if self.device != "cuda":
+            return None
+        import torch
+
+        if not torch.cuda.is_available():
+            return (f"the {self.name} profile needs a CUDA GPU, and torch sees none here (torch {torch_version()}); "
                     "grade with --profile cpu")
         return None
 
     def describe(self) -> str:
         return (f"{self.name}: {self.device}, {self.dtype}, {self.threads} thread(s), seed {self.seed}, "
-                f"{'deterministic' if self.deterministic else 'non-deterministic'}, torch {torch.__version__}")
+                f"{'deterministic' if self.deterministic else 'non-deterministic'}, torch {torch_version()}")
+
+
+@functools.cache
+def torch_version() -> str:
+    """torch's version as `torch.__version__` gives it ("2.13.0+cpu"), read from its installed
+    metadata: a process that grades through a sandbox never imports torch (2 s of a core)."""
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:  # a torch without metadata (built in place)
+        import torch
+
+        return torch.__version__
 
 
 VECTOR_EXTENSIONS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
@@ -102,7 +124,7 @@ def machine_record() -> dict[str, object]:
     except OSError:
         pass
     return {"cpu": model, "vector_extensions": [name for name in VECTOR_EXTENSIONS if name in flags],
-            "torch": torch.__version__}
+            "torch": torch_version()}
 
 
 PROFILES: dict[str, HardwareProfile] = {

@@ -27,12 +27,9 @@ from grader.report.pdf import render_html, write_pdf
 from grader.result import Result, StageError
 from grader.sandbox.client import SandboxedModel
 from grader.sandbox.starter import ServerStarter
-from grader.submission.build import build_model
 from grader.submission.errors import SubmissionError, describe_exception
 from grader.submission.folder import SubmissionFolder, tree_bounds
 from grader.submission.gradient_audit import AuditedModel, GradientAudit, GradientCheckSettings
-from grader.submission.inprocess import InProcessModel
-from grader.submission.module import SubmissionModule
 from grader.submission.spec import SubmissionSpec, VisualizeSpec
 
 
@@ -84,7 +81,7 @@ def assess_submission(folder: Path, setup: GradingSetup, listener: StageListener
                       identity: Identity | None = None, servers: ServerStarter | None = None) -> AssessedSubmission:
     """The submission's stages up to and including its model's work; never raises but for
     OutputFolderError (see `grade_submission`)."""
-    setup.profile.apply()
+    setup.profile.apply(models_here=setup.isolation == "inprocess")
     submission = _Submission(folder=folder, student_id=identity.student_id if identity else folder_student_id(folder))
     log = StageLog(listener=listener)
     audit = GradientAudit(GradientCheckSettings.for_dtype(setup.profile.dtype), seed=hidden_seed(setup.evaluation))
@@ -144,6 +141,12 @@ def open_model(folder: Path, spec: SubmissionSpec, setup: GradingSetup,
     started ahead, when given). The sandbox's snapshot leaves out the output folder (which
     `grader check .` writes inside the student's folder)."""
     if setup.isolation == "inprocess":
+        # Imported here: they import torch and Lightning (6 s of a core), which a process that
+        # grades through a sandbox never needs.
+        from grader.submission.build import build_model
+        from grader.submission.inprocess import InProcessModel
+        from grader.submission.module import SubmissionModule
+
         return InProcessModel(SubmissionModule(build_model(folder, spec), spec.input), setup.profile.device,
                               setup.profile.dtype)
     if servers is None:

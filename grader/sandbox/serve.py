@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from grader.profile import HardwareProfile
-from grader.quiet import quiet_libraries
+from grader.quiet import import_lightning_quietly
 from grader.protocol import ModelProtocol
 from grader.sandbox.requests import FINGERPRINT, INSPECT, LOAD, description_header, fingerprint_response, objective_from
 from grader.sandbox.wire import Message, WireError, read_message, write_message
@@ -68,7 +68,7 @@ def start(profile: dict, requests: int, responses: int) -> HardwareProfile | Non
     """What every server does before its submission: quiet the libraries (the captured output is
     the student's own), apply the profile, then `await_load`. The profile, or None when the server
     is to stop (the profile failed, said as a load error, or the grader stopped it first)."""
-    quiet_libraries()
+    import_lightning_quietly()
     hardware = HardwareProfile.model_validate(profile)
     try:
         hardware.apply()
