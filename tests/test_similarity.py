@@ -10,9 +10,12 @@ from __future__ import annotations
 import ast
 import csv
 import itertools
+import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,13 +31,14 @@ from grader.similarity.evidence import gather_evidence
 from grader.similarity.pairs import SimilarityThresholds, SubmissionEvidence, find_similar_pairs
 from grader.similarity.predictions import prediction_agreement
 from grader.similarity.source import MAX_SOURCE_BYTES, normalized_source, source_similarity
+from grader.similarity.torch_names import shipped_torch_names
 from grader.similarity.weights import weights_similarity
 from grader.submission.build import build_model
 from grader.submission.fingerprint import weights_fingerprint
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
 from grader.submission.spec import load_spec
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, ROOT
 
 FOLDERS = sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir() and (p / "submission.yaml").is_file())
 
@@ -566,3 +570,20 @@ def test_two_hundred_submissions_of_one_architecture_are_compared_in_seconds():
     elapsed = time.perf_counter() - start
     assert [(p.student_a, p.student_b, p.signals) for p in pairs] == [("s7", "copy", ("weights", "predictions"))]
     assert elapsed < 10, elapsed  # about 1 s on 2 cores
+
+
+def test_the_torch_names_shipped_with_the_grader_are_the_installed_torchs():
+    """Read in a fresh interpreter, as `python -m grader.similarity.torch_names` writes them: this one
+    has imported more of torch's submodules, and dir(torch) grows with them. After a torch upgrade,
+    that command writes the file again."""
+    listing = ("import json\nfrom grader.similarity.torch_names import installed_torch_names\n"
+               "names = installed_torch_names()\n"
+               "print(json.dumps([names.torch_version, sorted(names.namespaces), sorted(names.module)]))\n")
+    done = subprocess.run([sys.executable, "-c", listing], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    version, namespaces, module = json.loads(done.stdout)
+    shipped = shipped_torch_names()
+    assert shipped.torch_version == version == torch.__version__
+    assert shipped.namespaces == frozenset(namespaces)
+    assert {"Conv2d", "relu", "padding", "flatten"} <= shipped.namespaces
+    assert shipped.module == frozenset(module) and "forward" in shipped.module

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import grader.similarity
+from grader.similarity.source import normalized_source
 from tests.conftest import ROOT
 
 PACKAGE = Path(grader.similarity.__file__).parent
@@ -27,6 +28,29 @@ def test_importing_the_dashboard_or_the_pair_types_imports_no_torch(module):
     done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", f"{module} imports {done.stdout.strip()}"
+
+
+MODEL_SOURCE = """import torch.nn as tnn
+class Net(tnn.Module):
+    def forward(self, x):
+        return tnn.functional.relu(x.flatten(1))
+"""
+
+
+def test_normalizing_a_model_source_imports_no_torch(tmp_path):
+    """The grading process compares sources at the end of a run; it never runs a model."""
+    (tmp_path / "model.py").write_text(MODEL_SOURCE)
+    check = ("import sys\n"
+             "from grader.similarity.source import normalized_source\n"
+             f"print(normalized_source(open({str(tmp_path / 'model.py')!r}).read()))\n"
+             "print('loaded:', *sorted(name for name in sys.modules if name.split('.')[0] == 'torch'))\n")
+    done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    *normalized, loaded = done.stdout.splitlines()
+    assert loaded == "loaded:"
+    text = "\n".join(normalized)
+    assert text == normalized_source(MODEL_SOURCE)  # as in this process, which has torch loaded
+    assert "class v0(nn.Module):" in text and "return nn.functional.relu(a1.flatten(1))" in text  # torch's names kept
 
 
 @pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)

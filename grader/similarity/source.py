@@ -2,8 +2,8 @@
 `ast` (never imported or run) and normalized (`normalized_source`), so that copies differing only
 in comments, docstrings, formatting or names compare equal.
 
-torch's namespaces are imported only when `known_names` first runs: importing this module (and
-the pair types that use it) imports no torch.
+The torch names it keeps ship with the grader (grader.similarity.torch_names): neither importing
+this module nor normalizing a source imports torch.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import ast
 import builtins
 import difflib
 import functools
-import inspect
 import os
 import re
 import stat
 from pathlib import Path
+
+from grader.similarity.torch_names import shipped_torch_names
 
 MAX_SOURCE_BYTES = 1 * 2**20
 """A model source larger than this gives no source evidence."""
@@ -26,21 +27,9 @@ MAX_SOURCE_BYTES = 1 * 2**20
 def known_names() -> frozenset[str]:
     """Names `normalized_source` keeps unless the file binds them: Python's builtins, what torch, torch.nn,
     torch.nn.functional, nn.Module and torch.Tensor define, the parameters of torch.nn's layers
-    (padding, stride, ...), and the usual aliases of those modules (torch, nn, F). torch is imported
-    here, when the names are first needed, so that importing this module imports no torch."""
-    import torch
-    from torch import nn
-    from torch.nn import functional
-
-    names = set(dir(builtins)) | {"torch", "nn", "F", "functional"}
-    for namespace in (torch, nn, functional, nn.Module, torch.Tensor):
-        names.update(dir(namespace))
-    for value in vars(nn).values():
-        if isinstance(value, type) and issubclass(value, nn.Module):
-            try:
-                names.update(inspect.signature(value.__init__).parameters)
-            except (TypeError, ValueError):
-                continue
+    (padding, stride, ...), and the usual aliases of those modules (torch, nn, F). The torch names
+    ship with the grader (grader.similarity.torch_names): this imports no torch."""
+    names = set(dir(builtins)) | {"torch", "nn", "F", "functional"} | shipped_torch_names().namespaces
     return frozenset(n for n in names if n.isidentifier())
 
 
@@ -165,7 +154,7 @@ CANONICAL_ALIASES = {"torch": "torch", "torch.nn": "nn", "torch.nn.functional": 
 def _bound_names(tree: ast.AST) -> tuple[set[str], dict[str, str]]:
     """The names the file binds, and its aliases of the modules in CANONICAL_ALIASES. A method or
     attribute that nn.Module already has (__init__, forward, self.training) is not the student's."""
-    module_names = _module_names()
+    module_names = shipped_torch_names().module
     bound: set[str] = set()
     aliases: dict[str, str] = {}
     for node in ast.walk(tree):
@@ -219,13 +208,6 @@ def _local_names(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
             declared.update(node.names)
         pending.extend(ast.iter_child_nodes(node))
     return local - declared
-
-
-@functools.lru_cache(maxsize=1)
-def _module_names() -> frozenset[str]:
-    import torch  # here, not at the top: see known_names
-
-    return frozenset(dir(torch.nn.Module))
 
 
 def normalized_source(text: str) -> str:
