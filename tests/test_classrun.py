@@ -255,14 +255,16 @@ def run_grader(*args, **popen) -> subprocess.Popen:
 
 
 def grade_cli(class_folder: Path, out: Path, data: Path, *extra: str) -> str:
-    process = run_grader(class_folder, "--out", out, "--data", data, "--quick", "--no-sandbox", *extra)
+    """`grader grade` sandboxed, as a TA runs it (as root, a worker's servers fork from one zygote: a
+    plain-subprocess run starts a fresh Python importing torch and Lightning for every submission)."""
+    process = run_grader(class_folder, "--out", out, "--data", data, "--quick", *extra)
     output, _ = process.communicate(timeout=600)
     assert process.returncode == 0, output
     return output
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, small_eval_csv) -> Path:
+def finished_run(require_bwrap, tmp_path_factory, small_eval_csv) -> Path:
     """The class (`class`) graded in one process (`out`), once for the module: what a killed-and-resumed
     run and a run on a Dask cluster must both reproduce, and what reruns start from (`finished_copy`)."""
     root = tmp_path_factory.mktemp("reference")
@@ -279,7 +281,7 @@ def test_a_batch_killed_by_sigkill_resumes_to_the_same_gradebook(class_folder, t
                                                                  one_worker_run):
 
     killed = tmp_path / "killed"
-    process = run_grader(class_folder, "--out", killed, "--data", small_eval_csv, "--quick", "--no-sandbox",
+    process = run_grader(class_folder, "--out", killed, "--data", small_eval_csv, "--quick",
                          "--workers", "1", start_new_session=True)
     deadline = time.monotonic() + 300
     while not (killed / "b00000000" / "result.json").exists() and time.monotonic() < deadline:
