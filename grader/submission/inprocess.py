@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.hooks import RemovableHandle
 
 from grader.fingerprint import WeightsFingerprint
-from grader.quiet import quiet_libraries
 from grader.protocol import ChannelMean, ClassLogit, CrossEntropy, LayerInfo, ModelDescription, ModelProtocol, Objective
+from grader.quiet import quiet_loggers
 from grader.submission.errors import SubmissionError, describe_exception, is_out_of_memory, memory_error
 from grader.submission.fingerprint import weights_fingerprint
 from grader.submission.module import SubmissionModule
@@ -239,7 +239,7 @@ class InProcessModel(ModelProtocol):
     def _trainer(self) -> pl.Trainer:
         """One Trainer for every logits request (making one costs about 14 ms; a LIME run asks 21 times)."""
         if self._predictor is None:
-            quiet_libraries()  # Lightning's levels are reset when it is imported after the grader quieted it
+            quiet_loggers()  # Lightning resets its loggers' levels when imported after the grader quieted them
             accelerator = "gpu" if self.device.type == "cuda" else "cpu"
             self._predictor = pl.Trainer(accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
                                          enable_progress_bar=False, enable_model_summary=False)

@@ -68,15 +68,15 @@ class PictureGrid:
         self.axes.set_axis_off()
         self.axes.set_xlim(0.0, width)
         self.axes.set_ylim(height, 0.0)  # y down, as the pictures' rows are
-        self.rows, self.columns = max(rows, 1), max(columns, 1)
+        rows, columns = max(rows, 1), max(columns, 1)
         self.title_size, self.label_size = title_size, label_size
         titles = title_lines * title_size * 1.25 / 72 + self.PAD if title_lines else 0.0
         labels = label_size * 1.3 / 72 + self.PAD if label_size else 0.0
-        across = width - 2 * self.MARGIN - labels - (self.columns - 1) * self.GAP
-        down = height - 2 * self.MARGIN - heading - titles - (self.rows - 1) * self.GAP
-        self.cell = max(min(across / self.columns, down / self.rows), 0.01)
-        used_across = self.columns * self.cell + (self.columns - 1) * self.GAP + labels
-        used_down = self.rows * self.cell + (self.rows - 1) * self.GAP + titles
+        across = width - 2 * self.MARGIN - labels - (columns - 1) * self.GAP
+        down = height - 2 * self.MARGIN - heading - titles - (rows - 1) * self.GAP
+        self.cell = max(min(across / columns, down / rows), 0.01)
+        used_across = columns * self.cell + (columns - 1) * self.GAP + labels
+        used_down = rows * self.cell + (rows - 1) * self.GAP + titles
         self.left = (width - used_across) / 2 + labels
         self.top = heading + self.MARGIN + (height - heading - 2 * self.MARGIN - used_down) / 2 + titles
         self._framed: set[tuple[int, int]] = set()
