@@ -11,10 +11,12 @@ when each result is done:
 - first: from the start of grade_class to the first result (a cold start: the first sandbox);
 - steady: the median time between consecutive results, the first and the last left out (what
   each further submission of a class adds; the last result has only its report left to do);
-- model work: the seconds the same submission's requests take on an InProcessModel, the least of
-  three runs (the checks, the evaluation, every question, the probes, the fingerprint:
-  grader.pipeline.assessment.assess with every protocol call timed), with no sandbox, no figures
-  and no PDF;
+- model work: the seconds the same submission's requests take on an InProcessModel with nothing
+  else running, the least of three runs: every protocol call of one assessment (the checks, the
+  evaluation, every question, the probes, the fingerprint: grader.pipeline.assessment.assess) is
+  recorded with a copy of its arguments, then the calls are replayed alone, each timed. Timing the
+  calls as the assessment makes them would count the grader's own work that overlaps them (its
+  helper threads, grader.helper_thread) as the model's;
 - fixed cost: steady minus model work, what this issue brings under 2 s.
 
 The previous commit (`--against`, default HEAD~1) is checked out into a temporary git worktree and
@@ -26,6 +28,7 @@ this tree's (result.json without timings and ids, the arrays byte for byte): the
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -64,13 +67,11 @@ def measure(folder: Path, out: Path, quick: bool) -> dict:
     grade_class(folder, setup, runner=Runner(), force=True,
                 on_result=lambda *_: done.append(time.perf_counter() - started))
     example = next(iter(sorted(folder.iterdir())))
-    # The least of three runs: the same code's model work varied 3.9-5.9 s between runs on this VM
-    # (2026-12-03), and noise only ever adds time.
-    return {"isolation": isolation, "done": done, "model_work": min(model_work(example, setup) for _ in range(3))}
+    return {"isolation": isolation, "done": done, "model_work": model_work(example, setup)}
 
 
 def model_work(folder: Path, setup) -> float:
-    """Seconds spent inside the model's protocol calls while one submission is assessed in-process."""
+    """Seconds the model takes for one in-process assessment's requests, replayed alone (the least of three)."""
     from grader.pipeline.assessment import assess
     from grader.pipeline.stages import StageLog
     from grader.submission.build import build_model
@@ -81,27 +82,31 @@ def model_work(folder: Path, setup) -> float:
     spec = load_spec(folder)
     model = InProcessModel(SubmissionModule(build_model(folder, spec), spec.input), setup.profile.device,
                            setup.profile.dtype)
-    timed = TimedModel(model)
     setup.profile.apply()
+    calls: list[Call] = []
     log = StageLog()
-    assess(timed, setup.evaluation, spec.visualize, setup.rubric, setup.tasks, log)
+    assess(CallRecorder(model, calls), setup.evaluation, spec.visualize, setup.rubric, setup.tasks, log)
     if log.errors:  # a stage that failed would leave its model work out
         raise RuntimeError(f"the in-process assessment failed: {log.errors}")
-    return timed.seconds
+    # The least of three: the same code's model work varied 3.9-5.9 s between runs on this VM
+    # (2026-12-03), and noise only ever adds time.
+    return min(replayed_seconds(calls, model) for _ in range(3))
 
 
-class TimedModel:
-    """A model protocol proxy that adds up the time spent in each call (randomized copies included)."""
+Call = tuple[int, str, tuple, dict]
+"""(the model's key: 0, or the index of the `randomized` call that made it; the method; args; kwargs)."""
 
-    def __init__(self, model, clock: list[float] | None = None) -> None:
+
+class CallRecorder:
+    """A model protocol proxy that records every call with a copy of its arguments (the callers may
+    change their arrays afterwards, as gradient ascent does), randomized copies included."""
+
+    def __init__(self, model, calls: list[Call], key: int = 0) -> None:
         self._model = model
-        self._clock = clock if clock is not None else [0.0]
+        self._calls = calls
+        self._key = key
 
-    @property
-    def seconds(self) -> float:
-        return self._clock[0]
-
-    def __enter__(self) -> TimedModel:
+    def __enter__(self) -> CallRecorder:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -112,15 +117,26 @@ class TimedModel:
         if not callable(attribute):
             return attribute
 
-        def timed(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                value = attribute(*args, **kwargs)
-            finally:
-                self._clock[0] += time.perf_counter() - started
-            return TimedModel(value, self._clock) if name == "randomized" else value
+        def recorded(*args, **kwargs):
+            self._calls.append((self._key, name, copy.deepcopy(args), copy.deepcopy(kwargs)))
+            value = attribute(*args, **kwargs)
+            return CallRecorder(value, self._calls, len(self._calls) - 1) if name == "randomized" else value
 
-        return timed
+        return recorded
+
+
+def replayed_seconds(calls: list[Call], model) -> float:
+    """The recorded calls made again on `model` (and the copies its `randomized` calls make), one
+    after the other with nothing else running; the seconds they took."""
+    models = {0: model}
+    seconds = 0.0
+    for index, (key, name, args, kwargs) in enumerate(calls):
+        started = time.perf_counter()
+        value = getattr(models[key], name)(*args, **kwargs)
+        seconds += time.perf_counter() - started
+        if name == "randomized":
+            models[index] = value
+    return seconds
 
 
 # --- comparing trees ---------------------------------------------------------------------------------

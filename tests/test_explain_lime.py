@@ -3,6 +3,8 @@ requests and fixed seeds; checked against lime's own LimeImageExplainer.explain_
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import sklearn.metrics
@@ -322,3 +324,36 @@ def test_bad_arguments_are_refused(model, faces):
         slic_segments(gray2rgb(faces.images[0]))
     with pytest.raises(ValueError, match="48"):
         Lime(model).explain(np.zeros((2, 32, 32), np.float32), [0, 1])
+
+
+# --- the grader's own work beside the model's ---------------------------------------------------
+
+
+def test_the_next_face_is_segmented_and_perturbed_while_the_model_answers(model, faces):
+    """The first request waits until the second face has been segmented: that happens on LIME's helper
+    thread meanwhile (grader.helper_thread), and the explanations are those of one face at a time."""
+    pixels, labels = faces.images[:3].astype(np.float32), faces.labels[:3]
+    segmented: list[str] = []
+    second_face = threading.Event()
+
+    def segmentation(face: np.ndarray) -> np.ndarray:
+        segmented.append(threading.current_thread().name)
+        if len(segmented) == 2:
+            second_face.set()
+        return slic_segments(face)
+
+    class FirstRequestWaits(RecordingModel):
+        waited: list[bool] = []
+
+        def logits(self, pixels):
+            if not self.waited:
+                self.waited.append(second_face.wait(10))
+            return super().logits(pixels)
+
+    waiting = FirstRequestWaits(model)
+    together = Lime(waiting, num_samples=200, batch_size=200, seed=4, segmentation=segmentation).explain(pixels, labels)
+    assert waiting.waited == [True]
+    assert len(segmented) == 3 and all(name.startswith("xai-grader-lime") for name in segmented)
+    for i, explanation in enumerate(together.explanations):
+        alone = Lime(model, num_samples=200, batch_size=200, seed=4).explain_one(pixels[i], int(labels[i]), index=i)
+        assert np.array_equal(explanation.weights, alone.weights) and explanation.score == alone.score

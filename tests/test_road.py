@@ -4,6 +4,8 @@ whose right answer is known (a model that reads only the mouth)."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import quantus
@@ -304,3 +306,63 @@ def test_lime_road_is_bootstrapped_over_the_images_and_the_seeds():
     assert computed.value() == pytest.approx(2 / 3, abs=0.05)
     low, high = computed.interval()
     assert low < computed.value() < high
+
+
+# --- faces imputed ahead ----------------------------------------------------------------------
+
+
+def test_faces_imputed_ahead_give_the_same_curves_to_the_last_bit(faces):
+    images, mouth = faces
+    model = InProcessModel(mouth_model(mouth))
+    rng = np.random.default_rng(3)
+    maps = {name: rng.random((7, 48, 48)) for name in "ab"}
+    ahead = {name: road.road_images(images, ranking) for name, ranking in maps.items()}
+
+    assert ahead["a"].shape == (2, 15, 7, 48, 48) and ahead["a"].dtype == np.float32
+    made_here = road_curves(model, images, np.zeros(7, np.int64), maps)
+    made_ahead = road_curves(model, images, np.zeros(7, np.int64), maps, imputed=ahead)
+    assert made_ahead.keys() == made_here.keys()
+    assert all(np.array_equal(made_ahead[name], made_here[name]) for name in made_here)
+
+
+def test_faces_imputed_ahead_must_cover_every_map(faces):
+    images, mouth = faces
+    maps = {name: np.random.default_rng(4).random((7, 48, 48)) for name in "ab"}
+    with pytest.raises(ValueError, match="imputed must hold every map's faces"):
+        road_curves(InProcessModel(mouth_model(mouth)), images, np.zeros(7, np.int64), maps,
+                    imputed={"a": road.road_images(images, maps["a"])})
+
+
+def test_road_ahead_imputes_each_ranked_output_on_its_helper_as_it_comes(faces, monkeypatch):
+    """The assessment hands each question's output to RoadAhead as it comes; the imputation runs on
+    the helper thread, and the probes' curves are those made without it, to the last bit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from grader.scoring import probes
+
+    images, mouth = faces
+    threads: list[str] = []
+    real = probes.road_images
+
+    def watched(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(probes, "road_images", watched)
+    rng = np.random.default_rng(2)
+    outputs = {question: QuestionOutput(question, name, AttributionMaps(name, images, np.zeros(7, np.int64),
+                                                                        rng.random((7, 48, 48))))
+               for question, name in (("q1", "gradcam"), ("q4", "integrated_gradients"))}
+    outputs["q2"] = QuestionOutput("q2", "class_model", ClassImages(images=np.zeros((7, 48, 48)),
+                                                                    target_prob=np.full(7, 0.5)))
+    model = InProcessModel(mouth_model(mouth))
+    with ThreadPoolExecutor(1, thread_name_prefix="helper") as helper:
+        ahead = probes.RoadAhead(helper)
+        for output in outputs.values():
+            ahead.add(output)
+        with_helper = run_probes(model, outputs, TaskSettings(), ahead)
+    assert len(threads) == 2 and all(name.startswith("helper") for name in threads)
+    without = run_probes(model, outputs, TaskSettings())
+    assert with_helper.road.keys() == without.road.keys() == {
+        "gradcam_morf", "gradcam_lerf", "integrated_gradients_morf", "integrated_gradients_lerf"}
+    assert all(np.array_equal(with_helper.road[name], without.road[name]) for name in without.road)

@@ -16,6 +16,7 @@ from grader.classes import NUM_CLASSES, Language, class_names
 from grader.data.faceset import FaceSet
 from grader.evaluate import Evaluation, evaluate
 from grader.fingerprint import WeightsFingerprint
+from grader.helper_thread import helper_thread
 from grader.pipeline.stages import CHECKS, EVALUATE, FINGERPRINT, PROBES, StageLog, question_stages
 from grader.protocol import ModelProtocol
 from grader.questions.answer import answer_question
@@ -25,7 +26,7 @@ from grader.questions.output import QuestionOutput
 from grader.questions.settings import TaskSettings
 from grader.result import StageError
 from grader.scoring.measurements import Probes
-from grader.scoring.probes import run_probes
+from grader.scoring.probes import RoadAhead, run_probes
 from grader.scoring.rubric import Rubric
 from grader.submission.checks import ModelChecks, check_logits, check_model
 from grader.submission.gradient_audit import GradientAudit
@@ -76,9 +77,12 @@ def assess(model: ModelProtocol, faces: FaceSet, visualize: VisualizeSpec, rubri
         log.warnings += output_warnings(logits, assessment.evaluation, language, model.describe().outputs)
     if log.failed:
         return assessment
-    _answer_questions(assessment, model, faces, visualize, rubric, settings, log, audit, language)
-    with log.stage(PROBES), _audited(audit, "probes"):
-        assessment.probes = run_probes(model, assessment.outputs, settings)
+    # ROAD's imputations start on a helper thread as each question's maps come (grader.scoring.probes).
+    with helper_thread("road") as helper:
+        road_ahead = RoadAhead(helper)
+        _answer_questions(assessment, model, faces, visualize, rubric, settings, log, audit, language, road_ahead)
+        with log.stage(PROBES), _audited(audit, "probes"):
+            assessment.probes = run_probes(model, assessment.outputs, settings, road_ahead)
     with log.stage(FINGERPRINT):  # the similarity report's weights evidence
         assessment.fingerprint = model.weights_fingerprint()
     return assessment
@@ -86,8 +90,9 @@ def assess(model: ModelProtocol, faces: FaceSet, visualize: VisualizeSpec, rubri
 
 def _answer_questions(assessment: Assessment, model: ModelProtocol, faces: FaceSet, visualize: VisualizeSpec,
                       rubric: Rubric, settings: TaskSettings, log: StageLog, audit: GradientAudit | None,
-                      language: Language) -> None:
-    """Each question's method on one evaluation face per class; one failing leaves the others."""
+                      language: Language, road_ahead: RoadAhead) -> None:
+    """Each question's method on one evaluation face per class; one failing leaves the others. Each
+    answer goes to `road_ahead` as it comes."""
     examples = assessment.examples = ClassExamples.choose(assessment.evaluation, language)
     context = QuestionContext(model=model, faces=faces, examples=examples, settings=settings,
                               filter_layer=visualize.filter_layer, freeform=visualize.freeform)
@@ -95,6 +100,8 @@ def _answer_questions(assessment: Assessment, model: ModelProtocol, faces: FaceS
     for question, stage in zip(methods, question_stages(rubric)):
         with log.stage(stage), _audited(audit, question.id):
             assessment.outputs[question.id] = answer_question(question.id, question.method, context)
+        if question.id in assessment.outputs:
+            road_ahead.add(assessment.outputs[question.id])
 
 
 def _audited(audit: GradientAudit | None, context: str) -> contextlib.AbstractContextManager:

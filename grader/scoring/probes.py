@@ -9,6 +9,8 @@ attribution map the questions made, beside those of a random pixel order, and th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import Executor, Future
+
 import numpy as np
 
 from grader.explain.results import AttributionMaps, LimeExplanations
@@ -20,7 +22,7 @@ from grader.questions.settings import TaskSettings
 from grader.scoring.measurements import Probes, seed_name
 from grader.scoring.measures import perturbation_curves, pixel_order, random_pixel_order
 from grader.scoring.randomization import Explain, cascade, smoothed_maps
-from grader.scoring.road import road_curves
+from grader.scoring.road import road_curves, road_images
 
 PERTURBATION_STEPS = 16
 """Points on each deletion or insertion curve after the start: 144 pixels (1/16 of a face) a step."""
@@ -42,8 +44,38 @@ def ranked_maps(outputs: Mapping[str, QuestionOutput]) -> dict[str, AttributionM
             if isinstance(output.result, (AttributionMaps, LimeExplanations))}
 
 
-def run_probes(model: ModelProtocol, outputs: Mapping[str, QuestionOutput], settings: TaskSettings) -> Probes:
-    """The randomization test (when Q1 drew its maps) and the curves of every map."""
+class RoadAhead:
+    """ROAD's perturbed faces of every ranked map (grader.scoring.road.road_images), made on a helper
+    thread as each question answers (`add`), while the model answers the later questions' requests:
+    the imputation is about a second of the grader's own CPU a submission (issue 20), which the model
+    would otherwise wait for. Without a helper, each map's faces are made when `run_probes` asks."""
+
+    def __init__(self, helper: Executor | None = None) -> None:
+        self.helper = helper
+        self._made: dict[str, Future[np.ndarray]] = {}
+
+    def add(self, output: QuestionOutput) -> None:
+        """Start making the perturbed faces of `output`'s rankings, if it ranks pixels."""
+        if self.helper is None or not isinstance(output.result, (AttributionMaps, LimeExplanations)):
+            return
+        images = np.asarray(output.result.images)
+        try:
+            rankings = _rankings(output.name, output.result)
+        except Exception:  # noqa: BLE001  (ranked again when the probes ask, where its error is the probes')
+            return
+        for name, ranking in rankings.items():
+            self._made[name] = self.helper.submit(road_images, images, ranking)
+
+    def images(self, name: str, images: np.ndarray, ranking: np.ndarray) -> np.ndarray:
+        """The perturbed faces of the ranking called `name` (made ahead, or now)."""
+        made = self._made.pop(name, None)
+        return made.result() if made is not None else road_images(images, ranking)
+
+
+def run_probes(model: ModelProtocol, outputs: Mapping[str, QuestionOutput], settings: TaskSettings,
+               road_ahead: RoadAhead | None = None) -> Probes:
+    """The randomization test (when Q1 drew its maps) and the curves of every map. road_ahead: ROAD's
+    perturbed faces of the outputs, started as they came (default: made here)."""
     maps = ranked_maps(outputs)
     randomized = cascaded = None
     smoothed: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
@@ -62,12 +94,13 @@ def run_probes(model: ModelProtocol, outputs: Mapping[str, QuestionOutput], sett
         first = next(iter(maps.values()))  # every question explains the same faces
         curves |= _curves(model, "random", first.images, first.labels,
                           random_pixel_order(len(first.images), RANDOM_ORDER_SEED))
-        road = _road(model, maps)
+        road = _road(model, maps, road_ahead or RoadAhead())
     return Probes(randomized_saliency=randomized, curves=curves, cascade=cascaded, smoothed_saliency=smoothed[0],
                   smoothed_randomized_saliency=smoothed[1], road=road)
 
 
-def _road(model: ModelProtocol, maps: Mapping[str, AttributionMaps | LimeExplanations]) -> dict[str, np.ndarray]:
+def _road(model: ModelProtocol, maps: Mapping[str, AttributionMaps | LimeExplanations],
+          ahead: RoadAhead) -> dict[str, np.ndarray]:
     """ROAD's MoRF and LeRF curves of every map (grader.scoring.road): the maps of the same faces and
     labels (every question's, as the questions run) go to the model together, in the same requests."""
     groups: list[tuple[AttributionMaps | LimeExplanations, dict[str, np.ndarray]]] = []
@@ -80,7 +113,9 @@ def _road(model: ModelProtocol, maps: Mapping[str, AttributionMaps | LimeExplana
             groups.append((result, _rankings(name, result)))
     road: dict[str, np.ndarray] = {}
     for shown, rankings in groups:
-        road |= road_curves(model, np.asarray(shown.images), np.asarray(shown.labels), rankings)
+        images = np.asarray(shown.images)
+        imputed = {name: ahead.images(name, images, ranking) for name, ranking in rankings.items()}
+        road |= road_curves(model, images, np.asarray(shown.labels), rankings, imputed=imputed)
     return road
 
 

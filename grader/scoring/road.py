@@ -199,7 +199,7 @@ def removal_counts(fractions: Sequence[float], pixels: int) -> np.ndarray:
 
 def road_curves(model: ModelProtocol, images: np.ndarray, targets: np.ndarray, rankings: Mapping[str, np.ndarray],
                 fractions: Sequence[float] = ROAD_FRACTIONS, noise: float = ROAD_NOISE, seed: int = ROAD_SEED,
-                batch: int = 512) -> dict[str, np.ndarray]:
+                batch: int = 512, imputed: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """The ROAD curves of every map: "<name>_morf" and "<name>_lerf" -> (N, len(fractions)) float64,
     the softmax probability of `targets[i]` with the first floor(fraction * H*W) pixels of the
     order removed by noisy linear imputation (`noisy_linear_imputation`).
@@ -212,6 +212,10 @@ def road_curves(model: ModelProtocol, images: np.ndarray, targets: np.ndarray, r
     go to the model together, `batch` per request, imputed one request at a time, so memory stays at
     `batch` images. The curves' points are evenly spaced when the fractions are (ROAD_FRACTIONS), as
     `road_difference` assumes.
+
+    imputed: every map's perturbed faces made ahead by `road_images` with the same fractions, noise
+    and seed (the probes make them on a helper thread while the model answers other requests); the
+    same numbers as imputing them here, since each face's imputation is its own.
     """
     images = np.asarray(images)
     n, height, width = images.shape
@@ -225,24 +229,23 @@ def road_curves(model: ModelProtocol, images: np.ndarray, targets: np.ndarray, r
     names = list(rankings)
     if not names:
         return {}
+    if imputed is not None and any(np.shape(imputed.get(name)) != (len(ORDERS), len(steps), *images.shape)
+                                   for name in names):
+        raise ValueError(f"imputed must hold every map's faces shaped {(len(ORDERS), len(steps), *images.shape)}")
     # rank[m, i, p]: when pixel p of image i is removed in map m's MoRF order.
-    rank = np.stack([np.argsort(pixel_order(np.asarray(rankings[name])), axis=1) for name in names])
-    # One row per perturbed image, (map, order, step, image) in that nesting, after the n faces.
-    grid = np.stack(np.meshgrid(np.arange(len(names)), np.arange(len(ORDERS)), steps, np.arange(n),
+    rank = np.stack([_removal_ranks(rankings[name]) for name in names])
+    # One row per perturbed image, (map, order, step, image) in that nesting, after the n faces; a
+    # step is its place in `steps`.
+    grid = np.stack(np.meshgrid(np.arange(len(names)), np.arange(len(ORDERS)), np.arange(len(steps)), np.arange(n),
                                 indexing="ij"), axis=-1).reshape(-1, 4)
-    flat = images.reshape(n, -1).astype(np.float64)
+    made = None if imputed is None else np.stack([imputed[name] for name in names])
     probabilities = np.empty(n + len(grid))
     for start in range(0, n + len(grid), batch):
         rows = np.arange(start, min(start + batch, n + len(grid)))
         faces, (m, order, step, image) = rows[rows < n], grid[rows[rows >= n] - n].T
-        removed = np.where(order[:, None] == 0, rank[m, image] < counts[step, None],
-                           rank[m, image] >= height * width - counts[step, None])
-        # The noise of one (fraction, face) is drawn from its own seed: the same for every map and
-        # both orders, whatever the batch; so each is drawn once a batch (not once for each map and order).
-        draws = _noise_fields(seed, step, image, (height, width)) if len(image) else None
-        filled = noisy_linear_imputation(flat[image].reshape(-1, height, width),
-                                         removed.reshape(-1, height, width), noise=noise, draws=draws)
-        pixels = np.concatenate([images[faces].astype(np.float32), filled.astype(np.float32)])
+        filled = made[m, order, step, image] if made is not None else \
+            _impute(images, rank[m, image], order, counts[steps[step]], steps[step], image, noise, seed)
+        pixels = np.concatenate([images[faces].astype(np.float32), filled])
         labels = np.concatenate([targets[faces], targets[image]])
         probabilities[rows] = softmax(model.logits(pixels))[np.arange(len(rows)), labels]
     perturbed = probabilities[n:].reshape(len(names), len(ORDERS), len(steps), n)
@@ -253,6 +256,46 @@ def road_curves(model: ModelProtocol, images: np.ndarray, targets: np.ndarray, r
             curve[:, steps] = perturbed[m, o].T
             curves[f"{name}_{order_name}"] = curve
     return curves
+
+
+def road_images(images: np.ndarray, ranking: np.ndarray, fractions: Sequence[float] = ROAD_FRACTIONS,
+                noise: float = ROAD_NOISE, seed: int = ROAD_SEED) -> np.ndarray:
+    """One map's perturbed faces as `road_curves` asks the model for them: (2, S, N, H, W) float32,
+    MoRF then LeRF, for each fraction above 0 (S of them), each face with that share of its pixels
+    removed in the ranking's order and imputed. `road_curves(..., imputed=...)` takes them."""
+    images = np.asarray(images)
+    if np.shape(ranking) != images.shape or images.ndim != 3:
+        raise ValueError(f"the ranking must be shaped like the (N, H, W) images {images.shape}, got "
+                         f"{np.shape(ranking)}")
+    counts = removal_counts(fractions, images.shape[1] * images.shape[2])
+    steps = np.flatnonzero(counts > 0)
+    order, step, image = np.stack(np.meshgrid(np.arange(len(ORDERS)), np.arange(len(steps)), np.arange(len(images)),
+                                              indexing="ij"), axis=-1).reshape(-1, 3).T
+    filled = _impute(images, _removal_ranks(ranking)[image], order, counts[steps[step]], steps[step], image, noise,
+                     seed)
+    return filled.reshape(len(ORDERS), len(steps), *images.shape)
+
+
+def _removal_ranks(ranking: np.ndarray) -> np.ndarray:
+    """(N, H*W): when each pixel of each image is removed in the ranking's MoRF order."""
+    return np.argsort(pixel_order(np.asarray(ranking)), axis=1)
+
+
+def _impute(images: np.ndarray, ranks: np.ndarray, order: np.ndarray, count: np.ndarray, step: np.ndarray,
+            image: np.ndarray, noise: float, seed: int) -> np.ndarray:
+    """Rows of perturbed faces, float32 (R, H, W): row r is face image[r] with its count[r] first
+    (order 0, MoRF) or last (order 1, LeRF) pixels by ranks[r] removed and imputed, with the noise of
+    (step[r], image[r])."""
+    rows, height, width = len(image), images.shape[1], images.shape[2]
+    if not rows:
+        return np.zeros((0, height, width), np.float32)
+    removed = np.where(order[:, None] == 0, ranks < count[:, None], ranks >= height * width - count[:, None])
+    # The noise of one (fraction, face) is drawn from its own seed: the same for every map and both
+    # orders, whatever the batch; so each is drawn once a batch (not once for each map and order).
+    draws = _noise_fields(seed, step, image, (height, width))
+    filled = noisy_linear_imputation(images.astype(np.float64)[image], removed.reshape(-1, height, width), noise=noise,
+                                     draws=draws)
+    return filled.astype(np.float32)
 
 
 def _noise_fields(seed: int, steps: np.ndarray, images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
