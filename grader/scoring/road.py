@@ -232,8 +232,8 @@ def road_curves(model: ModelProtocol, images: np.ndarray, targets: np.ndarray, r
     if imputed is not None and any(np.shape(imputed.get(name)) != (len(ORDERS), len(steps), *images.shape)
                                    for name in names):
         raise ValueError(f"imputed must hold every map's faces shaped {(len(ORDERS), len(steps), *images.shape)}")
-    # rank[m, i, p]: when pixel p of image i is removed in map m's MoRF order.
-    rank = np.stack([_removal_ranks(rankings[name]) for name in names])
+    # rank[m, i, p]: when pixel p of image i is removed in map m's MoRF order (only to impute here).
+    rank = np.stack([_removal_ranks(rankings[name]) for name in names]) if imputed is None else None
     # One row per perturbed image, (map, order, step, image) in that nesting, after the n faces; a
     # step is its place in `steps`.
     grid = np.stack(np.meshgrid(np.arange(len(names)), np.arange(len(ORDERS)), np.arange(len(steps)), np.arange(n),
