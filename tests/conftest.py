@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.session_zygotes import ZYGOTES, STARTS_ITS_OWN_SERVERS
+from tests.session_zygotes import _servers_forked_from_session_zygotes  # noqa: F401  (a session fixture)
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "submissions"
 
@@ -133,6 +136,7 @@ def bwrap_works() -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    ZYGOTES.sharing = item.path.name not in STARTS_ITS_OWN_SERVERS  # before its fixtures (tests/session_zygotes.py)
     if not GRADES_IN_THE_SANDBOX.isdisjoint(names(item)) and not bwrap_works():
         skip_or_fail(NO_BWRAP)
 
