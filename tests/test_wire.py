@@ -202,6 +202,34 @@ def test_a_blob_that_is_not_npy_gives_wire_error():
         decode(hand_made_body({"arrays": [["a", len(blob)]]}, blob))
 
 
+def test_an_object_array_frame_met_again_is_refused_again(tmp_path):
+    """The headers the two ends have met are kept (issue 20); a refused one is not among them."""
+    marker = tmp_path / "pwned"
+    npy = object_npy(str(marker))
+    body = hand_made_body({"arrays": [["evil", len(npy)]]}, npy)
+
+    for _ in range(3):
+        with pytest.raises(WireError, match="object arrays"):
+            decode(body)
+    assert not marker.exists()
+
+
+def test_an_npy_header_longer_than_its_array_gives_wire_error():
+    npy = bytearray(FRAME[HEADER_END:])
+    npy[8:10] = (60_000).to_bytes(2, "little")  # version 1.0's header length field
+
+    with pytest.raises(WireError, match="more than the array"):
+        decode(hand_made_body({"arrays": [["a", len(npy)]]}, bytes(npy)))
+
+
+def test_arrays_with_a_header_met_before_are_each_read_from_their_own_bytes():
+    first, second = np.zeros((2, 3), np.float32), np.arange(6, dtype=np.float32).reshape(2, 3)
+
+    decoded = [decode(encode(Message({}, {"a": array}))[8:]).arrays["a"] for array in (first, second, first)]
+
+    assert [array.tolist() for array in decoded] == [first.tolist(), second.tolist(), first.tolist()]
+
+
 @pytest.mark.parametrize("header", ['"a string"', "[1, 2]", "42", "null", "true"])
 def test_a_header_that_is_not_a_json_object_gives_wire_error(header):
     header_bytes = header.encode("utf-8")
