@@ -1,7 +1,7 @@
 """The fixed cost of a submission (issue 20): what grading the small example costs beyond its model's
 own work, first and in steady state, for this tree and a previous commit side by side in one run.
 
-    .venv/bin/python bench/fixed_cost.py [--against REV] [--copies 8] [--quick]
+    .venv/bin/python bench/fixed_cost.py [--against REV] [--copies 8] [--rounds 1] [--quick]
 
 Each tree grades a class of `copies` copies of submissions/small_cnn end to end, as `grader grade`
 with one worker does (grader.pipeline.class_run.grade_class with the in-process Runner: sandboxed
@@ -21,7 +21,10 @@ when each result is done:
 
 The previous commit (`--against`, default HEAD~1) is checked out into a temporary git worktree and
 measured by this same file run with that tree first on PYTHONPATH, one tree after the other, so the
-two sets of numbers come from the same machine in the same minutes. Its results must be identical to
+two sets of numbers come from the same machine in the same minutes. With `--rounds N` each tree grades
+the class N times, in the order ABBA ABBA..., and each number is the median of its tree's runs: this
+VM's speed drifts by a third within minutes (the same code measured 5.4 and 7.4 s steady in two
+consecutive runs, 2026-12-04), and the tree that runs second was never the same one. Its results must be identical to
 this tree's (result.json without timings and ids, the arrays byte for byte): the script says so.
 """
 
@@ -172,15 +175,13 @@ def steady_state(done: list[float]) -> float:
 
 
 def summary(name: str, measured: dict) -> list[str]:
-    done = measured["done"]
-    intervals = [b - a for a, b in zip(done, done[1:])]
-    steady = steady_state(done)
     work = measured["model_work"]
-    return [f"{name:<22} {done[0]:8.2f} {steady:8.2f} {work:11.2f} {steady - work:11.2f}   "
-            f"intervals {' '.join(f'{i:.2f}' for i in intervals)}"]
+    intervals = " | ".join(" ".join(f"{i:.2f}" for i in run) for run in measured["intervals"])
+    return [f"{name:<22} {measured['first']:8.2f} {measured['steady']:8.2f} {work:11.2f} "
+            f"{measured['steady'] - work:11.2f}   intervals {intervals}"]
 
 
-def compare(against: str, copies: int, quick: bool) -> None:
+def compare(against: str, copies: int, quick: bool, rounds: int = 1) -> None:
     revision = subprocess.run(["git", "rev-parse", "--short", against], cwd=ROOT, check=True, capture_output=True,
                               text=True).stdout.strip()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True, capture_output=True,
@@ -192,27 +193,47 @@ def compare(against: str, copies: int, quick: bool) -> None:
         folder = copy_examples(scratch_path / "class", copies, [EXAMPLE])
         old_tree = scratch_path / "tree"
         subprocess.run(["git", "worktree", "add", "--detach", "-q", str(old_tree), revision], cwd=ROOT, check=True)
+        runs: dict[str, list[dict]] = {"old": [], "new": []}
         try:
-            old = run_tree(old_tree, folder, scratch_path / "out_old", quick)
-            new = run_tree(ROOT, folder, scratch_path / "out_new", quick)
+            for index, which in enumerate(abba(rounds)):
+                tree = old_tree if which == "old" else ROOT
+                runs[which].append(run_tree(tree, folder, scratch_path / f"out_{which}_{index}", quick))
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(old_tree)], cwd=ROOT, check=False)
-        same = comparable(scratch_path / "out_old") == comparable(scratch_path / "out_new")
+        outs = [out for out in scratch_path.glob("out_*") if out.is_dir()]
+        same = len({json.dumps(comparable(out), sort_keys=True) for out in outs}) == 1
+    old, new = (merged(runs[which]) for which in ("old", "new"))
+    medians = f"; medians of {rounds} runs a tree, ABBA" if rounds > 1 else ""
     print(f"{copies} copies of submissions/{EXAMPLE}, {'quick' if quick else 'course'} settings, one worker, "
-          f"isolation {new['isolation']}, PDFs written")
+          f"isolation {new['isolation']}, PDFs written{medians}")
     print(f"{'tree':<22} {'first':>8} {'steady':>8} {'model work':>11} {'fixed cost':>11}   (seconds)")
     for line in summary(f"{revision} (previous)", old) + summary(f"{head}{'+changes' if dirty else ''} (this)", new):
         print(line)
-    old_steady, new_steady = steady_state(old["done"]), steady_state(new["done"])
-    print(f"steady state: {old_steady / new_steady:.2f}x faster; fixed cost "
-          f"{old_steady - old['model_work']:.2f} s -> {new_steady - new['model_work']:.2f} s")
+    print(f"steady state: {old['steady'] / new['steady']:.2f}x faster; fixed cost "
+          f"{old['steady'] - old['model_work']:.2f} s -> {new['steady'] - new['model_work']:.2f} s")
     print(f"results identical (result.json without timings and ids, arrays byte for byte): {same}")
+
+
+def abba(rounds: int) -> list[str]:
+    """The order of the runs: old, new, then new, old, and so on."""
+    return [which for index in range(rounds) for which in (("old", "new") if index % 2 == 0 else ("new", "old"))]
+
+
+def merged(runs: list[dict]) -> dict:
+    """One tree's runs as one: the medians of their first results, steady states and model work, and
+    every run's intervals."""
+    return {"isolation": runs[0]["isolation"],
+            "first": statistics.median(run["done"][0] for run in runs),
+            "steady": statistics.median(steady_state(run["done"]) for run in runs),
+            "model_work": statistics.median(run["model_work"] for run in runs),
+            "intervals": [[b - a for a, b in zip(run["done"], run["done"][1:])] for run in runs]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--against", default="HEAD~1", help="the commit to compare with (default HEAD~1)")
     parser.add_argument("--copies", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each tree, in the order ABBA... (medians)")
     parser.add_argument("--quick", action="store_true", help="quick task settings (a tenth of the explanation work)")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # one tree's run, inside compare
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -221,7 +242,7 @@ def main() -> None:
     if args.measure is not None:
         args.report.write_text(json.dumps(measure(args.measure, args.out, args.quick)))
         return
-    compare(args.against, args.copies, args.quick)
+    compare(args.against, args.copies, args.quick, args.rounds)
 
 
 if __name__ == "__main__":
