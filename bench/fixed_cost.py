@@ -75,6 +75,15 @@ def measure(folder: Path, out: Path, quick: bool) -> dict:
 
 def model_work(folder: Path, setup) -> float:
     """Seconds the model takes for one in-process assessment's requests, replayed alone (the least of three)."""
+    calls, model = recorded_calls(folder, setup)
+    # The least of three: the same code's model work varied 3.9-5.9 s between runs on this VM
+    # (2026-12-03), and noise only ever adds time.
+    return min(replayed_seconds(calls, model) for _ in range(3))
+
+
+def recorded_calls(folder: Path, setup) -> tuple[list[Call], object]:
+    """Every protocol call of one in-process assessment of `folder` (with copies of its arguments),
+    and the InProcessModel it was made on, with the setup's profile applied."""
     from grader.pipeline.assessment import assess
     from grader.pipeline.stages import StageLog
     from grader.submission.build import build_model
@@ -91,9 +100,7 @@ def model_work(folder: Path, setup) -> float:
     assess(CallRecorder(model, calls), setup.evaluation, spec.visualize, setup.rubric, setup.tasks, log)
     if log.errors:  # a stage that failed would leave its model work out
         raise RuntimeError(f"the in-process assessment failed: {log.errors}")
-    # The least of three: the same code's model work varied 3.9-5.9 s between runs on this VM
-    # (2026-12-03), and noise only ever adds time.
-    return min(replayed_seconds(calls, model) for _ in range(3))
+    return calls, model
 
 
 Call = tuple[int, str, tuple, dict]

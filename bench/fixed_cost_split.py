@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from example_class import ROOT, copy_examples  # bench/, beside this file
-from fixed_cost import CallRecorder, Call
+from fixed_cost import Call, recorded_calls
 
 EXAMPLE = "small_cnn"
 
@@ -107,28 +107,13 @@ def class_run(copies: int, write_pdf: bool) -> list[dict[str, float]]:
 def recorded_requests() -> tuple[list[Call], object, object]:
     """One in-process assessment's requests, the model they were made on, and the setup's profile."""
     from grader.data.bundled import bundled_evaluation
-    from grader.pipeline.assessment import assess
     from grader.pipeline.setup import load_setup
-    from grader.pipeline.stages import StageLog
     from grader.questions.settings import TaskSettings
-    from grader.submission.build import build_model
-    from grader.submission.inprocess import InProcessModel
-    from grader.submission.module import SubmissionModule
-    from grader.submission.spec import load_spec
 
-    folder = ROOT / "submissions" / EXAMPLE
     with tempfile.TemporaryDirectory(prefix="fixed-cost-split-") as scratch:
         setup = load_setup(bundled_evaluation(), ROOT / "rubric.yaml", Path(scratch), isolation="inprocess",
                            tasks=TaskSettings())
-    spec = load_spec(folder)
-    model = InProcessModel(SubmissionModule(build_model(folder, spec), spec.input), setup.profile.device,
-                           setup.profile.dtype)
-    setup.profile.apply()
-    calls: list[Call] = []
-    log = StageLog()
-    assess(CallRecorder(model, calls), setup.evaluation, spec.visualize, setup.rubric, setup.tasks, log)
-    if log.errors:
-        raise RuntimeError(f"the in-process assessment failed: {log.errors}")
+    calls, model = recorded_calls(ROOT / "submissions" / EXAMPLE, setup)
     return calls, model, setup.profile
 
 
