@@ -11,7 +11,6 @@ from grader.data.synth import generate
 from grader.profile import HardwareProfile
 from grader.protocol import ChannelMean, ClassLogit, CrossEntropy
 from grader.sandbox.client import SandboxedModel
-from grader.sandbox.starter import ServerStarter
 from grader.submission.build import build_model
 from grader.submission.inprocess import InProcessModel
 from grader.submission.module import SubmissionModule
@@ -27,25 +26,15 @@ FACES = generate(16, seed=21)
 PIXELS = FACES.images.astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def servers():
-    """The module's sandbox servers, started as `grader grade` starts them: forked by one zygote where
-    it can (as root), so that the eight examples import torch and Lightning once, not eight times
-    (about 5 s of a core each); elsewhere each is started by bwrap. That the two kinds answer byte for
-    byte alike is tests/test_zygote.py's."""
-    with ServerStarter(HardwareProfile(), "bwrap") as starter:
-        yield starter
-
-
 @pytest.fixture(scope="module", params=WORKING + OTHER_FORMATS)
-def pair(request, tmp_path_factory, servers):
+def pair(request, tmp_path_factory):
     profile = HardwareProfile()
     profile.apply()  # the same threads and determinism as the sandbox
     example, _, fmt = request.param.partition(":")
     folder = write_as(example, fmt, tmp_path_factory.mktemp("formats")) if fmt else EXAMPLES / example
     spec = load_spec(folder)
     local = InProcessModel(SubmissionModule(build_model(folder, spec), spec.input))
-    with SandboxedModel.open(folder, profile, "bwrap", server=servers.take()) as remote:
+    with SandboxedModel.open(folder, profile, "bwrap") as remote:
         yield local, remote
 
 
