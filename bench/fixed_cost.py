@@ -23,9 +23,10 @@ The previous commit (`--against`, default HEAD~1) is checked out into a temporar
 measured by this same file run with that tree first on PYTHONPATH, one tree after the other, so the
 two sets of numbers come from the same machine in the same minutes. With `--rounds N` each tree grades
 the class N times, in the order ABBA ABBA..., and each number is the median of its tree's runs: this
-VM's speed drifts by a third within minutes (the same code measured 5.4 and 7.4 s steady in two
-consecutive runs, 2026-12-04), and the tree that runs second was never the same one. Its results must be identical to
-this tree's (result.json without timings and ids, the arrays byte for byte): the script says so.
+VM's speed drifts by a third within minutes (one tree against itself: 7.44 and 6.11 s steady in
+consecutive runs, 2026-12-04), so a single pair of runs favours whichever ran in the faster minutes.
+Its results must be identical to this tree's (result.json without timings and ids, the arrays byte
+for byte): the script says so.
 """
 
 from __future__ import annotations
