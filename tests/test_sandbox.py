@@ -155,6 +155,23 @@ def hostile_batch(root: Path, world: dict) -> None:
         F.cross_entropy = lambda *a, **k: 0
         torch.Tensor.argmax = lambda self, *a, **k: torch.zeros(len(self), dtype=torch.long)
         """)
+    # Its code replaces the server's writer: every answer with arrays becomes a frame whose .npy
+    # header claims more bytes than the frame holds.
+    submission(root, "forges_its_answers", prelude="""
+        import grader.sandbox.serve as serve
+        write = serve.write_message
+
+        def forged(fd, message):
+            if not message.arrays:
+                return write(fd, message)
+            header = b'{"ok": true, "arrays": [["logits", 64]]}'
+            npy = b"\\x93NUMPY\\x01\\x00" + (60000).to_bytes(2, "little") + b" " * 54
+            body = len(header).to_bytes(8, "big") + header + npy
+            os.write(fd, len(body).to_bytes(8, "big") + body)
+
+        import os
+        serve.write_message = forged
+        """)
     submission(root, "nan_outputs", forward="return torch.full((x.shape[0], 7), float('nan'))")
     submission(root, "wrong_shape", forward="return torch.zeros(x.shape[0], 5)")
     submission(root, "floods_stdout", prelude="""
@@ -242,6 +259,13 @@ def test_patching_torch_or_the_grader_changes_nothing_outside_the_sandbox(graded
     assert cheat.status == "graded"
     assert cheat.accuracy == honest.accuracy
     assert cheat.confusion_matrix == honest.confusion_matrix
+
+
+def test_a_server_whose_code_forges_its_answers_fails_with_a_malformed_message(graded):
+    stage, message = failure(graded["forges_its_answers"])
+    assert stage == "checks"  # the first stage whose request got a forged answer
+    assert "the model's server answered with a malformed message while" in message
+    assert "more than the array or numpy's bound" in message and "SIGKILL" not in message
 
 
 def test_nan_outputs_fail_the_checks(graded):

@@ -24,7 +24,7 @@ from grader.sandbox.captured_output import CapturedOutput
 from grader.sandbox.isolation import Isolation, empty_snapshot, fill_snapshot, launch, remove_snapshot
 from grader.sandbox.server_process import PopenServerProcess, ServerProcess
 from grader.sandbox.requests import FINGERPRINT, LOAD, description_from, fingerprint_from, objective_message
-from grader.sandbox.wire import Message, WireError, read_message, write_message
+from grader.sandbox.wire import ChannelClosed, Message, WireError, read_message, write_message
 from grader.escape import clean_text
 from grader.result import MESSAGE_LIMIT
 from grader.submission.errors import SubmissionError
@@ -135,8 +135,16 @@ class SandboxServer:
             raise SubmissionError("timeout", f"the model did not answer within the time limit {limit} while {what}; "
                                              "look for an endless loop, sleep or a very slow forward (or, while "
                                              "loading, slow work at import or in the model's constructor)") from None
-        except WireError:
+        except ChannelClosed:
             raise self._died(what) from None
+        except WireError as error:
+            # A live server that answers what is not a frame: the student's code wrote to the
+            # grader's channel (or replaced the server's writer). Said as such, not as the SIGKILL
+            # that stopping it would otherwise be reported as.
+            self.kill()
+            raise SubmissionError("request", f"the model's server answered with a malformed message while {what} "
+                                             f"({error}); a submission's code must not write to the grader's "
+                                             "channel or change how the sandbox answers") from None
 
     def _died(self, what: str) -> SubmissionError:
         try:

@@ -25,6 +25,10 @@ class WireError(Exception):
     """The other side sent something that is not a frame, or closed the channel."""
 
 
+class ChannelClosed(WireError):
+    """The other side closed the channel (it exited, or was killed) before a whole frame came."""
+
+
 @dataclass
 class Message:
     """A request or a response: a JSON-able header and named numpy arrays."""
@@ -161,7 +165,7 @@ def read_exactly(fd: int, count: int, deadline: float | None = None) -> memoryvi
                 raise TimeoutError
         got = os.readv(fd, [view[filled:]])
         if not got:
-            raise WireError("the channel closed")
+            raise ChannelClosed("the channel closed")
         filled += got
     return view
 
