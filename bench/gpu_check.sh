@@ -8,6 +8,12 @@
 #   bash bench/gpu_check.sh [OUT]          # OUT defaults to $OUT/gpu-check, or ./gpu-check
 #   COPIES=200 WORKERS=8 bash bench/gpu_check.sh
 #   DRY_RUN=1 bash bench/gpu_check.sh      # the same steps on the CPU, cpu profile, 4 copies, quick
+#   KIT=.gpu-kit bash bench/gpu_check.sh   # first install what the machine lacks (bench/gpu_kit.sh)
+#   LIMIT=420 bash bench/gpu_check.sh      # stop grading after 420 s and report what was graded
+#
+# Before the class, one submission is graded as a preflight, in bubblewrap when it works: if that
+# server cannot use the GPU or the grade fails, the reason is printed and the class is graded in a
+# plain subprocess (or not at all, when that fails too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-${OUT:-.}/gpu-check}"
@@ -17,6 +23,11 @@ profile="gpu"
 extra=()
 if [ -n "$dry_run" ]; then
   copies="${COPIES:-4}"; profile="cpu"; extra=(--quick)
+fi
+
+if [ -n "${KIT:-}" ]; then
+  # shellcheck source=bench/gpu_kit.sh
+  source bench/gpu_kit.sh install "$KIT"
 fi
 
 python=""
@@ -56,30 +67,82 @@ if command -v bwrap >/dev/null && bwrap --ro-bind / / true 2>/dev/null; then san
 
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
-"$python" - "$scratch/class" "$copies" <<'PY'
+make_class() {
+  "$python" - "$1" "$2" "${3:-}" <<'PY'
 import sys
 from pathlib import Path
 sys.path.insert(0, "bench")
-from example_class import copy_examples
-copy_examples(Path(sys.argv[1]), int(sys.argv[2]))
+from example_class import WORKING_EXAMPLES, copy_examples
+copy_examples(Path(sys.argv[1]), int(sys.argv[2]), [sys.argv[3]] if sys.argv[3] else WORKING_EXAMPLES)
 PY
+}
+
+# Preflight: one small submission, quick settings, exactly as the class will be graded.
+preflight() {
+  rm -rf "$scratch/preflight" "$scratch/preflight-out"
+  make_class "$scratch/preflight" 1 small_cnn
+  local start end
+  start=$(date +%s.%N)
+  "$python" -m grader.cli grade "$scratch/preflight" --profile "$profile" --workers 1 --force $sandbox --quick \
+    --out "$scratch/preflight-out" >"$scratch/preflight.log" 2>&1 || true
+  end=$(date +%s.%N)
+  "$python" - "$scratch/preflight-out" "$scratch/preflight.log" "$start" "$end" <<'PY'
+import json, sys
+from pathlib import Path
+results = sorted(Path(sys.argv[1]).glob("*/result.json"))
+if not results:
+    print("preflight: no result; the grader said:\n" + Path(sys.argv[2]).read_text()[-3000:])
+    sys.exit(1)
+result = json.loads(results[0].read_text())
+took = float(sys.argv[4]) - float(sys.argv[3])
+print(f"preflight: {result['status']} in {took:.1f} s, isolation {result.get('isolation')}, "
+      f"device {result['profile'].get('device')}")
+for error in result.get("errors", []):
+    print(f"  {error['stage']}: {error['message'][:1500]}")
+sys.exit(0 if result["status"] == "graded" else 1)
+PY
+}
+if ! preflight; then
+  if [ -z "$sandbox" ]; then
+    echo "preflight failed in bubblewrap: grading in a plain subprocess instead (--no-sandbox)"
+    sandbox="--no-sandbox"
+    preflight || { echo "gpu_check: the preflight fails without the sandbox too" >&2; exit 3; }
+  else
+    echo "gpu_check: the preflight failed" >&2; exit 3
+  fi
+fi
+
+make_class "$scratch/class" "$copies"
 rm -rf "$out"
-echo "grading $copies submissions, profile $profile, $workers workers, ${sandbox:-bwrap sandbox}"
+limit="${LIMIT:-0}"
+echo "grading $copies submissions, profile $profile, $workers workers, ${sandbox:-bwrap sandbox}" \
+     "$( [ "$limit" != 0 ] && echo "(stopped after $limit s)")"
 start=$(date +%s.%N)
-"$python" -m grader.cli grade "$scratch/class" --profile "$profile" --workers "$workers" --force $sandbox \
-  "${extra[@]}" --out "$out" >/dev/null
+status=0
+timeout -s INT --kill-after=30 "$limit" \
+  "$python" -m grader.cli grade "$scratch/class" --profile "$profile" --workers "$workers" --force $sandbox \
+  "${extra[@]}" --out "$out" >"$scratch/grade.log" 2>&1 || status=$?
 end=$(date +%s.%N)
-"$python" - "$out" "$start" "$end" "$profile" <<'PY'
+if [ "$status" != 0 ]; then
+  echo "grader grade exited with $status$( [ "$status" = 124 ] && echo " (the time limit)"); its last lines:"
+  tail -n 15 "$scratch/grade.log"
+fi
+"$python" - "$out" "$start" "$end" "$profile" "$copies" <<'PY'
 import json, statistics, sys
 from pathlib import Path
-out, start, end, profile = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+out, start, end, profile, copies = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 stages = ["load", "checks", "evaluate", "q1_saliency", "q2_filters", "q3_lime", "q4_freeform", "probes", "report"]
 results = [json.loads(path.read_text()) for path in sorted(out.glob("*/result.json"))]
 for result in results:
     assert result["profile"]["device"] == ("cuda" if profile == "gpu" else "cpu"), "graded under another profile"
 wall = end - start
 graded = sum(r["status"] == "graded" for r in results)
-print(f"{len(results)} submissions ({graded} graded) in {wall:.1f} s: {60 * len(results) / wall:.1f} submissions/min")
+print(f"{len(results)} of {copies} submissions ({graded} graded) in {wall:.1f} s: "
+      f"{60 * len(results) / wall:.1f} submissions/min")
+for result in results:
+    for error in result.get("errors", [])[:1]:
+        print(f"  {result['folder']} {result['status']}: {error['stage']}: {error['message'][:300]}")
+        break
 print("mean seconds a submission by stage (each worker's own clock):")
 by_example = {}
 for result in results:

@@ -33,6 +33,10 @@ SANDBOX_SUBMISSION = "/submission"
 SANDBOX_SNAPSHOTS = "/snapshots"  # a zygote's: every snapshot of its worker, hidden from each server
 SANDBOX_PACKAGE_ROOT = "/opt/xai-grader"
 ENV_ALLOW_LIST = ("LANG", "LC_ALL", "TZ")
+CUDA_ENV_ALLOW_LIST = ("LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES")
+"""The host's own variables a gpu-profile server needs: where the NVIDIA driver's libraries are
+(containers often name /usr/local/nvidia/lib64 only here, not in ld.so.cache) and which GPU the TA
+gave this grader. Set by whoever runs the grader, never by a submission."""
 SNAPSHOT_PREFIX = "xai-grader-submission-"
 
 
@@ -152,7 +156,8 @@ def _setenv_args(env: dict[str, str]) -> list[str]:
 
 def _environment(profile: dict) -> dict[str, str]:
     threads = str(profile.get("threads", 1))
-    env = {name: os.environ[name] for name in ENV_ALLOW_LIST if name in os.environ}
+    allowed = ENV_ALLOW_LIST + (CUDA_ENV_ALLOW_LIST if profile.get("device") == "cuda" else ())
+    env = {name: os.environ[name] for name in allowed if name in os.environ}
     env.update({
         "PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "OMP_NUM_THREADS": threads,
