@@ -1,6 +1,10 @@
-"""The environment a model's server starts with: cleared, then the few host variables it needs."""
+"""What a model's server starts with: an environment cleared but for the few host variables it needs, and\nits limits."""
 
 from __future__ import annotations
+
+import resource
+import subprocess
+import sys
 
 import pytest
 
@@ -41,3 +45,24 @@ def test_inside_bubblewrap_the_cuda_variables_are_set_after_the_environment_is_c
     assert len(setenv) == 1 and setenv[0] > clear
     assert argv[setenv[0] + 2] == "/usr/local/nvidia/lib64"
     assert "SECRET_TOKEN" not in argv
+
+
+def _limits_in_a_child(device: str) -> tuple[int, int]:
+    """RLIMIT_AS and RLIMIT_DATA as a server's limits leave them, in a child process."""
+    code = ("import resource; from grader.sandbox.server import _apply_limits; "
+            "_apply_limits({'memory_mb': 3000, 'file_size_mb': 10, 'cpu_seconds': 60, 'processes': 4096}, "
+            f"{device!r}); print(resource.getrlimit(resource.RLIMIT_AS)[0], resource.getrlimit(resource.RLIMIT_DATA)[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+def test_a_cpu_server_s_memory_limit_bounds_its_address_space():
+    address_space, data = _limits_in_a_child("cpu")
+    assert address_space == 3000 << 20
+    assert data == resource.RLIM_INFINITY or data > 3000 << 20
+
+
+def test_a_gpu_server_s_memory_limit_bounds_its_private_memory_not_the_address_space_cuda_reserves():
+    address_space, data = _limits_in_a_child("cuda")
+    assert data == 3000 << 20
+    assert address_space == resource.RLIM_INFINITY or address_space > 3000 << 20

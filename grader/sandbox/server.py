@@ -33,9 +33,15 @@ def _take_protocol_fds() -> tuple[int, int]:
     return requests, responses
 
 
-def _apply_limits(limits: dict) -> None:
+def _apply_limits(limits: dict, device: str = "cpu") -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_AS, (limits["memory_mb"] * MB,) * 2)
+    # On the CPU the address space bounds everything a model allocates. CUDA reserves address space
+    # far beyond what it uses (unified addressing: the host's and the GPU's memory and more), so
+    # under RLIMIT_AS it cannot even count its devices ("cudaGetDeviceCount ... out of memory");
+    # there the bound is the private writable memory (RLIMIT_DATA, Linux 4.7+), which those
+    # reservations are not.
+    memory = resource.RLIMIT_DATA if device == "cuda" else resource.RLIMIT_AS
+    resource.setrlimit(memory, (limits["memory_mb"] * MB,) * 2)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size_mb"] * MB,) * 2)
     resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_seconds"], limits["cpu_seconds"] + 5))
     resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"],) * 2)
@@ -67,7 +73,7 @@ def run(submission: str, limits: dict, profile: dict, uid: int | None, gid: int 
     student's) imported. A server forked by the zygote (grader.sandbox.zygote_server) comes here
     with torch and Lightning already imported, and the same order for everything else."""
     requests, responses = _take_protocol_fds()
-    _apply_limits(limits)
+    _apply_limits(limits, profile.get("device", "cpu"))
     _drop_privileges(uid, gid)
 
     # Imported only now: torch's import already runs under the limits, as the student's code will.
