@@ -551,3 +551,20 @@ def test_a_conv_layers_channel_objective_computes_only_the_picked_channels_with_
 
     np.testing.assert_allclose(values, expected_values, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-4, atol=1e-8)
+
+
+def test_the_predicting_trainer_ignores_a_cluster_s_variables_and_detects_no_mpi(monkeypatch):
+    # On a SLURM node (or where mpi4py is installed) Lightning would otherwise pick a cluster
+    # environment for a single-process prediction, or import mpi4py and abort in MPI_Init.
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    monkeypatch.setenv("SLURM_JOB_NAME", "grading")
+    from lightning_fabric.plugins.environments import MPIEnvironment
+
+    def no_detection():
+        raise AssertionError("Lightning detected its cluster environment")
+
+    monkeypatch.setattr(MPIEnvironment, "detect", staticmethod(no_detection))
+    model = wrap(small_cnn())
+    logits = model.logits(faces(3))
+    assert logits.shape == (3, 7)
+    assert type(model._trainer()._accelerator_connector.cluster_environment).__name__ == "LightningEnvironment"

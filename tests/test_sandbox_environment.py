@@ -66,3 +66,11 @@ def test_a_gpu_server_s_memory_limit_bounds_its_private_memory_not_the_address_s
     address_space, data = _limits_in_a_child("cuda")
     assert data == 3000 << 20
     assert address_space == resource.RLIM_INFINITY or address_space > 3000 << 20
+
+
+def test_a_server_has_a_user_name_though_its_fresh_uid_is_in_no_password_database(tmp_path):
+    # As root (CI, a TA's machine) the child takes a uid that no password database knows, as a server does.
+    code = "import getpass, os\nif os.getuid() == 0: os.setuid(251234)\nprint(getpass.getuser())"
+    env = launch(tmp_path, "subprocess", limits={}, profile=GPU).env
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "sandbox"

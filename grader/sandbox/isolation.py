@@ -169,6 +169,9 @@ def _environment(profile: dict) -> dict[str, str]:
         "PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "OMP_NUM_THREADS": threads,
         "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MPLCONFIGDIR": "/tmp",
+        # getpass.getuser() reads these before the password database, which has no entry for a
+        # server's fresh uid: without them it raises (KeyError), as libraries on a CUDA image did.
+        "USER": "sandbox", "LOGNAME": "sandbox",
         "PYTHONPATH": os.pathsep.join([SANDBOX_PACKAGE_ROOT, *outside_package_folders()]),
     })
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # set on some machines for correctness

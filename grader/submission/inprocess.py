@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.plugins.environments import LightningEnvironment
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -241,8 +242,12 @@ class InProcessModel(ModelProtocol):
         if self._predictor is None:
             quiet_loggers()  # Lightning resets its loggers' levels when imported after the grader quieted them
             accelerator = "gpu" if self.device.type == "cuda" else "cpu"
+            # One process, one device: Lightning's own environment, never one it detects. Its detection
+            # reads SLURM's variables on a cluster node and imports mpi4py where that is installed,
+            # whose MPI_Init aborts the process outside an MPI launch (seen on a CUDA image).
             self._predictor = pl.Trainer(accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
-                                         enable_progress_bar=False, enable_model_summary=False)
+                                         enable_progress_bar=False, enable_model_summary=False,
+                                         plugins=[LightningEnvironment()])
         return self._predictor
 
     @property
