@@ -568,3 +568,15 @@ def test_the_predicting_trainer_ignores_a_cluster_s_variables_and_detects_no_mpi
     logits = model.logits(faces(3))
     assert logits.shape == (3, 7)
     assert type(model._trainer()._accelerator_connector.cluster_environment).__name__ == "LightningEnvironment"
+
+
+def test_a_logits_request_leaves_the_model_on_its_device(monkeypatch):
+    # Lightning's teardown moves the module to the CPU after each predict; on a GPU the next request
+    # then found its weights on the CPU and its inputs on the GPU.
+    model = wrap(small_cnn())
+    moved = []
+    monkeypatch.setattr(type(model.module), "cpu", lambda self: moved.append(self) or self)
+    first = model.logits(faces(3))
+    second = model.logits(faces(3))
+    assert moved == []
+    np.testing.assert_array_equal(first, second)

@@ -196,7 +196,8 @@ def test_a_randomized_copy_keeps_the_layout_and_nnpack_choices_without_probing_a
     model = InProcessModel(SubmissionModule(WideNet(), InputSpec()))
     assert model.module.nnpack and model.module.memory_format == torch.channels_last
     probes = []
-    monkeypatch.setattr("grader.submission.module._ramp_faces", lambda n: probes.append(n) or torch.zeros(n, 48, 48))
+    monkeypatch.setattr("grader.submission.module._ramp_faces",
+                        lambda n, device: probes.append(n) or torch.zeros(n, 48, 48, device=device))
     random_model = model.randomized(seed=0, top_layers=2)
     assert random_model.module.nnpack and random_model.module.memory_format == torch.channels_last
     assert probes == [4]  # use_probability_outputs' probe only

@@ -26,6 +26,7 @@ from grader.quiet import quiet_loggers
 from grader.submission.errors import SubmissionError, describe_exception, is_out_of_memory, memory_error
 from grader.submission.fingerprint import weights_fingerprint
 from grader.submission.module import SubmissionModule
+from grader.submission.resident_strategy import ResidentSingleDevice
 from grader.submission.scripted import LayerTaps, observable_layers
 
 PREDICT_BATCH = 16
@@ -242,12 +243,15 @@ class InProcessModel(ModelProtocol):
         if self._predictor is None:
             quiet_loggers()  # Lightning resets its loggers' levels when imported after the grader quieted them
             accelerator = "gpu" if self.device.type == "cuda" else "cpu"
+            device = self.device
+            if device.type == "cuda" and device.index is None:  # Lightning's CUDA accelerator sets an indexed one
+                device = torch.device("cuda", torch.cuda.current_device())
             # One process, one device: Lightning's own environment, never one it detects. Its detection
             # reads SLURM's variables on a cluster node and imports mpi4py where that is installed,
             # whose MPI_Init aborts the process outside an MPI launch (seen on a CUDA image).
-            self._predictor = pl.Trainer(accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
-                                         enable_progress_bar=False, enable_model_summary=False,
-                                         plugins=[LightningEnvironment()])
+            self._predictor = pl.Trainer(accelerator=accelerator, strategy=ResidentSingleDevice(device),
+                                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                                         enable_model_summary=False, plugins=[LightningEnvironment()])
         return self._predictor
 
     @property

@@ -116,7 +116,7 @@ class SubmissionModule(pl.LightningModule):
         self.outputs_probabilities = False
         with torch.no_grad():
             try:
-                output = self(_ramp_faces(4))
+                output = self(_ramp_faces(4, self.device))
                 self.outputs_probabilities = bool(
                     isinstance(output, torch.Tensor) and output.is_floating_point() and output.dim() == 2
                     and output.shape[-1] > 1 and torch.isfinite(output).all() and (output >= 0).all()
@@ -142,7 +142,7 @@ class SubmissionModule(pl.LightningModule):
         if self.layout_probed:
             return self.memory_format == torch.channels_last
         self.layout_probed = True
-        probe = _ramp_faces(2)
+        probe = _ramp_faces(2, self.device)
         with torch.no_grad():
             try:
                 expected = self(probe)
@@ -177,7 +177,7 @@ class SubmissionModule(pl.LightningModule):
         if self.nnpack_probed:
             return self.nnpack
         self.nnpack, self.nnpack_probed = False, True
-        probe = _ramp_faces(NNPACK_MIN_BATCH)
+        probe = _ramp_faces(NNPACK_MIN_BATCH, self.device)
         with torch.no_grad():
             try:
                 expected = self(probe)
@@ -215,10 +215,11 @@ class SubmissionModule(pl.LightningModule):
         return self(pixels)
 
 
-def _ramp_faces(count: int) -> torch.Tensor:
-    """`count` faces of one gray ramp from 0 to 255 across them all: the probe the layout and kernel
-    choices compare their logits on."""
-    return torch.linspace(0, 255, count * IMAGE_SIDE * IMAGE_SIDE).reshape(count, IMAGE_SIDE, IMAGE_SIDE)
+def _ramp_faces(count: int, device: torch.device) -> torch.Tensor:
+    """`count` faces of one gray ramp from 0 to 255 across them all, on the model's device: the probe
+    the layout and kernel choices compare their logits on."""
+    ramp = torch.linspace(0, 255, count * IMAGE_SIDE * IMAGE_SIDE, device=device)
+    return ramp.reshape(count, IMAGE_SIDE, IMAGE_SIDE)
 
 
 def _five_crops(x: torch.Tensor, side: int) -> list[torch.Tensor]:
