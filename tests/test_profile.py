@@ -69,3 +69,18 @@ def test_the_machine_record_names_the_cpu_and_its_vector_extensions():
         flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
                      if line.startswith(("flags", "Features"))).split(":", 1)[1].split()
         assert record["vector_extensions"] == [name for name in VECTOR_EXTENSIONS if name in flags]
+
+
+def test_on_cuda_a_kernel_without_a_deterministic_version_warns_instead_of_failing_the_submission(monkeypatch):
+    # adaptive_avg_pool2d's backward on CUDA has no deterministic kernel; raising would fail the
+    # saliency of every model with a global average pool.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    before = torch.get_num_threads()
+    try:
+        get_profile("gpu").apply()
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        get_profile("cpu").apply()
+        assert not torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.set_num_threads(before)
