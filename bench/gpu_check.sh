@@ -31,19 +31,20 @@ if [ -n "${KIT:-}" ]; then
 fi
 
 python=""
+wanted='import torch, sys; sys.exit(not torch.cuda.is_available())'  # a torch that sees a CUDA GPU
+[ -n "$dry_run" ] && wanted='import torch'
 for candidate in python3 python /usr/bin/python3 .venv/bin/python; do
-  if [ -n "$dry_run" ]; then
-    if command -v "$candidate" >/dev/null && "$candidate" -c 'import torch' 2>/dev/null; then python="$(command -v "$candidate")"; fi
-  elif command -v "$candidate" >/dev/null && "$candidate" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then
+  if command -v "$candidate" >/dev/null && "$candidate" -c "$wanted" 2>/dev/null; then
     python="$(command -v "$candidate")"
+    break
   fi
-  [ -n "$python" ] && break
 done
 if [ -z "$python" ]; then
   echo "gpu_check: no Python here has a torch that sees a CUDA GPU" >&2
   exit 2
 fi
-"$python" -c 'import torch; print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, " + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU (dry run)"))'
+"$python" -c 'import torch; print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, "
+               + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU (dry run)"))'
 
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 missing=$("$python" - <<'PY'
@@ -130,7 +131,8 @@ fi
 "$python" - "$out" "$start" "$end" "$profile" "$copies" <<'PY'
 import json, statistics, sys
 from pathlib import Path
-out, start, end, profile, copies = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+out, profile, copies = Path(sys.argv[1]), sys.argv[4], int(sys.argv[5])
+start, end = float(sys.argv[2]), float(sys.argv[3])
 stages = ["load", "checks", "evaluate", "q1_saliency", "q2_filters", "q3_lime", "q4_freeform", "probes", "report"]
 results = [json.loads(path.read_text()) for path in sorted(out.glob("*/result.json"))]
 for result in results:
