@@ -74,3 +74,14 @@ def test_a_server_has_a_user_name_though_its_fresh_uid_is_in_no_password_databas
     env = launch(tmp_path, "subprocess", limits={}, profile=GPU).env
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True).stdout.strip() == "sandbox"
+
+
+def test_bubblewrap_is_started_by_the_full_path_the_grader_found_it_at(tmp_path, monkeypatch):
+    # Its environment's PATH is /usr/bin:/bin: a bwrap under /usr/local/bin or a kit's folder was
+    # found by the grader's check and then not by the launch.
+    from grader.sandbox import isolation
+
+    monkeypatch.setattr(isolation, "bwrap_executable", lambda: "/opt/kit/bin/bwrap")
+    launched = launch(tmp_path, "bwrap", limits={}, profile=GPU)
+    assert launched.argv[0] == "/opt/kit/bin/bwrap"
+    assert launched.env == {"PATH": "/usr/bin:/bin"}

@@ -251,3 +251,17 @@ def test_a_model_that_passes_reports_its_batch_gap_as_rounding_only():
     checks = check_model(InProcessModel(SubmissionModule(net)), faces().numpy())
     assert 0 <= checks.batch_gap < 1e-5
     assert checks.description.num_classes == 7
+
+
+def test_the_softmax_and_layout_probes_build_their_faces_on_the_model_s_device(monkeypatch):
+    # On a GPU the softmax probe ran CPU faces through a CUDA model, failed, and was read as "no
+    # softmax": such a model's probabilities would have been taken for its logits.
+    import grader.submission.module as module_file
+
+    asked: list[torch.device] = []
+    ramp = module_file._ramp_faces
+    monkeypatch.setattr(module_file, "_ramp_faces", lambda count, device: asked.append(device) or ramp(count, device))
+    module = SubmissionModule(nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 7), nn.Softmax(dim=1)))
+    assert module.use_probability_outputs()
+    module.use_channels_last()
+    assert asked == [module.device, module.device]
