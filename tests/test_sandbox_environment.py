@@ -1,4 +1,5 @@
-"""What a model's server starts with: an environment cleared but for the few host variables it needs, and\nits limits."""
+"""What a model's server starts with: an environment cleared but for the few host variables it
+needs, and its limits."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def _limits_in_a_child(device: str) -> tuple[int, int]:
     """RLIMIT_AS and RLIMIT_DATA as a server's limits leave them, in a child process."""
     code = ("import resource; from grader.sandbox.server import _apply_limits; "
             "_apply_limits({'memory_mb': 3000, 'file_size_mb': 10, 'cpu_seconds': 60, 'processes': 4096}, "
-            f"{device!r}); print(resource.getrlimit(resource.RLIMIT_AS)[0], resource.getrlimit(resource.RLIMIT_DATA)[0])")
+            f"{device!r}); "
+            "print(resource.getrlimit(resource.RLIMIT_AS)[0], resource.getrlimit(resource.RLIMIT_DATA)[0])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     return int(out[0]), int(out[1])
 

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.plugins.environments import LightningEnvironment
 import torch.nn.functional as F
+from pytorch_lightning.plugins.environments import LightningEnvironment
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.hooks import RemovableHandle
