@@ -249,7 +249,7 @@ class InProcessModel(ModelProtocol):
             # One process, one device: Lightning's own environment, never one it detects. Its detection
             # reads SLURM's variables on a cluster node and imports mpi4py where that is installed,
             # whose MPI_Init aborts the process outside an MPI launch (seen on a CUDA image).
-            self._predictor = pl.Trainer(accelerator=accelerator, strategy=ResidentSingleDevice(device),
+            self._predictor = pl.Trainer(accelerator=accelerator, devices=1, strategy=ResidentSingleDevice(device),
                                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                                          enable_model_summary=False, plugins=[LightningEnvironment()])
         return self._predictor
