@@ -41,18 +41,20 @@ SNAPSHOT_PREFIX = "xai-grader-submission-"
 
 
 @functools.cache
-def bwrap_executable() -> str:
-    """bwrap's full path, found on the grader's own PATH: it is started with the servers' PATH
-    (/usr/bin:/bin), which need not hold it (a bwrap under /usr/local or a kit's folder)."""
-    return shutil.which("bwrap") or "bwrap"
+def bwrap_executable() -> str | None:
+    """bwrap's full path, found on the grader's own PATH (None when it has none): it is started with
+    the servers' PATH (/usr/bin:/bin), which need not hold it (a bwrap under /usr/local or a kit's
+    folder)."""
+    return shutil.which("bwrap")
 
 
 @functools.cache
 def bwrap_works() -> bool:
     """Whether bubblewrap is installed and can create namespaces here (containers may forbid it)."""
-    if shutil.which("bwrap") is None:
+    executable = bwrap_executable()
+    if executable is None:
         return False
-    probe = subprocess.run([bwrap_executable(), "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
+    probe = subprocess.run([executable, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
                            capture_output=True, timeout=30)
     return probe.returncode == 0
 
@@ -186,7 +188,7 @@ def _bwrap_prefix(submission_binds: list[tuple[str, str]], mount_points: Iterabl
     # user, bwrap needs a user namespace to build the others.
     namespaces = (["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
                   if os.geteuid() == 0 else ["--unshare-all"])
-    args = [bwrap_executable(), *namespaces, "--die-with-parent", "--new-session", "--clearenv",
+    args = [bwrap_executable() or "bwrap", *namespaces, "--die-with-parent", "--new-session", "--clearenv",
             "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
     binds: list[tuple[str, str]] = []
     for name in ("usr", "etc/ld.so.cache", "etc/alternatives", "etc/fonts"):
