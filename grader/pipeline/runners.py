@@ -9,7 +9,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from grader.pipeline.class_plan import PlannedSubmission
 from grader.pipeline.setup import GradingSetup
-from grader.pipeline.student_folder import AssessedSubmission, assess_submission, write_submission
+from grader.pipeline.report_process import ReportProcess
+from grader.pipeline.student_folder import AssessedSubmission, assess_submission
 from grader.result import Result
 from grader.sandbox.starter import ServerStarter
 
@@ -19,16 +20,18 @@ class Runner:
 
     What is not the model's work is kept off the critical path (issue 20): the next submission's
     sandbox server is started while this one is graded (grader.sandbox.starter), and a submission's
-    figures, result.json and PDF are written on a second thread while the next one's model works,
-    and `on_result` is called from that thread as each is written. At most one submission waits to
-    be written, so memory holds two assessments at most."""
+    figures, result.json and PDF are written in a process of their own (grader.pipeline
+    .report_process) while the next one's model works; a second thread waits for each and calls
+    `on_result` as each is written. At most one submission waits to be written, so memory holds two
+    assessments at most."""
 
     def run(self, pending: Sequence[PlannedSubmission], setup: GradingSetup,
             on_result: Callable[[PlannedSubmission, Result], None]) -> None:
         def write(planned: PlannedSubmission, assessed: AssessedSubmission) -> None:
-            on_result(planned, write_submission(assessed, setup, None, planned.cache_key))  # as soon as it is done
+            on_result(planned, reports.write(assessed, planned.cache_key))  # as soon as it is done
 
         with server_starter(setup, expected=len(pending)) as servers, \
+                ReportProcess(setup, own_process=len(pending) > 1) as reports, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="xai-grader-report") as writer:
             writing: Future[None] | None = None
             for planned in pending:
