@@ -366,3 +366,26 @@ def test_road_ahead_imputes_each_ranked_output_on_its_helper_as_it_comes(faces, 
     assert with_helper.road.keys() == without.road.keys() == {
         "gradcam_morf", "gradcam_lerf", "integrated_gradients_morf", "integrated_gradients_lerf"}
     assert all(np.array_equal(with_helper.road[name], without.road[name]) for name in without.road)
+
+
+def test_road_ahead_makes_the_faces_itself_when_its_helper_process_died(faces):
+    """A helper process that died (grader.helper_process) fails the futures of its work with
+    BrokenExecutor; the probes then make those faces themselves, the same to the last bit."""
+    from concurrent.futures import BrokenExecutor, Future
+
+    from grader.scoring import probes
+
+    class DeadHelper:
+        def submit(self, *args, **kwargs) -> Future:
+            future: Future = Future()
+            future.set_exception(BrokenExecutor("the helper process died"))
+            return future
+
+    images, mouth = faces
+    ranking = np.random.default_rng(5).random((7, 48, 48))
+    ahead = probes.RoadAhead(DeadHelper())
+    maps = AttributionMaps("gradcam", images, np.zeros(7, np.int64), ranking)
+    ahead.add(QuestionOutput("q1", "gradcam", maps))
+    assert list(ahead._made) == ["gradcam"] and ahead._made["gradcam"].exception() is not None
+    made = ahead.images("gradcam", images, maps.ranking())
+    assert np.array_equal(made, road.road_images(images, maps.ranking()))

@@ -8,6 +8,7 @@ checks, the evaluation, one stage per rubric question, the probes, the weights f
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,10 +61,12 @@ class Assessment:
 
 
 def assess(model: ModelProtocol, faces: FaceSet, visualize: VisualizeSpec, rubric: Rubric, settings: TaskSettings,
-           log: StageLog, audit: GradientAudit | None = None, language: Language = "en") -> Assessment:
+           log: StageLog, audit: GradientAudit | None = None, language: Language = "en",
+           helper: Executor | None = None) -> Assessment:
     """Every stage after loading, in order, recorded in `log` (a gating failure stops the rest). The
     gradients each question receives are checked under its id when `audit` watches `model`
-    (grader.submission.gradient_audit)."""
+    (grader.submission.gradient_audit). `helper`: where ROAD's imputations are made while the model
+    works (a batch's helper process, grader.helper_process); None: a helper thread of this assessment."""
     assessment = Assessment()
     if log.failed:
         return assessment
@@ -77,9 +80,9 @@ def assess(model: ModelProtocol, faces: FaceSet, visualize: VisualizeSpec, rubri
         log.warnings += output_warnings(logits, assessment.evaluation, language, model.describe().outputs)
     if log.failed:
         return assessment
-    # ROAD's imputations start on a helper thread as each question's maps come (grader.scoring.probes).
-    with helper_thread("road") as helper:
-        road_ahead = RoadAhead(helper)
+    # ROAD's imputations start on the helper as each question's maps come (grader.scoring.probes).
+    with (contextlib.nullcontext(helper) if helper is not None else helper_thread("road")) as road_helper:
+        road_ahead = RoadAhead(road_helper)
         _answer_questions(assessment, model, faces, visualize, rubric, settings, log, audit, language, road_ahead)
         with log.stage(PROBES), _audited(audit, "probes"):
             assessment.probes = run_probes(model, assessment.outputs, settings, road_ahead)

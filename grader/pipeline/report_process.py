@@ -19,11 +19,11 @@ failure and the next one is written by a new process: one submission can fail on
 from __future__ import annotations
 
 import multiprocessing
-import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
+from grader.helper_process import ignore_interrupts
 from grader.outfolder import OutputFolderError
 from grader.pipeline.setup import GradingSetup
 from grader.pipeline.student_folder import AssessedSubmission, write_submission
@@ -116,8 +116,7 @@ class ReportProcess:
 
 
 def _quiet_process() -> None:
-    # Ctrl-C reaches the whole process group; the grading process decides what stops, and stops this.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_interrupts()
     quiet_libraries()
 
 

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from grader.helper_process import HelperProcess
 from grader.pipeline.class_plan import PlannedSubmission
 from grader.pipeline.setup import GradingSetup
 from grader.pipeline.report_process import ReportProcess
@@ -23,19 +24,24 @@ class Runner:
     figures, result.json and PDF are written in a process of their own (grader.pipeline
     .report_process) while the next one's model works; a second thread waits for each and calls
     `on_result` as each is written. At most one submission waits to be written, so memory holds two
-    assessments at most."""
+    assessments at most. The grader's own work beside a model's requests (ROAD's imputations) runs
+    in a helper process (grader.helper_process). A batch of one submission, where nothing runs
+    beside, starts neither process."""
 
     def run(self, pending: Sequence[PlannedSubmission], setup: GradingSetup,
             on_result: Callable[[PlannedSubmission, Result], None]) -> None:
         def write(planned: PlannedSubmission, assessed: AssessedSubmission) -> None:
             on_result(planned, reports.write(assessed, planned.cache_key))  # as soon as it is done
 
+        batch = len(pending) > 1
         with server_starter(setup, expected=len(pending)) as servers, \
-                ReportProcess(setup, own_process=len(pending) > 1) as reports, \
+                ReportProcess(setup, own_process=batch) as reports, \
+                (HelperProcess() if batch else contextlib.nullcontext()) as helper, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="xai-grader-report") as writer:
             writing: Future[None] | None = None
             for planned in pending:
-                assessed = assess_submission(planned.folder, setup, identity=planned.identity, servers=servers)
+                assessed = assess_submission(planned.folder, setup, identity=planned.identity, servers=servers,
+                                             helper=helper)
                 if writing is not None:
                     writing.result()  # an OutputFolderError stops the run here
                 writing = writer.submit(write, planned, assessed)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,15 +79,17 @@ def grade_submission(folder: Path, setup: GradingSetup, listener: StageListener 
 
 
 def assess_submission(folder: Path, setup: GradingSetup, listener: StageListener | None = None,
-                      identity: Identity | None = None, servers: ServerStarter | None = None) -> AssessedSubmission:
+                      identity: Identity | None = None, servers: ServerStarter | None = None,
+                      helper: Executor | None = None) -> AssessedSubmission:
     """The submission's stages up to and including its model's work; never raises but for
-    OutputFolderError (see `grade_submission`)."""
+    OutputFolderError (see `grade_submission`). helper: a batch's helper process for the grader's
+    own work beside the model (grader.helper_process); None: a helper thread (pipeline.assessment)."""
     setup.profile.apply(models_here=setup.isolation == "inprocess")
     submission = _Submission(folder=folder, student_id=identity.student_id if identity else folder_student_id(folder))
     log = StageLog(listener=listener)
     audit = GradientAudit(GradientCheckSettings.for_dtype(setup.profile.dtype), seed=hidden_seed(setup.evaluation))
     try:
-        assessment = _read_and_assess(submission, setup, identity, log, audit, servers)
+        assessment = _read_and_assess(submission, setup, identity, log, audit, servers, helper)
     except OutputFolderError:
         raise
     except Exception as error:  # noqa: BLE001  (the grader's own failure on this submission: fail it, go on)
@@ -110,7 +113,8 @@ def write_submission(assessed: AssessedSubmission, setup: GradingSetup, listener
 
 
 def _read_and_assess(submission: _Submission, setup: GradingSetup, identity: Identity | None, log: StageLog,
-                     audit: GradientAudit, servers: ServerStarter | None = None) -> Assessment:
+                     audit: GradientAudit, servers: ServerStarter | None = None,
+                     helper: Executor | None = None) -> Assessment:
     """The folder's stages (snapshot, spec, load), then the assessment of its model."""
     files = None
     with log.stage(SNAPSHOT):
@@ -125,8 +129,8 @@ def _read_and_assess(submission: _Submission, setup: GradingSetup, identity: Ide
             model = AuditedModel(open_model(submission.folder, submission.spec, setup, servers), audit)
     try:
         visualize = submission.spec.visualize if submission.spec is not None else VisualizeSpec()
-        return assess(model, setup.evaluation, visualize, setup.rubric, setup.tasks, log, audit, setup.language) \
-            if model is not None else Assessment()
+        return assess(model, setup.evaluation, visualize, setup.rubric, setup.tasks, log, audit, setup.language,
+                      helper) if model is not None else Assessment()
     finally:
         if model is not None:
             try:

@@ -9,7 +9,7 @@ attribution map the questions made, beside those of a random pixel order, and th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import Executor, Future
+from concurrent.futures import BrokenExecutor, Executor, Future
 
 import numpy as np
 
@@ -67,9 +67,15 @@ class RoadAhead:
             self._made[name] = self.helper.submit(road_images, images, ranking)
 
     def images(self, name: str, images: np.ndarray, ranking: np.ndarray) -> np.ndarray:
-        """The perturbed faces of the ranking called `name` (made ahead, or now)."""
+        """The perturbed faces of the ranking called `name` (made ahead, or now: also when the helper
+        process making them died, grader.helper_process)."""
         made = self._made.pop(name, None)
-        return made.result() if made is not None else road_images(images, ranking)
+        if made is not None:
+            try:
+                return made.result()
+            except BrokenExecutor:
+                pass
+        return road_images(images, ranking)
 
 
 def run_probes(model: ModelProtocol, outputs: Mapping[str, QuestionOutput], settings: TaskSettings,

@@ -1,0 +1,55 @@
+"""One helper process for the grader's own CPU work beside a model's requests, for a batch (issue 20).
+
+grader.helper_thread runs such work on a thread of the grading process. ROAD's imputations (about
+half a second of a core a submission, much of it in LAPACK calls that keep the interpreter's lock)
+ran there while the model answered the class-model visualization's 200 small requests, and each
+answer waited for the lock: in one run, alternating thread and process submission by submission,
+that question took 1.24 s with the thread and 0.95 s with a process (bench/RESULTS.md,
+"report_process"). A batch that grades many submissions in one process therefore hands that work to
+a process of its own, started once (by `spawn`: the grading process has threads, which a fork would
+copy in whatever state they are).
+
+The work sent must be a module-level function of arrays: it is pickled there and back. The result is
+the same to the last bit (the same code on the same numbers, one thread of BLAS in both).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+
+class HelperProcess(Executor):
+    """An Executor of one process, started at the first `submit` (the work's modules are imported
+    there by its first task); a process that died is replaced at the next `submit`. The futures of
+    what a dead process was running fail with BrokenProcessPool (concurrent.futures' BrokenExecutor),
+    and their callers do that work themselves."""
+
+    def __init__(self) -> None:
+        self._pool = self._start()
+
+    @staticmethod
+    def _start() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=ignore_interrupts)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        try:
+            return self._pool.submit(fn, *args, **kwargs)
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._start()
+            return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def ignore_interrupts() -> None:
+    """A helper process's first act. Ctrl-C reaches the whole process group; the grading process
+    decides what stops, and stops its helpers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
