@@ -16,11 +16,16 @@ the same to the last bit (the same code on the same numbers, one thread of BLAS 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
+
+ORPHAN_POLL_SECONDS = 0.5
 
 
 class HelperProcess(Executor):
@@ -35,7 +40,7 @@ class HelperProcess(Executor):
     @staticmethod
     def _start() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=ignore_interrupts)
+                                   initializer=become_helper, initargs=(os.getpid(),))
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         try:
@@ -49,7 +54,16 @@ class HelperProcess(Executor):
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
-def ignore_interrupts() -> None:
-    """A helper process's first act. Ctrl-C reaches the whole process group; the grading process
-    decides what stops, and stops its helpers."""
+def become_helper(parent: int) -> None:
+    """A helper process's first act: Ctrl-C reaches the whole process group, but the grading process
+    decides what stops, and stops its helpers; and a helper leaves when its grading process is gone
+    (killed, even by SIGKILL), where it would otherwise wait for work forever (it holds its own queue's
+    writing end, so it never reads an end of file)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="xai-grader-orphan-watch", daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_POLL_SECONDS)
+    os._exit(1)

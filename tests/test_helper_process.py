@@ -1,10 +1,15 @@
 """The helper process of a batch (grader.helper_process): the grader's own work beside the model's
-requests runs in another interpreter, with the same result, and a process that died is replaced."""
+requests runs in another interpreter, with the same result; a process that died is replaced, and one
+whose grading process was killed leaves."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from concurrent.futures import BrokenExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,3 +42,33 @@ def test_a_helper_process_that_died_fails_its_work_and_is_replaced_at_the_next_s
         assert second not in (first, os.getpid())
     finally:
         helper.shutdown()
+
+
+KILLED_GRADER = """
+import os, signal
+from grader.helper_process import HelperProcess
+
+if __name__ == "__main__":
+    print(HelperProcess().submit(os.getpid).result(), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_helper_process_leaves_when_its_grading_process_is_killed(tmp_path):
+    script = tmp_path / "killed_grader.py"
+    script.write_text(KILLED_GRADER)
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[1])
+    helper = int(ran.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while _alive(helper) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(helper)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

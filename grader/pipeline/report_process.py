@@ -19,11 +19,12 @@ failure and the next one is written by a new process: one submission can fail on
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
-from grader.helper_process import ignore_interrupts
+from grader.helper_process import become_helper
 from grader.outfolder import OutputFolderError
 from grader.pipeline.setup import GradingSetup
 from grader.pipeline.student_folder import AssessedSubmission, write_submission
@@ -67,7 +68,7 @@ class ReportProcess:
         its first submission's model works)."""
         if self.own_process and self._executor is None:
             self._executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_quiet_process)
+                                                 initializer=_become_report_process, initargs=(os.getpid(),))
             # The setup (the evaluation faces: megabytes) goes as the first task, not as the initializer's
             # argument: multiprocessing writes those to a new process through a pipe whose reading end
             # it holds itself until done, so a process that died at start would leave it waiting forever.
@@ -115,8 +116,8 @@ class ReportProcess:
         self._executor = self._started = None
 
 
-def _quiet_process() -> None:
-    ignore_interrupts()
+def _become_report_process(parent: int) -> None:
+    become_helper(parent)
     quiet_libraries()
 
 
