@@ -61,19 +61,23 @@ def test_a_figure_that_cannot_be_drawn_is_left_out_with_an_error(two_students, t
 
 def test_a_failure_of_the_graders_own_fails_only_that_submission(two_students, tmp_path, small_eval_csv,
                                                                  monkeypatch):
-    real = student_folder.scored_result
+    # A stand-in for a bug of the grader's own that shows only when a submission is written: an answer
+    # that is not text, made where the folder is read (here) and failing where its result is built (in
+    # the batch's report process, grader.pipeline.report_process, which a monkeypatch does not reach).
+    real = student_folder._read_spec
 
-    def flaky(*args, student_id, **kwargs):
-        if student_id == "b00000001":
-            raise RuntimeError("an unforeseen bug")
-        return real(*args, student_id=student_id, **kwargs)
+    def flawed(submission, *args, **kwargs):
+        real(submission, *args, **kwargs)
+        if submission.student_id == "b00000001":
+            submission.answers = {**submission.answers, "q1": ["not", "text"]}
 
-    monkeypatch.setattr(student_folder, "scored_result", flaky)
+    monkeypatch.setattr(student_folder, "_read_spec", flawed)
     results = {r.student_id: r for r in grade_class(two_students, setup_for(tmp_path / "out", small_eval_csv))}
     assert results["b00000000"].status == "graded"
     failed = results["b00000001"]
     assert failed.status == "failed" and failed.errors[-1].stage == "grader"
-    assert "RuntimeError: an unforeseen bug" in failed.errors[-1].message and "not yours" in failed.errors[-1].message
+    assert "ValidationError" in failed.errors[-1].message and "answers.q1" in failed.errors[-1].message
+    assert "not yours" in failed.errors[-1].message
     assert json.loads((tmp_path / "out" / "b00000001" / "result.json").read_text())["status"] == "failed"
     assert not failed.cache_key  # the next run tries again
     for name in ("gradebook.csv", "similarity.csv", "index.html"):
