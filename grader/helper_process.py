@@ -3,11 +3,11 @@
 grader.helper_thread runs such work on a thread of the grading process. ROAD's imputations (about
 half a second of a core a submission, much of it in LAPACK calls that keep the interpreter's lock)
 ran there while the model answered the class-model visualization's 200 small requests, and each
-answer waited for the lock: in one run, alternating thread and process submission by submission,
-that question took 1.24 s with the thread and 0.95 s with a process (bench/RESULTS.md,
-"report_process"). A batch that grades many submissions in one process therefore hands that work to
-a process of its own, started once (by `spawn`: the grading process has threads, which a fork would
-copy in whatever state they are).
+answer waited for the lock: in one run, alternating threads and processes submission by submission
+(this work and the report's together), that question took 1.13 s with threads and 0.93 s with
+processes (bench/RESULTS.md, "helpers_alternating"). A batch that grades many submissions in one
+process therefore hands that work to a process of its own, started once (by `spawn`: the grading
+process has threads, which a fork would copy in whatever state they are).
 
 The work sent must be a module-level function of arrays: it is pickled there and back. The result is
 the same to the last bit (the same code on the same numbers, one thread of BLAS in both).

@@ -7,7 +7,7 @@ about 2 s of a core, almost all of it holding the interpreter's lock) made the m
 the thread that sends them needs the lock for a moment after every answer, and got it only when the
 writer gave it up, about 1 ms later on average, over some 365 requests a submission, and its own work
 between requests ran at half speed. A process has its own interpreter's lock (bench/RESULTS.md,
-"report_process").
+"helpers_alternating").
 
 The process is started by `spawn` (a fresh interpreter: the grading process has threads, which a fork
 would copy in whatever state they are), is handed the run's GradingSetup once, and runs the same
