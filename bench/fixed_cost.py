@@ -17,7 +17,9 @@ when each result is done:
   recorded with a copy of its arguments, then the calls are replayed alone, each timed. Timing the
   calls as the assessment makes them would count the grader's own work that overlaps them (its
   helper threads, grader.helper_thread) as the model's;
-- fixed cost: steady minus model work, what this issue brings under 2 s.
+- fixed cost: steady minus model work, what this issue brings under 2 s; the medians' difference,
+  and each run's own (its steady state minus the model work measured right after it, in the same
+  minutes), whose spread shows how far this VM's drift reaches.
 
 The previous commit (`--against`, default HEAD~1) is checked out into a temporary git worktree and
 measured by this same file run with that tree first on PYTHONPATH, one tree after the other, so the
@@ -185,8 +187,10 @@ def steady_state(done: list[float]) -> float:
 def summary(name: str, measured: dict) -> list[str]:
     work = measured["model_work"]
     intervals = " | ".join(" ".join(f"{i:.2f}" for i in run) for run in measured["intervals"])
+    by_run = " ".join(f"{fixed:.2f}" for fixed in measured["fixed_by_run"])
     return [f"{name:<22} {measured['first']:8.2f} {measured['steady']:8.2f} {work:11.2f} "
-            f"{measured['steady'] - work:11.2f}   intervals {intervals}"]
+            f"{measured['steady'] - work:11.2f}   intervals {intervals}",
+            f"{'':<22} fixed cost of each run (its steady state minus its own model work): {by_run}"]
 
 
 def compare(against: str, copies: int, quick: bool, rounds: int = 1) -> None:
@@ -234,7 +238,8 @@ def merged(runs: list[dict]) -> dict:
             "first": statistics.median(run["done"][0] for run in runs),
             "steady": statistics.median(steady_state(run["done"]) for run in runs),
             "model_work": statistics.median(run["model_work"] for run in runs),
-            "intervals": [[b - a for a, b in zip(run["done"], run["done"][1:])] for run in runs]}
+            "intervals": [[b - a for a, b in zip(run["done"], run["done"][1:])] for run in runs],
+            "fixed_by_run": [steady_state(run["done"]) - run["model_work"] for run in runs]}
 
 
 def main() -> None:
