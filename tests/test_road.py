@@ -389,3 +389,27 @@ def test_road_ahead_makes_the_faces_itself_when_its_helper_process_died(faces):
     assert list(ahead._made) == ["gradcam"] and ahead._made["gradcam"].exception() is not None
     made = ahead.images("gradcam", images, maps.ranking())
     assert np.array_equal(made, road.road_images(images, maps.ranking()))
+
+
+def test_road_ahead_cancels_what_the_probes_did_not_take(faces):
+    """A batch's helper outlives each assessment: faces the probes never asked for (a stage failed
+    before them) are not made for nothing."""
+    from concurrent.futures import Future
+
+    from grader.scoring import probes
+
+    class QueuedHelper:  # nothing it is given starts
+        def __init__(self) -> None:
+            self.futures: list[Future] = []
+
+        def submit(self, *args, **kwargs) -> Future:
+            self.futures.append(Future())
+            return self.futures[-1]
+
+    images, _ = faces
+    helper = QueuedHelper()
+    ahead = probes.RoadAhead(helper)
+    ahead.add(QuestionOutput("q1", "gradcam", AttributionMaps("gradcam", images, np.zeros(7, np.int64),
+                                                              np.random.default_rng(6).random((7, 48, 48)))))
+    ahead.cancel()
+    assert len(helper.futures) == 1 and helper.futures[0].cancelled()

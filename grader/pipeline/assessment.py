@@ -83,9 +83,13 @@ def assess(model: ModelProtocol, faces: FaceSet, visualize: VisualizeSpec, rubri
     # ROAD's imputations start on the helper as each question's maps come (grader.scoring.probes).
     with (contextlib.nullcontext(helper) if helper is not None else helper_thread("road")) as road_helper:
         road_ahead = RoadAhead(road_helper)
-        _answer_questions(assessment, model, faces, visualize, rubric, settings, log, audit, language, road_ahead)
-        with log.stage(PROBES), _audited(audit, "probes"):
-            assessment.probes = run_probes(model, assessment.outputs, settings, road_ahead)
+        try:
+            _answer_questions(assessment, model, faces, visualize, rubric, settings, log, audit, language,
+                              road_ahead)
+            with log.stage(PROBES), _audited(audit, "probes"):
+                assessment.probes = run_probes(model, assessment.outputs, settings, road_ahead)
+        finally:
+            road_ahead.cancel()
     with log.stage(FINGERPRINT):  # the similarity report's weights evidence
         assessment.fingerprint = model.weights_fingerprint()
     return assessment

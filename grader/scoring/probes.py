@@ -77,6 +77,13 @@ class RoadAhead:
                 pass
         return road_images(images, ranking)
 
+    def cancel(self) -> None:
+        """Drop what the probes did not take (a stage failed before them): what has not started is not
+        made. A batch's helper process outlives the assessment, and would make it for nothing."""
+        for made in self._made.values():
+            made.cancel()
+        self._made.clear()
+
 
 def run_probes(model: ModelProtocol, outputs: Mapping[str, QuestionOutput], settings: TaskSettings,
                road_ahead: RoadAhead | None = None) -> Probes:
