@@ -39,8 +39,7 @@ class HelperProcess(Executor):
 
     @staticmethod
     def _start() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=become_helper, initargs=(os.getpid(),))
+        return one_process_pool()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         try:
@@ -52,6 +51,13 @@ class HelperProcess(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def one_process_pool(initializer: Callable[[int], None] | None = None) -> ProcessPoolExecutor:
+    """A pool of one process started by `spawn`, whose first act is `initializer(parent pid)`
+    (default `become_helper`; one of its own must call `become_helper` too)."""
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=initializer or become_helper, initargs=(os.getpid(),))
 
 
 def become_helper(parent: int) -> None:

@@ -18,13 +18,11 @@ failure and the next one is written by a new process: one submission can fail on
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
-from grader.helper_process import become_helper
+from grader.helper_process import become_helper, one_process_pool
 from grader.outfolder import OutputFolderError
 from grader.pipeline.setup import GradingSetup
 from grader.pipeline.student_folder import AssessedSubmission, write_submission
@@ -67,8 +65,7 @@ class ReportProcess:
         """Start the process now (its imports take a core for a few seconds; a batch starts it while
         its first submission's model works)."""
         if self.own_process and self._executor is None:
-            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_become_report_process, initargs=(os.getpid(),))
+            self._executor = one_process_pool(_become_report_process)
             # The setup (the evaluation faces: megabytes) goes as the first task, not as the initializer's
             # argument: multiprocessing writes those to a new process through a pipe whose reading end
             # it holds itself until done, so a process that died at start would leave it waiting forever.
