@@ -101,6 +101,7 @@ result = json.loads(results[0].read_text())
 took = float(sys.argv[4]) - float(sys.argv[3])
 print(f"preflight: {result['status']} in {took:.1f} s, isolation {result.get('isolation')}, "
       f"device {result['profile'].get('device')}")
+print("  stages: " + ", ".join(f"{stage} {seconds:.2f}" for stage, seconds in result["timings"].items()))
 for error in result.get("errors", []):
     print(f"  {error['stage']}: {error['message'][:1500]}")
 sys.exit(0 if result["status"] == "graded" else 1)
@@ -115,6 +116,28 @@ if ! preflight; then
     echo "gpu_check: the preflight failed" >&2; exit 3
   fi
 fi
+
+# What a fresh process pays for the device before its first answer (the sandbox servers warm it
+# ahead: HardwareProfile.warm): one process alone, then one per worker at once, as a class starts.
+device_probe() {
+  "$python" - "$1" "$profile" <<'PY'
+import subprocess, sys
+code = """
+import time; t0 = time.perf_counter()
+import torch; t1 = time.perf_counter()
+from grader.profile import exercise_device; exercise_device(sys.argv[1]); t2 = time.perf_counter()
+print(f"{t1 - t0:.2f} {t2 - t1:.2f}")
+"""
+device = "cuda" if sys.argv[2] == "gpu" else "cpu"
+for count in (1, int(sys.argv[1])):
+    runs = [subprocess.Popen([sys.executable, "-c", "import sys\n" + code, device], stdout=subprocess.PIPE, text=True)
+            for _ in range(count)]
+    times = [tuple(map(float, run.communicate()[0].split())) for run in runs]
+    print(f"device probe, {count} process(es) at once: import torch {max(t[0] for t in times):.2f} s, "
+          f"context and handles {min(t[1] for t in times):.2f}-{max(t[1] for t in times):.2f} s")
+PY
+}
+device_probe "$workers" || echo "device probe failed"
 
 make_class "$scratch/class" "$copies"
 rm -rf "$out"
@@ -131,8 +154,8 @@ if [ "$status" != 0 ]; then
   echo "grader grade exited with $status$( [ "$status" = 124 ] && echo " (the time limit)"); its last lines:"
   tail -n 15 "$scratch/grade.log"
 fi
-"$python" - "$out" "$start" "$end" "$profile" "$copies" <<'PY'
-import json, statistics, sys
+"$python" - "$out" "$start" "$end" "$profile" "$copies" "$workers" <<'PY'
+import json, os, statistics, sys
 from pathlib import Path
 out, profile, copies = Path(sys.argv[1]), sys.argv[4], int(sys.argv[5])
 start, end = float(sys.argv[2]), float(sys.argv[3])
@@ -144,6 +167,15 @@ wall = end - start
 graded = sum(r["status"] == "graded" for r in results)
 print(f"{len(results)} of {copies} submissions ({graded} graded) in {wall:.1f} s: "
       f"{60 * len(results) / wall:.1f} submissions/min")
+# The steady state: after each worker's first submission (its zygote's imports, its first CUDA
+# context), when each result was written.
+workers = int(sys.argv[6])
+written = sorted(os.path.getmtime(path) for path in out.glob("*/result.json"))
+if len(written) > 2 * workers:
+    steady = 60 * (len(written) - workers) / (written[-1] - written[workers - 1])
+    first_wave = written[workers - 1] - start
+    print(f"steady state: {steady:.1f} submissions/min after the first wave ({first_wave:.1f} s); "
+          f"a class of {copies} at that rate: {first_wave + 60 * (copies - workers) / steady:.0f} s")
 for result in results:
     for error in result.get("errors", [])[:1]:
         print(f"  {result['folder']} {result['status']}: {error['stage']}: {error['message'][:300]}")

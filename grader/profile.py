@@ -78,6 +78,15 @@ class HardwareProfile(BaseModel):
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
 
+    def warm(self) -> None:
+        """Create ahead what a submission's first requests would otherwise wait for: on CUDA the
+        process's context and cuBLAS's and cuDNN's handles (`exercise_device`), which took seconds of
+        each submission's load on a shared H200 (issue 20). A sandbox server calls it once the profile
+        is applied and before any student code is in it, so that a server started ahead of need has
+        them ready; nothing on the CPU, whose libraries need no such start."""
+        if self.device == "cuda":
+            exercise_device(self.device)
+
     def unavailable_reason(self) -> str | None:
         """Why this machine cannot run the profile, in words; None when it can."""
         if self.device != "cuda":
@@ -149,3 +158,19 @@ def get_profile(name: str) -> HardwareProfile:
     if name not in PROFILES:
         raise ValueError(f"unknown profile '{name}': choose one of {', '.join(PROFILES)}")
     return PROFILES[name]
+
+
+def exercise_device(device: str) -> None:
+    """One tiny convolution, forward and backward to its input, and one matrix product on `device`,
+    waited for: on CUDA this creates the context and the cuDNN and cuBLAS handles that any model's
+    first forward and gradient would. Zeros throughout and no random generator touched, so it
+    changes nothing a submission's numbers depend on."""
+    import torch
+
+    pixels = torch.zeros(1, 1, 8, 8, device=device, requires_grad=True)
+    kernel = torch.zeros(2, 1, 3, 3, device=device)
+    (gradient,) = torch.autograd.grad(torch.nn.functional.conv2d(pixels, kernel).sum(), pixels)
+    product = torch.zeros(8, 8, device=device) @ torch.zeros(8, 8, device=device)
+    if gradient.is_cuda:
+        torch.cuda.synchronize(gradient.device)
+    del gradient, product

@@ -84,3 +84,23 @@ def test_on_cuda_a_kernel_without_a_deterministic_version_warns_instead_of_faili
         assert not torch.is_deterministic_algorithms_warn_only_enabled()
     finally:
         torch.set_num_threads(before)
+
+
+def test_warming_the_device_draws_nothing_from_the_random_generator():
+    # A server warms its device before the submission is in it: a submission's numbers must be the
+    # same whether its server was warmed or not.
+    from grader.profile import exercise_device
+
+    before = torch.get_rng_state()
+    exercise_device("cpu")
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_only_a_cuda_profile_warms_its_device_ahead(monkeypatch):
+    import grader.profile
+
+    warmed: list[str] = []
+    monkeypatch.setattr(grader.profile, "exercise_device", warmed.append)
+    get_profile("cpu").warm()
+    get_profile("gpu").warm()
+    assert warmed == ["cuda"]
