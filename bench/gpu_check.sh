@@ -154,12 +154,14 @@ if [ "$status" != 0 ]; then
   echo "grader grade exited with $status$( [ "$status" = 124 ] && echo " (the time limit)"); its last lines:"
   tail -n 15 "$scratch/grade.log"
 fi
+# What the grader warned of (a zygote that could not fork its servers, and the like), each once.
+grep -v "findfont" "$scratch/grade.log" | grep -i "xai-grader\|warning" | sort | uniq -c | sort -rn | head -n 12 || true
 "$python" - "$out" "$start" "$end" "$profile" "$copies" "$workers" <<'PY'
 import json, os, statistics, sys
 from pathlib import Path
 out, profile, copies = Path(sys.argv[1]), sys.argv[4], int(sys.argv[5])
 start, end = float(sys.argv[2]), float(sys.argv[3])
-stages = ["load", "checks", "evaluate", "q1_saliency", "q2_filters", "q3_lime", "q4_freeform", "probes", "report"]
+stages = ["sandbox_start", "load", "checks", "evaluate", "q1_saliency", "q2_filters", "q3_lime", "q4_freeform", "probes", "report"]
 results = [json.loads(path.read_text()) for path in sorted(out.glob("*/result.json"))]
 for result in results:
     assert result["profile"]["device"] == ("cuda" if profile == "gpu" else "cpu"), "graded under another profile"

@@ -66,6 +66,9 @@ kit_install() {
   <cachedir>$root/fontcache</cachedir>
 </fontconfig>
 CONF
+  # matplotlib finds fonts by fc-list, which a CUDA image lacks, or in its own list of folders, which
+  # holds the user's: the figures' CJK font goes there (the PDF's comes through FONTCONFIG_FILE).
+  mkdir -p "$HOME/.local/share/fonts" && ln -sf "$kit"/fonts/*.ttc "$HOME/.local/share/fonts/"
   export PYTHONPATH="$root/site-packages${PYTHONPATH:+:$PYTHONPATH}"
   export LD_LIBRARY_PATH="$root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export FONTCONFIG_FILE="$root/fonts.conf"

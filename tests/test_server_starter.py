@@ -35,6 +35,7 @@ def test_a_server_started_ahead_waits_for_its_submission_and_the_wait_is_not_the
     model = SandboxedModel.open(folder, SHORT, "bwrap", server=server)
     try:
         assert model.logits(FACES).shape == (2, 7)
+        assert model.start_wait < 1.0  # started long before: opening it did not wait for its imports
     finally:
         model.close()
 
@@ -47,6 +48,25 @@ def test_a_server_s_start_up_is_not_counted_in_its_submission_s_load_limit(tmp_p
         assert model.logits(FACES).shape == (2, 7)
     finally:
         model.close()
+
+
+def test_the_wait_for_a_sandbox_s_start_up_is_set_apart_from_the_submission_s_load_time(tmp_path):
+    # A server started for the submission itself: its imports (seconds) are the grader's, and the
+    # report says so, instead of showing them as the student's load time.
+    setup = sandboxed_setup(tmp_path / "out")
+    result = grade_submission(submission(tmp_path / "submissions", "honest"), setup)
+    stages = list(result.timings)
+    assert stages.index("sandbox_start") == stages.index("load") - 1
+    assert result.timings["sandbox_start"] > 0.5 > result.timings["load"]
+
+
+def test_a_server_started_when_taken_counts_its_start_up_as_waited_for(tmp_path):
+    with ServerStarter(PROFILE, "bwrap", expected=1) as servers:
+        model = SandboxedModel.open(submission(tmp_path, "honest"), PROFILE, "bwrap", server=servers.take())
+        try:
+            assert model.start_wait > 0.5  # torch and Lightning imported (by its zygote, or by itself)
+        finally:
+            model.close()
 
 
 def test_a_server_that_does_not_start_in_time_is_the_graders_failure_not_the_students(tmp_path, monkeypatch):

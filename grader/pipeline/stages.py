@@ -25,6 +25,8 @@ class Stage:
 
 SNAPSHOT, SPEC, LOAD, CHECKS, EVALUATE = (Stage("snapshot"), Stage("spec"), Stage("load"), Stage("checks"),
                                          Stage("evaluate"))
+SANDBOX_START = "sandbox_start"
+"""Not a stage: the part of `load` spent waiting for a sandbox server's start-up (StageLog.set_apart)."""
 PROBES, FINGERPRINT, REPORT = Stage("probes", gating=False), Stage("fingerprint", gating=False), \
     Stage("report", gating=False)
 BEFORE_QUESTIONS = (SNAPSHOT, SPEC, LOAD, CHECKS, EVALUATE)
@@ -64,6 +66,21 @@ class StageLog:
     warnings: list[StageError] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     failed: bool = False
+
+    def set_apart(self, stage: Stage, part: str, seconds: float) -> None:
+        """Move `seconds` of `stage`'s recorded time into an entry `part` of its own, just before it:
+        time the stage spent waiting for the grader's own work (a sandbox's start-up), which is
+        not the submission's and should not read as its."""
+        if stage.name not in self.timings:
+            return
+        seconds = round(min(max(seconds, 0.0), self.timings[stage.name]), 4)
+        ordered = {}
+        for name, value in self.timings.items():
+            if name == stage.name:
+                ordered[part] = seconds
+                value = round(value - seconds, 4)
+            ordered[name] = value
+        self.timings = ordered
 
     @contextmanager
     def stage(self, stage: Stage | str) -> Iterator[None]:

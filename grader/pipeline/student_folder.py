@@ -21,7 +21,7 @@ from grader.outfolder import OutputFolderError, is_disk_error, staged_folder
 from grader.pipeline.assessment import Assessment, assess
 from grader.pipeline.result_record import profile_record, scored_result
 from grader.pipeline.setup import GradingSetup, Identity
-from grader.pipeline.stages import LOAD, REPORT, SNAPSHOT, SPEC, StageListener, StageLog
+from grader.pipeline.stages import LOAD, REPORT, SANDBOX_START, SNAPSHOT, SPEC, StageListener, StageLog
 from grader.protocol import ModelProtocol
 from grader.report.artifacts import write_artifacts
 from grader.report.pdf import render_html, write_pdf
@@ -125,8 +125,12 @@ def _read_and_assess(submission: _Submission, setup: GradingSetup, identity: Ide
             _read_spec(submission, files, identity, log)
     model: ModelProtocol | None = None
     if not log.failed:
+        opened: ModelProtocol | None = None
         with log.stage(LOAD):
-            model = AuditedModel(open_model(submission.folder, submission.spec, setup, servers), audit)
+            opened = open_model(submission.folder, submission.spec, setup, servers)
+            model = AuditedModel(opened, audit)
+        if isinstance(opened, SandboxedModel):
+            log.set_apart(LOAD, SANDBOX_START, opened.start_wait)
     try:
         visualize = submission.spec.visualize if submission.spec is not None else VisualizeSpec()
         return assess(model, setup.evaluation, visualize, setup.rubric, setup.tasks, log, audit, setup.language,

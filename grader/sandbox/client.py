@@ -59,6 +59,9 @@ class SandboxServer:
             remove_snapshot(self._snapshot)
             raise
         self.output = CapturedOutput(self.process.stderr)
+        self.start_wait = 0.0
+        """Seconds the submission waited for this server's start-up: in `load`, and in starting it when
+        none had been started ahead (grader.sandbox.starter). The grader's work, not the submission's."""
         self._closed = False
         self._loaded = False
 
@@ -92,8 +95,9 @@ class SandboxServer:
         limits count it: on a loaded machine it can take many times its usual 3-5 s. A server that
         has not started within STARTUP_SECONDS is the grader's failure (stage `grader`, graded again
         on the next run), not a timeout of the student's."""
+        waiting_since = time.monotonic()
         try:
-            started = read_message(self.process.responses, time.monotonic() + STARTUP_SECONDS)
+            started = read_message(self.process.responses, waiting_since + STARTUP_SECONDS)
         except TimeoutError:
             self.kill()
             raise SubmissionError("grader", f"the sandbox did not start within {STARTUP_SECONDS} s (importing torch "
@@ -102,6 +106,8 @@ class SandboxServer:
                                             "the submission's fault; grade it again") from None
         except WireError:
             raise self._died("starting the sandbox, before any of the submission's code ran") from None
+        finally:
+            self.start_wait += time.monotonic() - waiting_since
         self._expect_ok(started)
 
     def request(self, message: Message, what: str) -> Message:
@@ -229,6 +235,11 @@ class SandboxedModel(ModelProtocol):
     def output(self) -> str:
         """What the student's code printed (bounded)."""
         return self.server.output.text()
+
+    @property
+    def start_wait(self) -> float:
+        """Seconds opening this model waited for its server's start-up (SandboxServer.start_wait)."""
+        return self.server.start_wait
 
     def describe(self) -> ModelDescription:
         if self._description is None:

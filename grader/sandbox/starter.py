@@ -16,6 +16,7 @@ same way.
 from __future__ import annotations
 
 import logging
+import time
 
 from grader.profile import HardwareProfile
 from grader.sandbox import client
@@ -56,7 +57,11 @@ class ServerStarter:
             server.close()  # it died waiting: start afresh rather than fail a student for it
             server = None
         self._taken += 1
-        return server if server is not None else self._start()
+        if server is None:
+            started = time.monotonic()
+            server = self._start()
+            server.start_wait += time.monotonic() - started  # a zygote's first start is its imports
+        return server
 
     def start_next(self) -> None:
         """Start the next server, unless one waits or all expected have been taken. Called once the
