@@ -138,6 +138,9 @@ for count in (1, int(sys.argv[1])):
 PY
 }
 device_probe "$workers" || echo "device probe failed"
+# Whether a zygote forks the servers here, and how long a submission waits for one (the first
+# includes the zygote's imports): the class's `sandbox_start` explained before it runs.
+"$python" bench/sandbox_start.py --profile "$profile" 2>&1 || echo "sandbox start probe failed"
 
 make_class "$scratch/class" "$copies"
 rm -rf "$out"
