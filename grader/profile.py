@@ -80,10 +80,10 @@ class HardwareProfile(BaseModel):
 
     def warm(self) -> None:
         """Create ahead what a submission's first requests would otherwise wait for: on CUDA the
-        process's context and cuBLAS's and cuDNN's handles (`exercise_device`), which took seconds of
-        each submission's load on a shared H200 (issue 20). A sandbox server calls it once the profile
-        is applied and before any student code is in it, so that a server started ahead of need has
-        them ready; nothing on the CPU, whose libraries need no such start."""
+        process's context and cuBLAS's and cuDNN's handles (`exercise_device`): 0.8 s a process on an
+        H200, 1.1-1.4 s with eight starting at once (issue 20, bench/RESULTS.md). A sandbox server calls
+        it once the profile is applied and before any student code is in it, so that a server started
+        ahead of need has them ready; nothing on the CPU, whose libraries need no such start."""
         if self.device == "cuda":
             exercise_device(self.device)
 
