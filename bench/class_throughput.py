@@ -24,7 +24,8 @@ from pathlib import Path
 
 from example_class import ROOT, copy_examples  # bench/example_class.py, beside this file
 
-STAGES = ("sandbox_start", "load", "checks", "evaluate", "q1_saliency", "q2_filters", "q3_lime", "q4_freeform", "probes", "report")
+STAGES = ("sandbox_start", "load", "checks", "evaluate", "q1_saliency", "q2_filters", "q3_lime", "q4_freeform",
+          "probes", "report")
 
 
 def grade(tree: Path, folder: Path, out: Path, workers: int, quick: bool) -> float:

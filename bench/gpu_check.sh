@@ -164,7 +164,8 @@ import json, os, statistics, sys
 from pathlib import Path
 out, profile, copies = Path(sys.argv[1]), sys.argv[4], int(sys.argv[5])
 start, end = float(sys.argv[2]), float(sys.argv[3])
-stages = ["sandbox_start", "load", "checks", "evaluate", "q1_saliency", "q2_filters", "q3_lime", "q4_freeform", "probes", "report"]
+stages = ["sandbox_start", "load", "checks", "evaluate", "q1_saliency", "q2_filters", "q3_lime", "q4_freeform",
+          "probes", "report"]
 results = [json.loads(path.read_text()) for path in sorted(out.glob("*/result.json"))]
 for result in results:
     assert result["profile"]["device"] == ("cuda" if profile == "gpu" else "cpu"), "graded under another profile"
