@@ -35,18 +35,14 @@ class HelperProcess(Executor):
     and their callers do that work themselves."""
 
     def __init__(self) -> None:
-        self._pool = self._start()
-
-    @staticmethod
-    def _start() -> ProcessPoolExecutor:
-        return one_process_pool()
+        self._pool = one_process_pool()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         try:
             return self._pool.submit(fn, *args, **kwargs)
         except BrokenProcessPool:
             self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._start()
+            self._pool = one_process_pool()
             return self._pool.submit(fn, *args, **kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

@@ -102,15 +102,13 @@ class ReportProcess:
         """The submission's result as the grader's failure (its result.json alone, written here)."""
         return write_submission(replace(assessed, grader_error=error), self.setup, None)
 
-    def _stop(self) -> None:
+    def _stop(self, wait: bool = False) -> None:
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.shutdown(wait=wait, cancel_futures=True)
         self._executor = self._started = None
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-        self._executor = self._started = None
+        self._stop(wait=True)
 
 
 def _become_report_process(parent: int) -> None:
